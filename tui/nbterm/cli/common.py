@@ -1,0 +1,42 @@
+"""What the headless commands share: loading the config and reporting errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from nbterm.config import ConfigError, ConfigNotFoundError, LoadedConfig, load_config
+from nbterm.locations import Paths, UnsafeDirectoryError, resolve_paths
+
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+class CliError(Exception):
+    """A failure the user can act on: printed without a traceback."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> int:
+    print(f"nbterm: {message}", file=sys.stderr)
+    return code
+
+
+def paths_for(args: argparse.Namespace) -> Paths:
+    return resolve_paths(args.config)
+
+
+def load(args: argparse.Namespace) -> tuple[LoadedConfig, Paths]:
+    """The validated config and the paths in use; a config problem exits with code 2."""
+    paths = paths_for(args)
+    try:
+        return load_config(paths.config_file), paths
+    except ConfigNotFoundError as exc:
+        raise CliError(str(exc), EXIT_CONFIG) from None
+    except ConfigError as exc:
+        raise CliError(f"invalid config\n{exc}", EXIT_CONFIG) from None
+    except UnsafeDirectoryError as exc:
+        raise CliError(str(exc), EXIT_CONFIG) from None

@@ -1,0 +1,59 @@
+"""``nbterm config init | check | path``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from nbterm.cli.common import EXIT_CONFIG, CliError, load, paths_for
+from nbterm.config.starter import ConfigExistsError, write_starter
+
+
+def register(commands: Any) -> None:
+    config = commands.add_parser("config", help="create, check or locate the config file")
+    actions = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    init = actions.add_parser("init", help="write an annotated starter config")
+    init.add_argument("--force", action="store_true", help="replace an existing file (kept as .bak)")
+    init.set_defaults(handler=cmd_init)
+    check = actions.add_parser("check", help="validate the config and print a summary")
+    check.set_defaults(handler=cmd_check)
+    path = actions.add_parser("path", help="print the path of the config file in use")
+    path.set_defaults(handler=cmd_path)
+
+
+def cmd_path(args: argparse.Namespace) -> int:
+    print(paths_for(args).config_file)
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    target = paths_for(args).config_file
+    try:
+        backup = write_starter(target, force=args.force)
+    except ConfigExistsError as exc:
+        raise CliError(str(exc), EXIT_CONFIG) from None
+    if backup is not None:
+        print(f"kept the old config as {backup}")
+    print(f"wrote {target}")
+    print("edit it, then run `nbterm config check`")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config, _ = load(args)
+    ec2 = [host for host in config.hosts.values() if host.is_ec2]
+    print(f"{config.path}: OK")
+    print(
+        f"  {len(config.hosts)} host(s) ({len(ec2)} EC2, {len(config.hosts) - len(ec2)} SSH), "
+        f"{len(config.templates)} template(s), {len(config.sync)} sync rule(s)"
+    )
+    for host in config.hosts.values():
+        where = f"EC2 {host.instance or 'from template ' + str(host.template)}"
+        if not host.is_ec2:
+            where = f"{host.user + '@' if host.user else ''}{host.hostname}:{host.port}"
+        print(f"  {host.name:<16} {where:<40} -> http://127.0.0.1:{host.jupyter.local_port}/")
+    for rule in config.sync:
+        local = os.path.expanduser(rule.local)
+        print(f"  sync {rule.host}:{rule.remote} -> {local} every {rule.interval}s")
+    return 0

@@ -1,0 +1,52 @@
+"""``nbterm``: with no command it opens the cockpit; every action also has a headless twin."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from nbterm import __version__
+from nbterm.cli import config_cmds, ssh_cmds
+from nbterm.cli.common import EXIT_CONFIG, CliError, fail
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nbterm",
+        description="A keyboard-driven terminal cockpit for Jupyter on remote machines.",
+        epilog="With no command, nbterm opens the cockpit. Run inside tmux.",
+    )
+    parser.add_argument("--version", action="version", version=f"nbterm {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: $NBTERM_CONFIG, then ~/.config/nbterm/config.toml)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    config_cmds.register(commands)
+    ssh_cmds.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            from nbterm.cli.run_app import run_app
+
+            return run_app(args)
+        handler = args.handler
+        result: int = handler(args)
+        return result
+    except CliError as exc:
+        return fail(str(exc), exc.code)
+    except KeyboardInterrupt:
+        return 130
+
+
+__all__ = ["EXIT_CONFIG", "build_parser", "main"]
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""``nbterm ssh-config``, ``nbterm ssh NAME``, ``nbterm import-ssh``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from nbterm.cli.common import EXIT_CONFIG, CliError, load, paths_for
+from nbterm.config import ConfigError, parse_config
+from nbterm.config.import_ssh import ImportSshError, import_hosts
+from nbterm.services.files import write_private
+from nbterm.services.sync.ssh_config import render_ssh_config, write_ssh_config
+
+
+def register(commands: Any) -> None:
+    show = commands.add_parser(
+        "ssh-config", help="print the OpenSSH config nbterm generates (for an Include line)"
+    )
+    show.set_defaults(handler=cmd_ssh_config)
+
+    ssh = commands.add_parser("ssh", help="open an interactive OpenSSH session to a host")
+    ssh.add_argument("name", help="host name from the config")
+    ssh.add_argument("remote_command", nargs=argparse.REMAINDER, help="command to run instead")
+    ssh.set_defaults(handler=cmd_ssh)
+
+    imp = commands.add_parser(
+        "import-ssh", help="turn ~/.ssh/config Host entries into nbterm hosts (TOML)"
+    )
+    imp.add_argument("hosts", nargs="*", metavar="HOST", help="hosts to import (default: all)")
+    imp.add_argument(
+        "--ssh-config", metavar="PATH", default="~/.ssh/config", help="default: ~/.ssh/config"
+    )
+    where = imp.add_mutually_exclusive_group()
+    where.add_argument("--output", metavar="FILE", help="write to a new file (never overwritten)")
+    where.add_argument(
+        "--append", action="store_true", help="append to the config in use, after validating"
+    )
+    imp.set_defaults(handler=cmd_import_ssh)
+
+
+def cmd_ssh_config(args: argparse.Namespace) -> int:
+    config, paths = load(args)
+    sys.stdout.write(render_ssh_config(config, paths))
+    return 0
+
+
+def cmd_ssh(args: argparse.Namespace) -> int:
+    config, paths = load(args)
+    host = config.hosts.get(args.name)
+    if host is None:
+        known = ", ".join(config.hosts) or "none"
+        raise CliError(f"no host named {args.name!r} in {config.path} (hosts: {known})")
+    if host.is_ec2:
+        raise CliError(f"{host.name} is an EC2 host and its address is not known yet")
+    ssh = shutil.which("ssh")
+    if ssh is None:
+        raise CliError("the OpenSSH client (ssh) is not installed")
+    generated = write_ssh_config(config, paths)
+    command = list(args.remote_command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    # Interactive: allow passphrase prompts. Host keys are still checked strictly.
+    argv = [ssh, "-F", str(generated), "-o", "BatchMode=no", host.name, *command]
+    os.execv(ssh, argv)
+    return 0  # pragma: no cover - execv does not return
+
+
+def cmd_import_ssh(args: argparse.Namespace) -> int:
+    source = Path(os.path.expanduser(args.ssh_config))
+    if not source.is_file():
+        raise CliError(f"no ssh config at {source}")
+    try:
+        result = import_hosts(source, args.hosts)
+    except ImportSshError as exc:
+        raise CliError(str(exc)) from None
+    text = result.to_toml(source)
+    if args.output:
+        target = Path(args.output).expanduser()
+        if target.exists():
+            raise CliError(f"{target} already exists; nothing written", EXIT_CONFIG)
+        write_private(target, text)
+        print(f"wrote {len(result.hosts)} host(s) to {target}")
+        return 0
+    if args.append:
+        return _append(args, text, len(result.hosts))
+    sys.stdout.write(text)
+    return 0
+
+
+def _append(args: argparse.Namespace, text: str, count: int) -> int:
+    target = paths_for(args).config_file
+    current = target.read_text() if target.exists() else ""
+    combined = current + ("\n" if current and not current.endswith("\n") else "") + "\n" + text
+    try:
+        parse_config(combined, target, check_files=False)
+    except ConfigError as exc:
+        raise CliError(
+            f"not appended: the result would not be a valid config\n{exc}", EXIT_CONFIG
+        ) from None
+    write_private(target, combined)
+    print(f"appended {count} host(s) to {target}")
+    return 0

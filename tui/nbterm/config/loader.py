@@ -1,0 +1,410 @@
+"""Load the user's TOML file into a validated :class:`LoadedConfig`, or explain what is wrong.
+
+Every problem names the file and the dotted key, and, where it can be placed, the line and column
+with the offending line and a caret under it. All problems are reported at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import stat
+import tomllib
+import types
+import typing
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from nbterm.config.errors import ConfigError, Problem
+from nbterm.config.locate import KeyPath, locate
+from nbterm.config.model import Host, JupyterSettings, LoadedConfig
+from nbterm.config.schema import Config
+
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class ConfigNotFoundError(Exception):
+    """There is no config file at the path in use."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(
+            f"no config file at {path}: create one with `nbterm config init` "
+            "(or pass --config PATH, or set NBTERM_CONFIG)"
+        )
+
+
+def dotted(path: Iterable[str | int]) -> str:
+    """``("hosts", "gpu", "port")`` -> ``hosts.gpu.port``; ``("sync", 1, "host")`` -> ``sync[1].host``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        text = part if _BARE_KEY.match(part) else '"' + part.replace('"', '\\"') + '"'
+        out += f".{text}" if out else text
+    return out
+
+
+class _Problems:
+    """Collects problems and places them in the source text."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.lines = source.splitlines()
+        self.items: list[Problem] = []
+
+    def add(self, path: KeyPath, message: str, *, at_value: bool = False) -> None:
+        position = locate(self.source, path, at_value=at_value)
+        if position is None:
+            self.items.append(Problem(dotted(path), message))
+            return
+        self.items.append(
+            Problem(
+                dotted(path),
+                message,
+                position.line,
+                position.column,
+                self.lines[position.line - 1],
+            )
+        )
+
+
+def load_config(path: Path, *, check_files: bool = True) -> LoadedConfig:
+    """Read, parse and validate ``path``.
+
+    With ``check_files`` (the default) identity files must exist with private permissions and the
+    config file itself must not be writable by others, as OpenSSH insists for its own files.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigNotFoundError(path) from None
+    except OSError as exc:
+        raise ConfigError(path, [Problem("", f"cannot read the file: {exc.strerror}")]) from None
+    try:
+        source = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [Problem("", f"not UTF-8 text (byte {exc.start})")]) from None
+    return parse_config(source, path, check_files=check_files)
+
+
+def parse_config(source: str, path: Path, *, check_files: bool = True) -> LoadedConfig:
+    problems = _Problems(source)
+    try:
+        document = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [_syntax_problem(str(exc), problems.lines)]) from None
+    if check_files:
+        _check_config_mode(path, problems)
+    try:
+        config = Config.model_validate(document)
+    except ValidationError as exc:
+        for error in exc.errors():
+            _explain(error, problems)
+        raise ConfigError(path, _in_order(problems.items)) from None
+    hosts = _resolve_hosts(config, path, problems, check_files=check_files)
+    _check_references(config, problems)
+    if problems.items:
+        raise ConfigError(path, _in_order(problems.items))
+    return LoadedConfig(path=path, raw=config, hosts=hosts)
+
+
+def _in_order(items: list[Problem]) -> list[Problem]:
+    """File-level problems first, then in the order of the file."""
+    return sorted(items, key=lambda p: (p.line is not None, p.line or 0, p.column or 0))
+
+
+def _syntax_problem(message: str, lines: list[str]) -> Problem:
+    match = _TOML_POSITION.search(message)
+    if not match:
+        return Problem("", f"TOML syntax error: {message}")
+    line, column = int(match.group(1)), int(match.group(2))
+    text = message[: match.start()]
+    source_line = lines[line - 1] if 0 < line <= len(lines) else ""
+    return Problem("", f"TOML syntax error: {text}", line, column, source_line)
+
+
+def _check_config_mode(path: Path, problems: _Problems) -> None:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return
+    if mode & 0o022:
+        problems.items.append(
+            Problem(
+                "",
+                f"permissions {mode:04o} are too open: the file is writable by group or others, "
+                f"who could point your hosts elsewhere (OpenSSH refuses such a config too); "
+                f"run: chmod go-w {path}",
+            )
+        )
+
+
+# --- pydantic errors into plain words ------------------------------------------------------------
+
+_TYPE_WORDS = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+    "tuple_type": "an array",
+    "list_type": "an array",
+}
+
+_PATTERN_WORDS = {
+    "ami": "an AMI id such as ami-0abcdef1234567890",
+    "endpoint_url": "an http:// or https:// URL",
+    "tmux_session": "a name of letters, digits, '.', '_' and '-'",
+    "hostname": "a host name or address without spaces or quotes",
+    "user": "a user name without spaces or quotes",
+    "proxy_jump": "a host name or [user@]host[:port] without spaces or quotes",
+    "identity_file": "a path without quotes or control characters",
+}
+
+
+def _toml_type(value: Any) -> str:
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        dict: "a table",
+        list: "an array",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def _explain(error: ErrorDetails, problems: _Problems) -> None:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    value = error.get("input")
+    field = next((part for part in reversed(loc) if isinstance(part, str)), "")
+    if loc and loc[-1] == "[key]":
+        path: KeyPath = loc[:-1]
+        problems.add(
+            path,
+            f"the name {value!r} may only contain letters, digits, '.', '_' and '-' "
+            "(and must start with a letter or digit)",
+        )
+        return
+    if kind == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        known = sorted(parent.model_fields) if parent else []
+        message = f"unknown key {field!r}"
+        close = difflib.get_close_matches(field, known, n=1, cutoff=0.6)
+        if close:
+            message += f"; did you mean {close[0]!r}?"
+        elif known:
+            message += f" (known keys: {', '.join(known)})"
+        problems.add(loc, message)
+    elif kind == "missing":
+        problems.add(loc, "required key is missing")
+    elif kind == "value_error":
+        ctx = error.get("ctx") or {}
+        problems.add(loc, str(ctx.get("error", error["msg"])))
+    elif kind in _TYPE_WORDS:
+        problems.add(
+            loc, f"expected {_TYPE_WORDS[kind]}, got {_toml_type(value)} ({value!r})", at_value=True
+        )
+    elif kind in {"greater_than_equal", "less_than_equal"} and field.endswith("port"):
+        problems.add(loc, f"port must be between 1 and 65535, got {value!r}", at_value=True)
+    elif kind in {"greater_than", "greater_than_equal"}:
+        ctx = error.get("ctx") or {}
+        bound = ctx.get("gt", ctx.get("ge"))
+        word = "greater than" if kind == "greater_than" else "at least"
+        problems.add(loc, f"must be {word} {bound}, got {value!r}", at_value=True)
+    elif kind == "string_too_short":
+        problems.add(loc, "must not be empty", at_value=True)
+    elif kind == "string_too_long":
+        problems.add(loc, "is too long", at_value=True)
+    elif kind == "string_pattern_mismatch":
+        expected = _PATTERN_WORDS.get(field, "a name of letters, digits, '.', '_' and '-'")
+        problems.add(loc, f"expected {expected}, got {value!r}", at_value=True)
+    else:
+        problems.add(loc, error["msg"], at_value=True)
+
+
+def _model_at(path: KeyPath) -> type[BaseModel] | None:
+    """The schema model that describes the table at ``path`` (for "did you mean")."""
+    model: type[BaseModel] = Config
+    annotation: Any = None
+    for part in path:
+        if annotation is not None:
+            annotation = _unwrap(annotation)
+            origin = typing.get_origin(annotation)
+            if origin in (dict, tuple, list):
+                annotation = typing.get_args(annotation)[-1 if origin is dict else 0]
+                annotation = _unwrap(annotation)
+                if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                    model, annotation = annotation, None
+                continue
+            return None
+        if not isinstance(part, str) or part not in model.model_fields:
+            return None
+        annotation = _unwrap(model.model_fields[part].annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model, annotation = annotation, None
+    if annotation is not None:
+        return None
+    return model
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip ``Annotated`` and ``X | None``."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+            annotation = args[0]
+        else:
+            return annotation
+
+
+# --- checks across tables, and inheritance ------------------------------------------------------
+
+
+def _suggest(name: str, choices: Iterable[str], what: str) -> str:
+    options = sorted(choices)
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    if options:
+        return f" ({what}: {', '.join(options)})"
+    return f" (there are no {what})"
+
+
+def _check_references(config: Config, problems: _Problems) -> None:
+    for name, host in config.hosts.items():
+        if host.template is not None and host.template not in config.templates:
+            problems.add(
+                ("hosts", name, "template"),
+                f"no template named {host.template!r}"
+                + _suggest(host.template, config.templates, "templates"),
+                at_value=True,
+            )
+        if host.proxy_jump == name:
+            problems.add(("hosts", name, "proxy_jump"), "a host cannot jump through itself")
+    seen_local: dict[str, int] = {}
+    for index, rule in enumerate(config.sync):
+        if rule.host not in config.hosts:
+            problems.add(
+                ("sync", index, "host"),
+                f"no host named {rule.host!r}" + _suggest(rule.host, config.hosts, "hosts"),
+                at_value=True,
+            )
+        target = os.path.normpath(os.path.expanduser(rule.local))
+        if target in seen_local:
+            problems.add(
+                ("sync", index, "local"),
+                f"sync[{seen_local[target]}] already pulls into {rule.local!r}: "
+                "two rules writing one folder would overwrite each other",
+                at_value=True,
+            )
+        seen_local.setdefault(target, index)
+
+
+def _resolve_hosts(
+    config: Config, config_path: Path, problems: _Problems, *, check_files: bool
+) -> dict[str, Host]:
+    explicit: dict[int, str] = {}
+    for name, host in config.hosts.items():
+        port = host.jupyter.local_port
+        if port is None:
+            continue
+        if port in explicit:
+            problems.add(
+                ("hosts", name, "jupyter", "local_port"),
+                f"local port {port} is already used by host {explicit[port]!r}; "
+                "each host's tunnel needs its own port",
+                at_value=True,
+            )
+        explicit.setdefault(port, name)
+
+    defaults, base = config.defaults, config.jupyter
+    next_port = base.local_port
+    resolved: dict[str, Host] = {}
+    checked: set[Path] = set()
+    for name, host in config.hosts.items():
+        local_port = host.jupyter.local_port
+        if local_port is None:
+            while next_port in explicit:
+                next_port += 1
+            local_port, next_port = next_port, next_port + 1
+        identity_key: KeyPath = ("hosts", name, "identity_file")
+        identity = host.identity_file
+        if identity is None:
+            identity, identity_key = defaults.identity_file, ("defaults", "identity_file")
+        identity_path = _identity_path(identity, config_path) if identity else None
+        if identity_path is not None and check_files and identity_path not in checked:
+            checked.add(identity_path)
+            _check_identity(identity_path, identity_key, problems)
+        overrides = host.jupyter
+        resolved[name] = Host(
+            name=name,
+            hostname=host.hostname,
+            instance=host.instance,
+            template=host.template,
+            port=host.port or defaults.port,
+            user=host.user or defaults.user,
+            identity_file=identity_path,
+            proxy_jump=host.proxy_jump,
+            connect_timeout=defaults.connect_timeout,
+            keepalive_interval=defaults.keepalive_interval,
+            keepalive_count_max=defaults.keepalive_count_max,
+            jupyter=JupyterSettings(
+                command=overrides.command or base.command,
+                remote_port=overrides.remote_port or base.remote_port,
+                local_port=local_port,
+                notebook_dir=overrides.notebook_dir or base.notebook_dir,
+                tmux_session=overrides.tmux_session or base.tmux_session,
+            ),
+        )
+    return resolved
+
+
+def _identity_path(value: str, config_path: Path) -> Path:
+    path = Path(os.path.expanduser(value))
+    if not path.is_absolute():
+        path = config_path.parent / path
+    return path
+
+
+def _check_identity(path: Path, key: KeyPath, problems: _Problems) -> None:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        problems.add(
+            key,
+            f"no such private key: {path} (create one with: ssh-keygen -t ed25519 -f {path})",
+            at_value=True,
+        )
+        return
+    except OSError as exc:
+        problems.add(key, f"cannot read {path}: {exc.strerror}", at_value=True)
+        return
+    if not stat.S_ISREG(info.st_mode):
+        problems.add(key, f"{path} is not a file", at_value=True)
+        return
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+        problems.add(
+            key,
+            f"permissions {mode:04o} for {path} are too open: a private key must not be "
+            f"accessible by group or others (OpenSSH refuses it too); run: chmod 600 {path}",
+            at_value=True,
+        )

@@ -1,0 +1,65 @@
+"""What the rest of nbterm uses: the config with every default and inheritance applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbterm.config.schema import AwsConfig, Config, SyncRule, TemplateConfig
+
+
+@dataclass(frozen=True)
+class JupyterSettings:
+    command: str
+    remote_port: int
+    local_port: int
+    """The port nbterm tries first for this host's tunnel (it falls back to a free one)."""
+    notebook_dir: str
+    tmux_session: str
+
+
+@dataclass(frozen=True)
+class Host:
+    """One host with its settings resolved (host value, else ``[defaults]``, else OpenSSH's)."""
+
+    name: str
+    hostname: str | None
+    """Address of a plain SSH host; None for EC2 hosts, whose address is looked up live."""
+    instance: str | None
+    template: str | None
+    port: int
+    user: str | None
+    identity_file: Path | None
+    proxy_jump: str | None
+    connect_timeout: int
+    keepalive_interval: int
+    keepalive_count_max: int
+    jupyter: JupyterSettings
+
+    @property
+    def is_ec2(self) -> bool:
+        return self.hostname is None
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config file."""
+
+    path: Path
+    raw: Config
+    hosts: dict[str, Host]
+
+    @property
+    def aws(self) -> AwsConfig:
+        return self.raw.aws
+
+    @property
+    def templates(self) -> dict[str, TemplateConfig]:
+        return self.raw.templates
+
+    @property
+    def sync(self) -> tuple[SyncRule, ...]:
+        return self.raw.sync
+
+    def sync_rules_for(self, host: str) -> list[SyncRule]:
+        return [rule for rule in self.raw.sync if rule.host == host]

@@ -1,0 +1,26 @@
+"""boto3 clients built from ``[aws]``: profile, region, endpoint, and botocore's standard retries."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+from nbterm.config.schema import AwsConfig
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+
+_BOTO_CONFIG = BotoConfig(
+    retries={"mode": "standard", "max_attempts": 5},
+    connect_timeout=10,
+    read_timeout=30,
+    user_agent_appid="nbterm",
+)
+
+
+def ec2_client(aws: AwsConfig) -> EC2Client:
+    """An EC2 client for ``[aws]`` (blocking; call it from a thread)."""
+    session = boto3.session.Session(profile_name=aws.profile, region_name=aws.region)
+    return session.client("ec2", endpoint_url=aws.endpoint_url, config=_BOTO_CONFIG)

@@ -1,0 +1,1 @@
+"""Remote machines over SSH: connections, host keys, Jupyter, tunnels."""

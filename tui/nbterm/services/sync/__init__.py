@@ -1,0 +1,1 @@
+"""Notebook sync: rsync over OpenSSH through nbterm's generated ssh config."""
