@@ -31,7 +31,7 @@ class Paths:
 
     @property
     def known_hosts(self) -> Path:
-        """nbterm's own known-hosts file, in OpenSSH format, shared by asyncssh and OpenSSH."""
+        """nbterm's own known-hosts file (OpenSSH format), read by asyncssh and OpenSSH."""
         return self.state_dir / "known_hosts"
 
     @property
@@ -46,7 +46,7 @@ class Paths:
 
     @property
     def control_dir(self) -> Path:
-        """Where OpenSSH keeps its ControlMaster sockets (short paths: sockets have a length limit)."""
+        """OpenSSH ControlMaster sockets (kept short: socket paths have a length limit)."""
         return self.runtime_dir / "cm"
 
 
@@ -79,7 +79,9 @@ def resolve_paths(config_override: str | os.PathLike[str] | None = None) -> Path
     state = os.environ.get(STATE_ENV)
     return Paths(
         config_file=config_file(config_override),
-        state_dir=Path(state).expanduser() if state else Path(platformdirs.user_state_dir(APP_NAME)),
+        state_dir=Path(state).expanduser()
+        if state
+        else Path(platformdirs.user_state_dir(APP_NAME)),
         runtime_dir=_runtime_dir(),
     )
 

@@ -14,7 +14,9 @@ def register(commands: Any) -> None:
     config = commands.add_parser("config", help="create, check or locate the config file")
     actions = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     init = actions.add_parser("init", help="write an annotated starter config")
-    init.add_argument("--force", action="store_true", help="replace an existing file (kept as .bak)")
+    init.add_argument(
+        "--force", action="store_true", help="replace an existing file (kept as .bak)"
+    )
     init.set_defaults(handler=cmd_init)
     check = actions.add_parser("check", help="validate the config and print a summary")
     check.set_defaults(handler=cmd_check)

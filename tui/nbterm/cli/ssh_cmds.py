@@ -65,7 +65,7 @@ def cmd_ssh(args: argparse.Namespace) -> int:
         command = command[1:]
     # Interactive: allow passphrase prompts. Host keys are still checked strictly.
     argv = [ssh, "-F", str(generated), "-o", "BatchMode=no", host.name, *command]
-    os.execv(ssh, argv)
+    os.execv(ssh, argv)  # noqa: S606 - replacing this process with ssh is the point
     return 0  # pragma: no cover - execv does not return
 
 

@@ -11,7 +11,7 @@ class Problem:
     """One thing wrong with the config file."""
 
     key: str
-    """Dotted key, for example ``templates.gpu.instance_type`` or ``sync[1].host``; "" for the file."""
+    """Dotted key, such as ``templates.gpu.ami`` or ``sync[1].host``; "" for the whole file."""
     message: str
     line: int | None = None
     """1-based line in the file, when the problem can be placed."""
@@ -46,7 +46,11 @@ def _render_problem(path: Path, problem: Problem) -> str:
         where += f":{problem.line}"
         if problem.column is not None:
             where += f":{problem.column}"
-    head = f"{where}: {problem.key}: {problem.message}" if problem.key else f"{where}: {problem.message}"
+    head = (
+        f"{where}: {problem.key}: {problem.message}"
+        if problem.key
+        else f"{where}: {problem.message}"
+    )
     if problem.line is None or problem.source_line is None:
         return head
     number = str(problem.line)

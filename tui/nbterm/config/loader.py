@@ -41,7 +41,7 @@ class ConfigNotFoundError(Exception):
 
 
 def dotted(path: Iterable[str | int]) -> str:
-    """``("hosts", "gpu", "port")`` -> ``hosts.gpu.port``; ``("sync", 1, "host")`` -> ``sync[1].host``."""
+    """``("hosts", "gpu", "port")`` -> ``hosts.gpu.port``; ``("sync", 1)`` -> ``sync[1]``."""
     out = ""
     for part in path:
         if isinstance(part, int):

@@ -105,8 +105,8 @@ class HostConfig(_Model):
             )
         if self.hostname is None and not ec2:
             raise ValueError(
-                "say where this host is: hostname = \"...\" for a plain SSH host, or "
-                "instance = \"...\" / template = \"...\" for an EC2 instance"
+                'say where this host is: hostname = "..." for a plain SSH host, or '
+                'instance = "..." / template = "..." for an EC2 instance'
             )
         return self
 

@@ -1,4 +1,4 @@
-"""boto3 clients built from ``[aws]``: profile, region, endpoint, and botocore's standard retries."""
+"""boto3 clients from ``[aws]``: profile, region, endpoint, and botocore's standard retries."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ _BOTO_CONFIG = BotoConfig(
     retries={"mode": "standard", "max_attempts": 5},
     connect_timeout=10,
     read_timeout=30,
-    user_agent_appid="nbterm",
+    user_agent_extra="nbterm",
 )
 
 

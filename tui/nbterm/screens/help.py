@@ -1,0 +1,40 @@
+"""Help: what every key does."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Static
+
+
+class HelpScreen(ModalScreen[None]):
+    """Lists the bindings of the screen below it. Closed with Escape, q or ?."""
+
+    BINDINGS = [
+        Binding("escape,q,question_mark", "dismiss", "Close", id="help.close"),
+    ]
+
+    def __init__(self, bindings: list[tuple[str, str, str]]) -> None:
+        super().__init__(id="help")
+        self.rows = bindings
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="help-box"):
+            yield Static("[b]nbterm keys[/b]", id="help-title")
+            table: DataTable[str] = DataTable(
+                id="help-table", cursor_type="none", show_cursor=False
+            )
+            table.add_columns("Key", "Action", "What it does")
+            for row in self.rows:
+                table.add_row(*row)
+            yield table
+            yield Static(
+                "Quitting closes the tunnels; Jupyter keeps running on the remote in tmux, "
+                "so kernels survive. Close this help with q, ? or Escape.",
+                id="help-footer",
+            )
+
+    async def action_dismiss(self, result: None = None) -> None:
+        self.dismiss(result)

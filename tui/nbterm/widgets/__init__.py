@@ -1,0 +1,1 @@
+"""The cockpit's panes: each owns its rendering."""
