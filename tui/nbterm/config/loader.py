@@ -106,7 +106,11 @@ def parse_config(source: str, path: Path, *, check_files: bool = True) -> Loaded
     try:
         config = Config.model_validate(document)
     except ValidationError as exc:
-        for error in exc.errors():
+        errors = exc.errors()
+        suggested = _suggested_keys(errors)
+        for error in errors:
+            if error["type"] == "missing" and tuple(error["loc"]) in suggested:
+                continue  # the misspelt key's "did you mean" already says it
             _explain(error, problems)
         raise ConfigError(path, _in_order(problems.items)) from None
     hosts = _resolve_hosts(config, path, problems, check_files=check_files)
@@ -187,6 +191,26 @@ def _toml_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+def _close_key(field: str, parent: KeyPath) -> str | None:
+    model = _model_at(parent)
+    if model is None:
+        return None
+    close = difflib.get_close_matches(field, sorted(model.model_fields), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _suggested_keys(errors: list[ErrorDetails]) -> set[KeyPath]:
+    """Keys that a "did you mean" of an unknown key will name."""
+    found: set[KeyPath] = set()
+    for error in errors:
+        loc = tuple(error["loc"])
+        if error["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+            close = _close_key(loc[-1], loc[:-1])
+            if close:
+                found.add((*loc[:-1], close))
+    return found
+
+
 def _explain(error: ErrorDetails, problems: _Problems) -> None:
     loc = tuple(error["loc"])
     kind = error["type"]
@@ -204,9 +228,9 @@ def _explain(error: ErrorDetails, problems: _Problems) -> None:
         parent = _model_at(loc[:-1])
         known = sorted(parent.model_fields) if parent else []
         message = f"unknown key {field!r}"
-        close = difflib.get_close_matches(field, known, n=1, cutoff=0.6)
+        close = _close_key(field, loc[:-1])
         if close:
-            message += f"; did you mean {close[0]!r}?"
+            message += f"; did you mean {close!r}?"
         elif known:
             message += f" (known keys: {', '.join(known)})"
         problems.add(loc, message)
@@ -311,8 +335,8 @@ def _check_references(config: Config, problems: _Problems) -> None:
         if target in seen_local:
             problems.add(
                 ("sync", index, "local"),
-                f"sync[{seen_local[target]}] already pulls into {rule.local!r}: "
-                "two rules writing one folder would overwrite each other",
+                f"sync[{seen_local[target]}] already pulls into {target}: "
+                "two rules writing one folder would overwrite each other's files",
                 at_value=True,
             )
         seen_local.setdefault(target, index)

@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Port = Annotated[StrictInt, Field(ge=1, le=65535)]
 PositiveInt = Annotated[StrictInt, Field(gt=0)]
@@ -141,11 +151,12 @@ class TemplateConfig(_Model):
     tags: dict[NonEmpty, StrictStr] = {}
     """Extra tags for the instance (nbterm adds Name and its own tag)."""
 
-    @model_validator(mode="after")
-    def _price_needs_spot(self) -> Self:
-        if self.max_price is not None and not self.spot:
+    @field_validator("max_price")
+    @classmethod
+    def _price_needs_spot(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and not info.data.get("spot", False):
             raise ValueError("max_price only applies to spot instances: add spot = true")
-        return self
+        return value
 
 
 class SyncRule(_Model):

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Installs what nbterm's tests need on a fresh Debian machine, then exits. Idempotent.
+#   - system parts: OpenSSH server and client, rsync, tmux, git (apt-get, when run as root)
+#   - .venv/ with nbterm and its dev and demo extras
+#   - as root: an unprivileged user "nbterm-test" for the loopback sshd to log in as, and a Python
+#     environment with jupyter-server that this user can run (/opt/nbterm-test/remote-venv)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+TEST_USER=nbterm-test
+REMOTE_VENV=/opt/nbterm-test/remote-venv
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+pip_quiet() {  # pip, with its output shown only when it fails
+    local log
+    log=$(mktemp)
+    if ! "$@" >"$log" 2>&1; then cat "$log" >&2; rm -f "$log"; return 1; fi
+    rm -f "$log"
+}
+
+need_apt=()
+command -v ssh >/dev/null || need_apt+=(openssh-client)
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
+command -v rsync >/dev/null || need_apt+=(rsync)
+command -v tmux >/dev/null || need_apt+=(tmux)
+command -v git >/dev/null || need_apt+=(git)
+if [ "$(id -u)" = 0 ]; then
+    [ -x /usr/bin/python3 ] || need_apt+=(python3)
+    /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
+fi
+if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null && [ "$PYTHON" = python3 ] \
+    && [ "$(command -v python3)" = /usr/bin/python3 ]; then
+    need_apt+=(python3-venv)
+fi
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        say "installing ${need_apt[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+    else
+        say "missing system packages: ${need_apt[*]}"
+        say "install them (for example: sudo apt-get install ${need_apt[*]}) and run again"
+        exit 1
+    fi
+fi
+
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    say "nbterm needs Python 3.11 or newer; $PYTHON is $("$PYTHON" --version 2>&1)"
+    exit 1
+fi
+
+stamp=.venv/.nbterm-installed
+if [ ! -x .venv/bin/python ]; then
+    say "creating .venv"
+    "$PYTHON" -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    say "installing nbterm with its dev and demo extras into .venv"
+    pip_quiet .venv/bin/python -m pip install --disable-pip-version-check -U pip
+    pip_quiet .venv/bin/python -m pip install --disable-pip-version-check -e '.[dev,demo]'
+    touch "$stamp"
+fi
+
+if [ "$(id -u)" = 0 ]; then
+    mkdir -p /run/sshd
+    if ! id "$TEST_USER" >/dev/null 2>&1; then
+        say "creating the unprivileged test user $TEST_USER"
+        useradd --create-home --shell /bin/bash "$TEST_USER"
+    fi
+    # sshd with UsePAM no refuses accounts whose password is locked ("!"); "*" allows key logins only.
+    usermod -p '*' "$TEST_USER"
+    if [ ! -x "$REMOTE_VENV/bin/jupyter-server" ]; then
+        say "creating the remote side's Python ($REMOTE_VENV, jupyter-server)"
+        mkdir -p "$(dirname "$REMOTE_VENV")"
+        /usr/bin/python3 -m venv "$REMOTE_VENV"
+        pip_quiet "$REMOTE_VENV/bin/python" -m pip install --disable-pip-version-check jupyter-server
+        chmod -R a+rX "$(dirname "$REMOTE_VENV")"
+    fi
+fi
+say "ready"
