@@ -69,14 +69,14 @@ def write_config(paths: Paths) -> Callable[[str], Path]:
 
 
 @pytest.fixture(scope="session")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+def sshd() -> Iterator[SshServer]:
     """A real OpenSSH sshd on 127.0.0.1 (see tests/harness/sshd.py)."""
-    server = make_sshd(tmp_path_factory.mktemp("sshd"))
-    server.start()
+    server = make_sshd()
     try:
+        server.start()
         yield server
     finally:
-        server.stop()
+        server.remove()
 
 
 @pytest.fixture

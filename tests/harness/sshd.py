@@ -91,6 +91,11 @@ class SshServer:
     def resume(self) -> None:
         os.kill(self.pid, signal.SIGCONT)
 
+    def remove(self) -> None:
+        """Stop it and delete its keys and config."""
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")
 
@@ -114,7 +119,7 @@ def check_parts() -> None:
         )
 
 
-def make_sshd(base: Path) -> SshServer:
+def make_sshd(base: Path | None = None) -> SshServer:
     """Write keys and config for a new sshd under ``base`` (not started)."""
     check_parts()
     if os.getuid() == 0:
@@ -133,8 +138,9 @@ def make_sshd(base: Path) -> SshServer:
         import sys
 
         remote_python = Path(sys.prefix) / "bin" / "python"
+    # Not under pytest's 0700 tree: the login user reads authorized_keys from here.
     workdir = Path(tempfile.mkdtemp(prefix="nbterm-sshd-", dir=base))
-    workdir.chmod(0o755)  # the login user reads authorized_keys from here
+    workdir.chmod(0o755)
     host_key = workdir / "ssh_host_ed25519_key"
     keygen(host_key, "nbterm-test-host")
     client_key = workdir / "client_ed25519"

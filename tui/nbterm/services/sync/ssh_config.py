@@ -42,9 +42,12 @@ def host_key_alias(host: Host, ec2: Ec2Address | None = None) -> str:
     return host.name
 
 
-def _quote(value: str) -> str:
-    """Quote for ssh_config; ``%`` is escaped because ssh expands tokens in paths."""
-    return '"' + value.replace("%", "%%") + '"'
+def _quote(path: str, suffix: str = "") -> str:
+    """Quote a path for ssh_config, escaping ``%`` (ssh expands tokens in paths).
+
+    ``suffix`` is appended unescaped, for tokens that ssh should expand.
+    """
+    return '"' + path.replace("%", "%%") + suffix + '"'
 
 
 def render_host(host: Host, paths: Paths, ec2: Ec2Address | None = None) -> list[str]:
@@ -74,7 +77,8 @@ def render_host(host: Host, paths: Paths, ec2: Ec2Address | None = None) -> list
         ("ServerAliveInterval", str(host.keepalive_interval)),
         ("ServerAliveCountMax", str(host.keepalive_count_max)),
         ("ControlMaster", "auto"),
-        ("ControlPath", _quote(str(paths.control_dir / "%C"))),
+        # %C: a hash of the connection, so every host gets its own short socket name.
+        ("ControlPath", _quote(str(paths.control_dir), "/%C")),
         ("ControlPersist", str(CONTROL_PERSIST_SECONDS)),
     ]
     return [f"Host {host.name}"] + [f"    {key} {value}" for key, value in options]
