@@ -41,43 +41,44 @@ class ImportResult:
 
 
 def host_names(ssh_config: Path) -> list[str]:
-    """Concrete ``Host`` names in ``ssh_config`` and the files it includes (no patterns)."""
+    """Concrete ``Host`` names in ``ssh_config`` and the files it includes, in reading order.
+
+    Patterns (``*``, ``?``, ``!``) are skipped: they are not hosts one can connect to.
+    """
     names: list[str] = []
-    for path in _config_files(ssh_config, set()):
-        for line in _read_lines(path):
-            words = shlex.split(line, comments=True)
-            if len(words) < 2 or words[0].lower() != "host":
-                continue
+    for words in _directives(ssh_config, set()):
+        if words[0].lower() == "host":
             for word in words[1:]:
                 if not any(char in word for char in "*?!") and word not in names:
                     names.append(word)
     return names
 
 
-def _read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(errors="replace").splitlines()
-    except OSError:
-        return []
-
-
-def _config_files(path: Path, seen: set[Path]) -> Iterable[Path]:
+def _directives(path: Path, seen: set[Path]) -> Iterable[list[str]]:
+    """The directives of ``path``, with ``Include`` files read in place."""
     if path in seen:
         return
     seen.add(path)
-    yield path
-    for line in _read_lines(path):
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return
+    for line in lines:
         try:
             words = shlex.split(line, comments=True)
         except ValueError:
             continue
-        if len(words) >= 2 and words[0].lower() == "include":
-            for pattern in words[1:]:
-                expanded = os.path.expanduser(pattern)
-                if not os.path.isabs(expanded):
-                    expanded = str(Path("~/.ssh").expanduser() / expanded)
-                for match in sorted(glob.glob(expanded)):
-                    yield from _config_files(Path(match), seen)
+        if len(words) < 2:
+            continue
+        if words[0].lower() != "include":
+            yield words
+            continue
+        for pattern in words[1:]:
+            expanded = os.path.expanduser(pattern)
+            if not os.path.isabs(expanded):
+                expanded = str(Path("~/.ssh").expanduser() / expanded)
+            for match in sorted(glob.glob(expanded)):
+                yield from _directives(Path(match), seen)
 
 
 def effective_settings(host: str, ssh_config: Path) -> dict[str, list[str]]:

@@ -1,0 +1,73 @@
+"""nbterm's own files: 0600, in 0700 directories, written atomically."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from nbterm.locations import UnsafeDirectoryError, ensure_private_dir, resolve_paths
+from nbterm.services.files import write_private
+
+
+def test_write_private_modes_and_content(tmp_path: Path) -> None:
+    target = tmp_path / "state" / "deep" / "file"
+    write_private(target, "one\n")
+    write_private(target, "two\n")
+    assert target.read_text() == "two\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert stat.S_IMODE(target.parent.stat().st_mode) == 0o700
+    assert [p.name for p in target.parent.iterdir()] == ["file"]  # no temporary left behind
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "dir" / "file"
+    write_private(target, "good\n")
+
+    def broken_replace(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="No space"):
+        write_private(target, "new\n")
+    assert target.read_text() == "good\n"
+    assert [p.name for p in target.parent.iterdir()] == ["file"]
+
+
+def test_an_existing_loose_directory_is_tightened(tmp_path: Path) -> None:
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o755)
+    ensure_private_dir(loose)
+    assert stat.S_IMODE(loose.stat().st_mode) == 0o700
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to give a directory away")
+def test_a_directory_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)
+    with pytest.raises(UnsafeDirectoryError, match="belongs to uid 65534"):
+        ensure_private_dir(theirs)
+
+
+def test_paths_follow_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBTERM_CONFIG", str(tmp_path / "c.toml"))
+    monkeypatch.setenv("NBTERM_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("NBTERM_RUNTIME_DIR", str(tmp_path / "run"))
+    paths = resolve_paths()
+    assert paths.config_file == tmp_path / "c.toml"
+    assert paths.known_hosts == tmp_path / "state" / "known_hosts"
+    assert paths.control_dir == tmp_path / "run" / "cm"
+    assert resolve_paths("~/other.toml").config_file == Path.home() / "other.toml"
+
+
+def test_default_paths_follow_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NBTERM_CONFIG", "NBTERM_STATE_DIR", "NBTERM_RUNTIME_DIR"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    paths = resolve_paths()
+    assert paths.config_file == Path.home() / ".config" / "nbterm" / "config.toml"
+    assert paths.state_dir == Path.home() / ".local" / "state" / "nbterm"
+    assert paths.runtime_dir == tmp_path / "nbterm"

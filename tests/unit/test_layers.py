@@ -1,0 +1,49 @@
+"""The services layer (and config, locations, the headless CLI) never imports Textual or Rich."""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+
+import nbterm
+
+HEADLESS_PREFIXES = ("nbterm.services", "nbterm.config", "nbterm.cli", "nbterm.locations")
+UI_ONLY = {"nbterm.cli.run_app"}  # imports the app, on purpose, when the cockpit opens
+
+
+def headless_modules() -> list[str]:
+    names = [
+        info.name
+        for info in pkgutil.walk_packages(nbterm.__path__, prefix="nbterm.")
+        if info.name.startswith(HEADLESS_PREFIXES)
+    ]
+    return sorted(set(names) - UI_ONLY)
+
+
+def test_there_are_headless_modules_to_check() -> None:
+    modules = headless_modules()
+    assert "nbterm.services.sync.ssh_config" in modules
+    assert "nbterm.config.loader" in modules
+    assert "nbterm.cli.main" in modules
+
+
+def test_headless_modules_import_neither_textual_nor_rich() -> None:
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {headless_modules()!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {'textual', 'rich'})))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout) == []
+
+
+def test_app_py_is_wiring() -> None:
+    from pathlib import Path
+
+    app = Path(nbterm.__file__).with_name("app.py").read_text()
+    assert len(app.splitlines()) < 150
