@@ -118,7 +118,7 @@ def moto_server() -> Iterator[MotoEc2]:
 
 
 @pytest.fixture
-def moto_ec2(moto_server: MotoEc2) -> Iterator[MotoEc2]:
+def moto_ec2(moto_server: MotoEc2) -> MotoEc2:
     """moto's EC2 server, with its state reset for this test."""
     moto_server.reset()
-    yield moto_server
+    return moto_server

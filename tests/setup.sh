@@ -26,12 +26,22 @@ command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v rsync >/dev/null || need_apt+=(rsync)
 command -v tmux >/dev/null || need_apt+=(tmux)
 command -v git >/dev/null || need_apt+=(git)
+can_make_venv() {  # Debian ships venv's pip bootstrap separately (python3-venv)
+    local dir ok=1
+    dir=$(mktemp -d)
+    "$1" -m venv "$dir/v" >/dev/null 2>&1 && ok=0
+    rm -rf "$dir"
+    return $ok
+}
 if [ "$(id -u)" = 0 ]; then
-    [ -x /usr/bin/python3 ] || need_apt+=(python3)
-    /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
+    # the remote side of the tests runs as an unprivileged user, with Debian's python3
+    if [ ! -x /usr/bin/python3 ]; then need_apt+=(python3 python3-venv)
+    elif [ ! -x "$REMOTE_VENV/bin/jupyter-server" ] && ! can_make_venv /usr/bin/python3; then
+        need_apt+=(python3-venv)
+    fi
 fi
-if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null && [ "$PYTHON" = python3 ] \
-    && [ "$(command -v python3)" = /usr/bin/python3 ]; then
+if [ ! -x .venv/bin/python ] && [ "$(command -v "$PYTHON")" = /usr/bin/python3 ] \
+    && ! can_make_venv "$PYTHON"; then
     need_apt+=(python3-venv)
 fi
 

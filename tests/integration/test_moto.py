@@ -14,8 +14,9 @@ pytestmark = pytest.mark.moto
 def test_launch_a_spot_instance_and_find_it_by_tag(moto_ec2: MotoEc2) -> None:
     client = ec2_client(AwsConfig(region="us-east-1", endpoint_url=moto_ec2.endpoint_url))
     assert client.meta.endpoint_url == moto_ec2.endpoint_url
-    assert client.meta.config.retries is not None
-    assert client.meta.config.retries["mode"] == "standard"
+    retries = getattr(client.meta.config, "retries", None)
+    assert retries is not None
+    assert retries["mode"] == "standard"
     launched = client.run_instances(
         ImageId="ami-0abcdef1234567890",
         InstanceType="t3.micro",

@@ -74,8 +74,9 @@ def test_ssh_g_reports_what_the_toml_means(example: Path, tmp_path: Path, paths:
         assert one(settings, "serveralivecountmax") == str(host.keepalive_count_max)
         assert one(settings, "connecttimeout") == str(host.connect_timeout)
         assert one(settings, "controlmaster") == "auto"
-        assert re.fullmatch(re.escape(str(paths.control_dir)) + r"/[0-9a-f]{40}",
-                            one(settings, "controlpath"))
+        assert re.fullmatch(
+            re.escape(str(paths.control_dir)) + r"/[0-9a-f]{40}", one(settings, "controlpath")
+        )
         assert one(settings, "controlpersist") == "600"
 
 
@@ -133,12 +134,15 @@ def box(
 def _end_master(generated: Path, name: str) -> None:
     """End the ControlPersist master this test started: by its pid, as ssh reports it."""
     check = subprocess.run(
-        ["ssh", "-F", str(generated), "-O", "check", name], capture_output=True, text=True,
+        ["ssh", "-F", str(generated), "-O", "check", name],
+        capture_output=True,
+        text=True,
         check=False,
     )
     match = re.search(r"pid=(\d+)", check.stderr)
-    subprocess.run(["ssh", "-F", str(generated), "-O", "exit", name], capture_output=True,
-                   check=False)
+    subprocess.run(
+        ["ssh", "-F", str(generated), "-O", "exit", name], capture_output=True, check=False
+    )
     if match:
         import os
         import signal
@@ -156,7 +160,10 @@ def _end_master(generated: Path, name: str) -> None:
 
 def run_ssh(generated: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["ssh", "-F", str(generated), *args], capture_output=True, text=True, timeout=30,
+        ["ssh", "-F", str(generated), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
         check=False,
     )
 
@@ -208,7 +215,8 @@ def test_rsync_pulls_through_the_generated_config(
     trust_sshd("box")
     remote_dir = f"nbterm-test-{uuid.uuid4().hex[:8]}"
     made = run_ssh(
-        generated, "box",
+        generated,
+        "box",
         f"mkdir -p {remote_dir}/sub && echo '{{}}' > {remote_dir}/sub/'a b.ipynb'"
         f" && echo x > {remote_dir}/skip.txt",
     )
@@ -216,10 +224,22 @@ def test_rsync_pulls_through_the_generated_config(
     local = tmp_path / "local"
     try:
         done = subprocess.run(
-            ["rsync", "-a", "-m", "-e", f"ssh -F {generated}",
-             "--include=*/", "--include=*.ipynb", "--exclude=*",
-             f"box:{remote_dir}/", f"{local}/"],
-            capture_output=True, text=True, timeout=60, check=False,
+            [
+                "rsync",
+                "-a",
+                "-m",
+                "-e",
+                f"ssh -F {generated}",
+                "--include=*/",
+                "--include=*.ipynb",
+                "--exclude=*",
+                f"box:{remote_dir}/",
+                f"{local}/",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert done.returncode == 0, done.stderr
         assert (local / "sub" / "a b.ipynb").read_text() == "{}\n"
@@ -235,7 +255,10 @@ def test_nbterm_ssh_runs_openssh_through_the_generated_config(
     trust_sshd("box")
     done = subprocess.run(
         [sys.executable, "-m", "nbterm", "ssh", "box", "--", "echo", "hello from", "$(id -un)"],
-        capture_output=True, text=True, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"hello from {sshd.user}"

@@ -22,7 +22,12 @@ EXPECTED: dict[str, tuple[str, str, int | None, int | None]] = {
         3,
         1,
     ),
-    "missing_template": ("hosts.gpu.template", "no template named 'gpu-large' (templates: gpu)", 3, 12),
+    "missing_template": (
+        "hosts.gpu.template",
+        "no template named 'gpu-large' (templates: gpu)",
+        3,
+        12,
+    ),
     "sync_unknown_host": ("sync[0].host", "no host named 'lba'; did you mean 'lab'?", 5, 8),
     "port_out_of_range": ("hosts.lab.port", "port must be between 1 and 65535, got 70000", 3, 8),
     "duplicate_local_port": (
@@ -41,7 +46,8 @@ EXPECTED: dict[str, tuple[str, str, int | None, int | None]] = {
     "key_too_open": (
         "hosts.lab.identity_file",
         "permissions 0644 for {dir}/keys/open-key are too open: a private key must not be "
-        "accessible by group or others (OpenSSH refuses it too); run: chmod 600 {dir}/keys/open-key",
+        "accessible by group or others (OpenSSH refuses it too); "
+        "run: chmod 600 {dir}/keys/open-key",
         3,
         17,
     ),
@@ -116,7 +122,9 @@ def _copy_case(stem: str, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("stem", sorted(EXPECTED))
-def test_bad_config_is_rejected_with_its_place(stem: str, tmp_path: Path, isolated_home: Path) -> None:
+def test_bad_config_is_rejected_with_its_place(
+    stem: str, tmp_path: Path, isolated_home: Path
+) -> None:
     path = _copy_case(stem, tmp_path)
     with pytest.raises(ConfigError) as caught:
         load_config(path)
@@ -128,7 +136,7 @@ def test_bad_config_is_rejected_with_its_place(stem: str, tmp_path: Path, isolat
     assert (problem.line, problem.column) == (line, column)
     rendered = str(caught.value)
     assert rendered.startswith(str(path))
-    if line is not None:
+    if line is not None and column is not None:
         source_line = path.read_text().splitlines()[line - 1]
         assert problem.source_line == source_line
         assert f"{path}:{line}:{column}:" in rendered
@@ -142,7 +150,7 @@ def test_all_problems_are_reported_in_file_order(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text(
         '[jupyter]\nremote_port = "8888"\n\n[hosts.a]\nhostname = "a"\nprot = 22\n'
-        "[templates.t]\nami = \"nope\"\ninstance_type = \"t3.micro\"\n"
+        '[templates.t]\nami = "nope"\ninstance_type = "t3.micro"\n'
     )
     path.chmod(0o600)
     with pytest.raises(ConfigError) as caught:
@@ -150,9 +158,7 @@ def test_all_problems_are_reported_in_file_order(tmp_path: Path) -> None:
     problems = caught.value.problems
     assert [p.key for p in problems] == ["jupyter.remote_port", "hosts.a.prot", "templates.t.ami"]
     assert problems[1].message == "unknown key 'prot'; did you mean 'port'?"
-    assert problems[2].message == (
-        "expected an AMI id such as ami-0abcdef1234567890, got 'nope'"
-    )
+    assert problems[2].message == ("expected an AMI id such as ami-0abcdef1234567890, got 'nope'")
     assert str(caught.value).endswith(f"3 problems in {path}")
 
 
@@ -176,6 +182,6 @@ def test_cli_reports_a_bad_config_with_exit_2_and_no_traceback(stem: str, tmp_pa
     assert done.returncode == 2
     assert done.stdout == ""
     assert "Traceback" not in done.stderr
-    key, _message, line, column = EXPECTED[stem]
+    _key, _message, line, column = EXPECTED[stem]
     assert done.stderr.startswith("nbterm: invalid config\n")
     assert f"{path}:{line}:{column}: " in done.stderr

@@ -93,7 +93,7 @@ class TestLocate:
         'instance = "x"  # trailing\n'
         '[hosts."odd.name"]\n'
         'hostname = "h"\n'
-        "jupyter = { command = \"j\", local_port = 1 }\n"
+        'jupyter = { command = "j", local_port = 1 }\n'
         "[[sync]]\n"
         'host = "a"\n'
         'notes = """\n'

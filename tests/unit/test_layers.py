@@ -34,11 +34,10 @@ def test_headless_modules_import_neither_textual_nor_rich() -> None:
         "import importlib, json, sys\n"
         f"for name in {headless_modules()!r}:\n"
         "    importlib.import_module(name)\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {'textual', 'rich'})))\n"
+        "ui = sorted(m for m in sys.modules if m.split('.')[0] in {'textual', 'rich'})\n"
+        "print(json.dumps(ui))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout) == []
 
 
@@ -47,3 +46,25 @@ def test_app_py_is_wiring() -> None:
 
     app = Path(nbterm.__file__).with_name("app.py").read_text()
     assert len(app.splitlines()) < 150
+
+
+def test_readme_config_reference_matches_the_schema() -> None:
+    from pathlib import Path
+
+    from nbterm.config.reference import END, START, render
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start, end = readme.index(START), readme.index(END) + len(END)
+    assert readme[start:end] == render(), (
+        "README's config reference is stale: regenerate it with "
+        "`.venv/bin/python -m nbterm.config.reference`"
+    )
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    assert "```sh\ntests/run\n```" in readme
+    assert "exec tests/run" in (root / ".ci" / "run").read_text()

@@ -6,7 +6,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from nbterm.config import ConfigError, LoadedConfig, load_config
-from nbterm.locations import Paths
+from nbterm.locations import Paths, tildify
 from nbterm.screens.first_run import FirstRunScreen
 from nbterm.screens.help import HelpScreen
 from nbterm.screens.main import MainScreen
@@ -43,7 +43,7 @@ class NbtermApp(App[None]):
         self.config = config
 
     def on_mount(self) -> None:
-        self.sub_title = str(self.paths.config_file)
+        self.sub_title = tildify(self.paths.config_file)
         if self.config is None:
             self.push_screen(FirstRunScreen(self.paths.config_file))
         else:

@@ -50,6 +50,15 @@ class Paths:
         return self.runtime_dir / "cm"
 
 
+def tildify(path: str | os.PathLike[str]) -> str:
+    """``/home/ana/work/nb`` -> ``~/work/nb``: shorter on screen, no home path in screenshots."""
+    text = os.path.expanduser(os.fspath(path))
+    home = os.path.expanduser("~")
+    if home != "/" and (text == home or text.startswith(home + os.sep)):
+        return "~" + text[len(home) :]
+    return text
+
+
 def default_config_file() -> Path:
     return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
 

@@ -29,7 +29,9 @@ PathText = Annotated[StrictStr, Field(pattern=r"^[^\x00-\x1f\"]+$")]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, use_attribute_docstrings=True
+    )
 
 
 class AwsConfig(_Model):

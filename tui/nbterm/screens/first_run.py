@@ -15,6 +15,7 @@ from textual.widgets.option_list import Option
 
 from nbterm.config.import_ssh import ImportSshError, import_hosts
 from nbterm.config.starter import write_starter
+from nbterm.locations import tildify
 
 
 class FirstRunScreen(Screen[None]):
@@ -42,7 +43,7 @@ class FirstRunScreen(Screen[None]):
         with Vertical(id="first-run-box"):
             yield Static("[b]Welcome to nbterm[/b]", id="first-run-title")
             yield Static(
-                f"There is no config file at [b]{self.config_file}[/b] yet.\n"
+                f"There is no config file at [b]{tildify(self.config_file)}[/b] yet.\n"
                 "nbterm needs one TOML file that lists your hosts, launch templates and sync "
                 "rules. Start from one of these:",
                 id="first-run-text",
@@ -50,7 +51,7 @@ class FirstRunScreen(Screen[None]):
             options = OptionList(
                 Option("c  Create an annotated starter config", id="create"),
                 Option(
-                    f"i  Import the hosts of {self.ssh_config}",
+                    f"i  Import the hosts of {tildify(self.ssh_config)}",
                     id="import",
                     disabled=not self.ssh_config.is_file(),
                 ),

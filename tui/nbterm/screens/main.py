@@ -14,7 +14,7 @@ from nbterm.widgets.tunnels import TunnelsPane
 
 class MainScreen(Screen[None]):
     def __init__(self, config: LoadedConfig) -> None:
-        super().__init__(id="main")
+        super().__init__()
         self.config = config
 
     def compose(self) -> ComposeResult:

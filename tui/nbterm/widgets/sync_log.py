@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Log
 
 from nbterm.config import LoadedConfig
+from nbterm.locations import tildify
 
 MAX_LINES = 2000
 
@@ -29,7 +28,7 @@ class SyncLogPane(Vertical):
             return
         for rule in self.config.sync:
             patterns = " ".join(rule.include)
-            local = os.path.expanduser(rule.local)
+            local = tildify(rule.local)
             log.write_line(
                 f"{rule.host}: {rule.remote} -> {local} ({patterns}) every {rule.interval}s, "
                 "idle until the host is up"

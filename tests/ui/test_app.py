@@ -1,0 +1,126 @@
+"""The app skeleton, driven with Textual's Pilot."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.widgets import DataTable, Log
+
+from nbterm.app import NbtermApp
+from nbterm.config import load_config
+from nbterm.locations import Paths
+from nbterm.screens.first_run import FirstRunScreen
+from nbterm.screens.help import HelpScreen
+from nbterm.screens.main import MainScreen
+
+CONFIG = """
+[hosts.gpu]
+instance = "nb-gpu"
+template = "gpu"
+
+[hosts.lab]
+hostname = "lab.example.org"
+port = 2222
+
+[templates.gpu]
+ami = "ami-0abcdef1234567890"
+instance_type = "g5.xlarge"
+spot = true
+
+[[sync]]
+host = "gpu"
+remote = "~/notebooks/"
+local = "/tmp/nbterm-ui-test/notebooks/"
+"""
+
+
+def _cells(table: DataTable[str]) -> list[list[str]]:
+    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def test_main_screen_lists_hosts_tunnels_and_sync_rules(
+    paths: Paths, write_config: Callable[[str], Path]
+) -> None:
+    app = NbtermApp(paths, load_config(write_config(CONFIG)))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        instances = _cells(app.screen.query_one("#instances-table", DataTable))
+        assert [row[:3] for row in instances] == [
+            ["gpu", "EC2", "nb-gpu"],
+            ["lab", "SSH", "lab.example.org:2222"],
+        ]
+        assert instances[0][4:6] == ["g5.xlarge", "spot"]
+        tunnels = _cells(app.screen.query_one("#tunnels-table", DataTable))
+        assert [row[:3] for row in tunnels] == [
+            ["gpu", "http://127.0.0.1:8157/", "down"],
+            ["lab", "http://127.0.0.1:8158/", "down"],
+        ]
+        log = app.screen.query_one("#sync-log", Log)
+        assert "gpu: ~/notebooks/ -> /tmp/nbterm-ui-test/notebooks/ (*.ipynb)" in log.lines[0]
+
+
+async def test_help_opens_with_question_mark_and_q_closes_only_the_help(
+    paths: Paths, write_config: Callable[[str], Path]
+) -> None:
+    app = NbtermApp(paths, load_config(write_config(CONFIG)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        actions = [row[1] for row in _cells(app.screen.query_one("#help-table", DataTable))]
+        assert {"Quit", "Help", "Reload config"} <= set(actions)
+        await pilot.press("q")
+        assert isinstance(app.screen, MainScreen)
+        assert app.is_running
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_reload_keeps_the_old_config_when_the_new_one_is_bad(
+    paths: Paths, write_config: Callable[[str], Path]
+) -> None:
+    app = NbtermApp(paths, load_config(write_config(CONFIG)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        write_config('[hosts.lab]\nhostname = "lab"\nprot = 1\n')
+        await pilot.press("r")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        assert list(app.screen.config.hosts) == ["gpu", "lab"]
+        notes = [n.message for n in app._notifications]
+        assert any("unknown key 'prot'; did you mean 'port'?" in note for note in notes)
+        write_config('[hosts.other]\nhostname = "other.example.org"\n')
+        await pilot.press("r")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        assert list(app.screen.config.hosts) == ["other"]
+
+
+async def test_first_run_creates_a_private_starter_config(paths: Paths) -> None:
+    app = NbtermApp(paths, None)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, FirstRunScreen)
+        await pilot.press("c")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+    assert paths.config_file.exists()
+    assert stat.S_IMODE(paths.config_file.stat().st_mode) == 0o600
+
+
+async def test_first_run_imports_hosts_from_the_users_ssh_config(
+    paths: Paths, isolated_home: Path
+) -> None:
+    ssh_config = isolated_home / ".ssh" / "config"
+    ssh_config.parent.mkdir(mode=0o700)
+    ssh_config.write_text("Host lab\n    HostName lab.example.org\n    Port 2200\n")
+    app = NbtermApp(paths, None)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("i")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        assert app.screen.config.hosts["lab"].port == 2200
