@@ -33,13 +33,45 @@ def wait_for_banner(port: int, prefix: bytes, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing answered on 127.0.0.1:{port} within {timeout}s ({last})")
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (read from /proc), children first found first."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def signal_tree(pid: int, sig: int) -> None:
+    """Send ``sig`` to ``pid`` and every process below it."""
+    for target in [pid, *descendants(pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target, sig)
+
+
 def end_process(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
     """SIGCONT (in case a test stopped it), SIGTERM, then SIGKILL: only this pid."""
     if proc.poll() is not None:
         return
+    below = descendants(proc.pid)
     with contextlib.suppress(ProcessLookupError):
-        os.kill(proc.pid, signal.SIGCONT)
+        signal_tree(proc.pid, signal.SIGCONT)
         proc.terminate()
+    for child in below:  # per-connection sshd children outlive their parent otherwise
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGTERM)
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:

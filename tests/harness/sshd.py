@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.harness.procs import end_process, free_port, wait_for_banner
+from tests.harness.procs import end_process, free_port, signal_tree, wait_for_banner
 
 SSHD = Path("/usr/sbin/sshd")
 TEST_USER = "nbterm-test"
@@ -85,11 +85,12 @@ class SshServer:
         self.start()
 
     def pause(self) -> None:
-        """SIGSTOP the listening sshd: the link goes silent, as on a dead network."""
-        os.kill(self.pid, signal.SIGSTOP)
+        """SIGSTOP sshd and its per-connection children: every link goes silent, as on a dead
+        network (new TCP connections still complete in the kernel, then hear nothing)."""
+        signal_tree(self.pid, signal.SIGSTOP)
 
     def resume(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
+        signal_tree(self.pid, signal.SIGCONT)
 
     def remove(self) -> None:
         """Stop it and delete its keys and config."""

@@ -1,0 +1,83 @@
+"""Helpers for tests that run Jupyter on the loopback "remote" (the test sshd's user)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from nbterm.config import LoadedConfig, parse_config
+from nbterm.services.remote import jupyter
+from nbterm.services.remote.host_keys import KnownHosts
+from nbterm.services.remote.ssh import close_quietly, connect, run, target_for
+from tests.harness.sshd import TEST_USER, SshServer
+
+SESSION = "nbterm-test-jupyter"
+REMOTE_PORT = 18888
+
+
+def remote_config_text(
+    sshd: SshServer, *, command: str | None = None, local_port: int = 28157
+) -> str:
+    jupyter_command = command or f"{sshd.remote_python.parent}/jupyter server"
+    return (
+        "[defaults]\n"
+        "keepalive_interval = 1\n"
+        "keepalive_count_max = 3\n"
+        "connect_timeout = 3\n"
+        "[jupyter]\n"
+        f'command = "{jupyter_command}"\n'
+        f"remote_port = {REMOTE_PORT}\n"
+        f"local_port = {local_port}\n"
+        f'tmux_session = "{SESSION}"\n'
+        'notebook_dir = "~/nbterm-test-notebooks"\n'
+        "[hosts.box]\n"
+        f'hostname = "{sshd.host}"\n'
+        f"port = {sshd.port}\n"
+        f'user = "{sshd.user}"\n'
+        f'identity_file = "{sshd.client_key}"\n'
+    )
+
+
+def http_get(
+    url: str, headers: dict[str, str] | None = None, timeout: float = 10
+) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+def api_status(port: int, token: str, timeout: float = 10) -> dict[str, object]:
+    code, body = http_get(
+        f"http://127.0.0.1:{port}/api/status", {"Authorization": f"token {token}"}, timeout
+    )
+    assert code == 200, body
+    result: dict[str, object] = json.loads(body)
+    return result
+
+
+async def stop_remote_jupyter(sshd: SshServer, known_hosts: Path) -> None:
+    """End what the tests started on the remote: Jupyter (by pid), then the user's tmux server."""
+    config: LoadedConfig = parse_config(remote_config_text(sshd), known_hosts.parent / "c.toml")
+    known = KnownHosts(known_hosts)
+    if not known.knows("box"):
+        known.add("box", sshd.host_key_pub)
+    link = await connect(target_for(config.hosts["box"], config), known)
+    try:
+        await jupyter.stop(link, config.hosts["box"].jupyter)
+        if sshd.user != TEST_USER:
+            return  # a developer's own account: their tmux server is theirs, not ours to end
+        _status, out, _err = await run(link, "tmux display-message -p '#{pid}' 2>/dev/null; true")
+        if out.strip().isdigit():
+            await run(link, f"tmux kill-server; sleep 0.2; kill {out.strip()} 2>/dev/null; true")
+    finally:
+        close_quietly(link)
+
+
+def stop_remote_jupyter_sync(sshd: SshServer, known_hosts: Path) -> None:
+    asyncio.run(stop_remote_jupyter(sshd, known_hosts))

@@ -1,0 +1,351 @@
+"""The remote session core against a real sshd and a real Jupyter server, on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from nbterm.config import LoadedConfig, load_config
+from nbterm.locations import Paths
+from nbterm.services.remote import jupyter
+from nbterm.services.remote.connection import Backoff
+from nbterm.services.remote.events import (
+    HostKeyTrusted,
+    JupyterReady,
+    RemoteEvent,
+    TunnelHealth,
+    TunnelOpened,
+)
+from nbterm.services.remote.host_keys import HostKeyQuestion, KnownHosts
+from nbterm.services.remote.session import Session
+from nbterm.services.remote.ssh import (
+    HostKeyChangedError,
+    HostKeyRejectedError,
+    HostKeyUnknownError,
+    close_quietly,
+    connect,
+    target_for,
+)
+from tests.harness.remote import api_status, http_get, remote_config_text, stop_remote_jupyter_sync
+from tests.harness.sshd import SshServer
+
+pytestmark = pytest.mark.sshd
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _end_remote_jupyter(
+    sshd: SshServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    yield
+    stop_remote_jupyter_sync(sshd, tmp_path_factory.mktemp("cleanup") / "known_hosts")
+
+
+@pytest.fixture
+def config(sshd: SshServer, write_config: Callable[[str], Path]) -> LoadedConfig:
+    return load_config(write_config(remote_config_text(sshd)))
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[RemoteEvent] = []
+
+    def __call__(self, event: RemoteEvent) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type) -> list[RemoteEvent]:
+        return [event for event in self.events if isinstance(event, kind)]
+
+    def health(self) -> list[TunnelHealth]:
+        return [e for e in self.events if isinstance(e, TunnelHealth)]
+
+    async def wait_for(
+        self, predicate: Callable[[RemoteEvent], bool], timeout: float, since: int = 0
+    ) -> RemoteEvent:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self.events[since:]:
+                if predicate(event):
+                    return event
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no matching event within {timeout}s; saw: {self.events[since:]}")
+
+
+async def trust_all(question: HostKeyQuestion) -> bool:
+    return True
+
+
+def make_session(
+    config: LoadedConfig, paths: Paths, recorder: Recorder, **kwargs: object
+) -> Session:
+    host = config.hosts["box"]
+    return Session(
+        host,
+        target_for(host, config),
+        paths,
+        verifier=kwargs.pop("verifier", trust_all),  # type: ignore[arg-type]
+        on_event=recorder,
+        probe_interval=0.5,
+        probe_timeout=2.0,
+        backoff=Backoff(base=0.2, cap=1.0),
+    )
+
+
+@pytest.fixture
+async def session(config: LoadedConfig, paths: Paths) -> AsyncIterator[tuple[Session, Recorder]]:
+    recorder = Recorder()
+    session = make_session(config, paths, recorder)
+    try:
+        yield session, recorder
+    finally:
+        await session.down()
+
+
+# --- host keys -------------------------------------------------------------------------------
+
+
+async def test_an_unknown_key_is_not_stored_without_acceptance(
+    config: LoadedConfig, paths: Paths, sshd: SshServer
+) -> None:
+    known = KnownHosts(paths.known_hosts)
+    target = target_for(config.hosts["box"], config)
+    asked: list[HostKeyQuestion] = []
+
+    async def refuse(question: HostKeyQuestion) -> bool:
+        asked.append(question)
+        return False
+
+    with pytest.raises(HostKeyRejectedError, match="was not trusted"):
+        await connect(target, known, refuse)
+    assert not known.knows("box")
+    assert asked[0].sha256 == asyncssh.import_public_key(sshd.host_key_pub).get_fingerprint()
+    assert (asked[0].host, asked[0].alias, asked[0].port) == ("box", "box", sshd.port)
+
+    with pytest.raises(HostKeyUnknownError, match="connect interactively once"):
+        await connect(target, known, None)
+    assert not known.knows("box")
+
+
+async def test_an_accepted_key_is_stored_under_the_alias_and_checked_strictly(
+    config: LoadedConfig, paths: Paths, sshd: SshServer
+) -> None:
+    known = KnownHosts(paths.known_hosts)
+    link = await connect(target_for(config.hosts["box"], config), known, trust_all)
+    close_quietly(link)
+    assert known.keys_for("box") == [sshd.host_key_pub]
+    assert paths.known_hosts.read_text() == f"box {sshd.host_key_pub}\n"
+    # now known: no question is asked again
+    link = await connect(target_for(config.hosts["box"], config), known, None)
+    close_quietly(link)
+
+
+async def test_a_changed_key_is_refused_and_says_how_to_forget_it(
+    config: LoadedConfig, paths: Paths
+) -> None:
+    known = KnownHosts(paths.known_hosts)
+    impostor = asyncssh.generate_private_key("ssh-ed25519")
+    stored = " ".join(impostor.export_public_key("openssh").decode().split()[:2])
+    known.add("box", stored)
+    with pytest.raises(HostKeyChangedError) as caught:
+        await connect(target_for(config.hosts["box"], config), known, trust_all)
+    message = str(caught.value)
+    assert "THE HOST KEY HAS CHANGED" in message
+    assert impostor.get_fingerprint() in message
+    assert "nbterm forget-host box" in message
+    assert known.keys_for("box") == [stored]  # never replaced behind the user's back
+
+
+# --- Jupyter and the tunnel --------------------------------------------------------------------
+
+
+async def test_up_from_nothing_then_reattach(
+    config: LoadedConfig, paths: Paths, sshd: SshServer
+) -> None:
+    known = KnownHosts(paths.known_hosts)
+    link = await connect(target_for(config.hosts["box"], config), known, trust_all)
+    await jupyter.stop(link, config.hosts["box"].jupyter)
+    close_quietly(link)
+
+    first = Recorder()
+    session = make_session(config, paths, first)
+    result = await session.up()
+    try:
+        assert result.server.started
+        assert first.of(HostKeyTrusted) == []  # already known from the connection above
+        ready = first.of(JupyterReady)[0]
+        assert isinstance(ready, JupyterReady)
+        assert ready.started
+        assert ready.root_dir == f"{sshd.home}/nbterm-test-notebooks"
+        assert result.url == f"http://127.0.0.1:{result.local_port}/?token={result.server.token}"
+        status = await asyncio.to_thread(api_status, result.local_port, result.server.token)
+        assert status["kernels"] == 0
+        pid = result.server.pid
+    finally:
+        await session.down()
+
+    second = Recorder()
+    again = make_session(config, paths, second)
+    started = time.perf_counter()
+    result = await again.up()
+    elapsed = time.perf_counter() - started
+    try:
+        assert not result.server.started
+        assert result.server.pid == pid  # the same server: kernels would have survived
+        assert elapsed < 2.0
+    finally:
+        await again.down()
+
+
+async def test_the_token_is_required_and_everything_listens_on_loopback_only(
+    session: tuple[Session, Recorder],
+) -> None:
+    sess, _ = session
+    result = await sess.up()
+    code, _ = await asyncio.to_thread(
+        http_get, f"http://127.0.0.1:{result.local_port}/api/sessions"
+    )
+    assert code == 403
+    code, _ = await asyncio.to_thread(
+        http_get,
+        f"http://127.0.0.1:{result.local_port}/api/sessions",
+        {"Authorization": f"token {result.server.token}"},
+    )
+    assert code == 200
+    assert sess.tunnel is not None
+    server = sess.tunnel._server
+    assert server is not None
+    assert {sock.getsockname()[0] for sock in server.sockets} == {"127.0.0.1"}
+    # and Jupyter itself, on the remote, answers on 127.0.0.1 only
+    link = await sess.connection.get(5)
+    status, out, _ = await jupyter.run(link, "ss -Hltn 2>/dev/null || netstat -ltn")
+    listening = [line for line in out.splitlines() if f":{result.server.port} " in line]
+    assert listening
+    assert all("127.0.0.1:" in line for line in listening), listening
+
+
+async def test_a_taken_local_port_falls_back_and_says_so(
+    session: tuple[Session, Recorder], config: LoadedConfig
+) -> None:
+    sess, recorder = session
+    wanted = config.hosts["box"].jupyter.local_port
+    with socket.socket() as blocker:
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT only
+        blocker.bind(("127.0.0.1", wanted))
+        blocker.listen()
+        result = await sess.up()
+        opened = recorder.of(TunnelOpened)[0]
+        assert isinstance(opened, TunnelOpened)
+        assert opened.fell_back
+        assert (opened.wanted_port, opened.local_port) == (wanted, result.local_port)
+        assert result.local_port != wanted
+        assert f":{result.local_port}/" in result.url
+        await asyncio.to_thread(api_status, result.local_port, result.server.token)
+
+
+async def test_jupyter_missing_on_the_remote_is_a_clear_error(
+    sshd: SshServer, write_config: Callable[[str], Path], paths: Paths
+) -> None:
+    config = load_config(
+        write_config(remote_config_text(sshd, command="/nonexistent/bin/jupyter lab"))
+    )
+    known = KnownHosts(paths.known_hosts)
+    link = await connect(target_for(config.hosts["box"], config), known, trust_all)
+    settings = config.hosts["box"].jupyter
+    settings = type(settings)(
+        command=settings.command,
+        remote_port=settings.remote_port + 1,
+        local_port=settings.local_port,
+        notebook_dir=settings.notebook_dir,
+        tmux_session="nbterm-test-missing",
+    )
+    try:
+        with pytest.raises(jupyter.JupyterError) as caught:
+            await jupyter.ensure(link, settings)
+    finally:
+        close_quietly(link)
+    message = str(caught.value)
+    assert "'/nonexistent/bin/jupyter' was not found on the remote" in message
+    assert "jupyter.command" in message
+
+
+async def test_a_server_that_dies_at_start_shows_its_output_without_the_token(
+    sshd: SshServer, write_config: Callable[[str], Path], paths: Paths
+) -> None:
+    command = f"{sshd.remote_python.parent}/jupyter server --no-such-option-xyz"
+    config = load_config(write_config(remote_config_text(sshd, command=command)))
+    known = KnownHosts(paths.known_hosts)
+    link = await connect(target_for(config.hosts["box"], config), known, trust_all)
+    base = config.hosts["box"].jupyter
+    settings = type(base)(
+        command=base.command,
+        remote_port=base.remote_port + 2,
+        local_port=base.local_port,
+        notebook_dir=base.notebook_dir,
+        tmux_session="nbterm-test-dies",
+    )
+    try:
+        with pytest.raises(jupyter.JupyterError, match="exited as it started") as caught:
+            await jupyter.ensure(link, settings, start_timeout=30)
+    finally:
+        close_quietly(link)
+    assert "no-such-option-xyz" in str(caught.value)
+
+
+# --- healing -----------------------------------------------------------------------------------
+
+
+async def test_a_silent_link_is_reported_within_the_keepalive_bound_and_heals(
+    session: tuple[Session, Recorder], sshd: SshServer
+) -> None:
+    sess, recorder = session
+    result = await sess.up()
+    await recorder.wait_for(lambda e: isinstance(e, TunnelHealth) and e.state == "up", 10)
+    mark = len(recorder.events)
+    bound = sess.target.dead_link_bound  # 1 s x (3 + 1)
+    sshd.pause()
+    paused = time.monotonic()
+    try:
+        await recorder.wait_for(
+            lambda e: isinstance(e, TunnelHealth) and e.state in ("reconnecting", "down"),
+            bound + 3,
+            since=mark,
+        )
+        noticed = time.monotonic() - paused
+    finally:
+        sshd.resume()
+    assert noticed <= bound + 3
+    mark = len(recorder.events)
+    await recorder.wait_for(lambda e: isinstance(e, TunnelHealth) and e.state == "up", 20, mark)
+    assert sess.connection.reconnects >= 1
+    await asyncio.to_thread(api_status, result.local_port, result.server.token)
+
+
+async def test_after_an_sshd_restart_the_tunnel_returns_on_the_same_port(
+    session: tuple[Session, Recorder], sshd: SshServer
+) -> None:
+    sess, recorder = session
+    result = await sess.up()
+    await asyncio.to_thread(api_status, result.local_port, result.server.token)
+    sshd.stop()  # the listener and every connection it served
+    await recorder.wait_for(lambda e: isinstance(e, TunnelHealth) and e.state == "reconnecting", 10)
+    # a request made while the link is down waits for the reconnect instead of being refused
+    pending = asyncio.create_task(
+        asyncio.to_thread(api_status, result.local_port, result.server.token, 20)
+    )
+    await asyncio.sleep(0.5)
+    sshd.start()
+    status = await asyncio.wait_for(pending, 25)
+    assert "kernels" in status
+    assert sess.tunnel is not None
+    assert sess.tunnel.local_port == result.local_port
+    mark = 0
+    health = await recorder.wait_for(
+        lambda e: isinstance(e, TunnelHealth) and e.state == "up" and e.reconnects >= 1, 15, mark
+    )
+    assert isinstance(health, TunnelHealth)
+    assert health.local_port == result.local_port

@@ -1,0 +1,63 @@
+"""What the remote services report, as immutable events (for the CLI now and the TUI later)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ConnectionState = Literal["connecting", "connected", "lost", "reconnecting", "down"]
+TunnelState = Literal["connecting", "up", "degraded", "reconnecting", "down"]
+
+
+@dataclass(frozen=True)
+class RemoteEvent:
+    host: str
+
+
+@dataclass(frozen=True)
+class ConnectionChanged(RemoteEvent):
+    state: ConnectionState
+    message: str = ""
+    attempt: int = 0
+    retry_in: float | None = None
+
+
+@dataclass(frozen=True)
+class HostKeyTrusted(RemoteEvent):
+    alias: str
+    key_type: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class JupyterReady(RemoteEvent):
+    remote_port: int
+    pid: int
+    started: bool
+    """True: nbterm started it now. False: it was running already (kernels kept)."""
+    root_dir: str = ""
+
+
+@dataclass(frozen=True)
+class TunnelOpened(RemoteEvent):
+    local_port: int
+    wanted_port: int
+    remote_port: int
+    url: str = field(repr=False)
+    """The working URL, with the token: show it to the user, never log it."""
+
+    @property
+    def fell_back(self) -> bool:
+        return self.local_port != self.wanted_port
+
+
+@dataclass(frozen=True)
+class TunnelHealth(RemoteEvent):
+    state: TunnelState
+    local_port: int
+    latency_ms: float | None = None
+    kernels: int | None = None
+    connections: int | None = None
+    last_activity: str | None = None
+    reconnects: int = 0
+    message: str = ""

@@ -1,0 +1,227 @@
+"""Jupyter on the remote: run inside tmux, bound to 127.0.0.1, found again from its runtime file.
+
+The server runs in a named tmux session so it survives nbterm quitting and the laptop
+disconnecting; kernels live on. Its URL and token come from the runtime JSON files in a directory
+of nbterm's own (``~/.nbterm/runtime/SESSION`` on the remote), never from logs and never from
+``jupyter server list`` (which costs over a second of CPU per call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shlex
+import time
+from dataclasses import dataclass, field
+
+from nbterm.config import JupyterSettings
+from nbterm.services.remote.ssh import Link, run
+
+REMOTE_DIR = ".nbterm"
+
+
+def runtime_dir(settings: JupyterSettings) -> str:
+    """The remote JUPYTER_RUNTIME_DIR, relative to home: one per tmux session, so each server
+    nbterm runs is found under its own name."""
+    return f"{REMOTE_DIR}/runtime/{settings.tmux_session}"
+
+
+_SEPARATOR = "\x1e"
+_TOKEN = re.compile(r"(token=)[^\s&\"']+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Hide Jupyter tokens (``token=...``) in text that may be shown or logged."""
+    return _TOKEN.sub(r"\1…", text)
+
+
+@dataclass(frozen=True)
+class JupyterServer:
+    """A running Jupyter server on the remote."""
+
+    port: int
+    pid: int
+    root_dir: str
+    base_url: str = "/"
+    token: str = field(default="", repr=False)
+    started: bool = False
+    """True if nbterm started it just now; False if it was already running (reattached)."""
+    version: str = ""
+
+    def local_url(self, local_port: int) -> str:
+        """The URL to open locally through the tunnel, with the token (never log it)."""
+        url = f"http://127.0.0.1:{local_port}{self.base_url}"
+        return f"{url}?token={self.token}" if self.token else url
+
+
+class JupyterError(Exception):
+    """Jupyter could not be found or started; the message says what to do."""
+
+
+def _home_path(path: str) -> str:
+    """A remote path for the shell: ``~/x`` becomes ``"$HOME"/x``, the rest is quoted."""
+    if path == "~":
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+def parse_runtime_files(output: str) -> list[dict[str, object]]:
+    """Parse the concatenated ``jpserver-*.json`` files printed by :func:`discover`."""
+    servers = []
+    for chunk in output.split(_SEPARATOR)[1:]:
+        _name, _, body = chunk.partition("\n")
+        try:
+            info = json.loads(body)
+        except json.JSONDecodeError:
+            continue  # a file being written right now; the next look will see it whole
+        if isinstance(info, dict) and "port" in info and "pid" in info:
+            servers.append(info)
+    return servers
+
+
+async def discover(link: Link, settings: JupyterSettings) -> JupyterServer | None:
+    """The live server in nbterm's runtime directory, preferring the configured port."""
+    listing = (
+        f"cd && for f in {runtime_dir(settings)}/jpserver-*.json; do "
+        f'[ -f "$f" ] && printf \'{_SEPARATOR}%s\\n\' "$f" && cat "$f"; done; true'
+    )
+    _status, out, _err = await run(link, listing)
+    candidates = parse_runtime_files(out)
+    if not candidates:
+        return None
+    pids = " ".join(str(int(str(info["pid"]))) for info in candidates)
+    alive_check = f"for p in {pids}; do kill -0 $p 2>/dev/null && echo $p; done; true"
+    _status, out, _err = await run(link, alive_check)
+    alive = {int(word) for word in out.split()}
+    live = [info for info in candidates if int(str(info["pid"])) in alive]
+    if not live:
+        return None
+    live.sort(key=lambda info: (int(str(info["port"])) != settings.remote_port, info["pid"]))
+    info = live[0]
+    return JupyterServer(
+        port=int(str(info["port"])),
+        pid=int(str(info["pid"])),
+        root_dir=str(info.get("root_dir", "")),
+        base_url=str(info.get("base_url", "/")) or "/",
+        token=str(info.get("token", "")),
+        version=str(info.get("version", "")),
+    )
+
+
+def _log_file(settings: JupyterSettings) -> str:
+    return f"{REMOTE_DIR}/{settings.tmux_session}.log"
+
+
+async def _preflight(link: Link, settings: JupyterSettings) -> bool:
+    """Check that tmux and the Jupyter command exist; return whether the login user is root."""
+    program = shlex.split(settings.command)[0]
+    check = (
+        "command -v tmux >/dev/null || echo no-tmux; "
+        f"command -v {shlex.quote(program)} >/dev/null || echo no-jupyter; "
+        "id -u"
+    )
+    _status, out, _err = await run(link, check)
+    words = out.split()
+    if "no-tmux" in words:
+        raise JupyterError(
+            "tmux is not installed on the remote: nbterm runs Jupyter inside tmux so it survives "
+            "disconnects. Install it there (for example: sudo apt-get install tmux)."
+        )
+    if "no-jupyter" in words:
+        raise JupyterError(
+            f"{program!r} was not found on the remote (tried: {settings.command!r} in a "
+            "non-login shell, whose PATH may lack conda or ~/.local/bin). Install Jupyter there, "
+            "or set jupyter.command to its full path, for example "
+            '"/home/ubuntu/.local/bin/jupyter lab" (run `command -v jupyter` on the remote).'
+        )
+    return bool(words) and words[-1] == "0"
+
+
+async def _session_alive(link: Link, settings: JupyterSettings) -> bool:
+    status, _out, _err = await run(
+        link, f"tmux has-session -t {shlex.quote('=' + settings.tmux_session)} 2>/dev/null"
+    )
+    return status == 0
+
+
+async def _log_tail(link: Link, settings: JupyterSettings, lines: int = 15) -> str:
+    _status, out, _err = await run(link, f"cd && tail -n {lines} {_log_file(settings)} 2>/dev/null")
+    return redact(out.strip())
+
+
+def start_command(settings: JupyterSettings, *, as_root: bool) -> str:
+    """The remote shell command that starts Jupyter in a detached tmux session."""
+    args = [
+        *shlex.split(settings.command),
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={settings.remote_port}",
+    ]
+    if as_root:
+        args.append("--allow-root")
+    inner = (
+        f'JUPYTER_RUNTIME_DIR="$HOME"/{runtime_dir(settings)} exec '
+        + " ".join(shlex.quote(arg) for arg in args)
+        + f" --ServerApp.root_dir={_home_path(settings.notebook_dir)}"
+        + f' >"$HOME"/{_log_file(settings)} 2>&1'
+    )
+    return (
+        f"cd && umask 077 && mkdir -p {runtime_dir(settings)} && chmod 700 {REMOTE_DIR} && "
+        f"mkdir -p {_home_path(settings.notebook_dir)} && "
+        f"tmux new-session -d -s {shlex.quote(settings.tmux_session)} {shlex.quote(inner)}"
+    )
+
+
+async def ensure(
+    link: Link, settings: JupyterSettings, *, start_timeout: float = 60.0
+) -> JupyterServer:
+    """Reattach to nbterm's Jupyter on the remote, or start it; return where it listens."""
+    found = await discover(link, settings)
+    if found is not None:
+        return found
+    as_root = await _preflight(link, settings)
+    if not await _session_alive(link, settings):
+        status, _out, err = await run(link, start_command(settings, as_root=as_root))
+        if status != 0:
+            raise JupyterError(f"could not start Jupyter in tmux: {redact(err.strip())}")
+    deadline = time.monotonic() + start_timeout
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        found = await discover(link, settings)
+        if found is not None:
+            return JupyterServer(
+                port=found.port,
+                pid=found.pid,
+                root_dir=found.root_dir,
+                base_url=found.base_url,
+                token=found.token,
+                started=True,
+                version=found.version,
+            )
+        if not await _session_alive(link, settings):
+            tail = await _log_tail(link, settings)
+            raise JupyterError(
+                f"Jupyter exited as it started ({settings.command!r}). Its last output:\n{tail}"
+            )
+    tail = await _log_tail(link, settings)
+    raise JupyterError(
+        f"Jupyter did not come up within {start_timeout:g}s. Its last output:\n{tail}"
+    )
+
+
+async def stop(link: Link, settings: JupyterSettings) -> bool:
+    """Stop nbterm's Jupyter on the remote (an explicit action: quitting nbterm never does)."""
+    server = await discover(link, settings)
+    if server is not None:
+        await run(link, f"kill {server.pid} 2>/dev/null; true")
+        for _ in range(50):
+            if await discover(link, settings) is None:
+                break
+            await asyncio.sleep(0.1)
+    await run(
+        link, f"tmux kill-session -t {shlex.quote('=' + settings.tmux_session)} 2>/dev/null; true"
+    )
+    return server is not None

@@ -1,0 +1,200 @@
+"""One host, brought up and down: connect, verify, Jupyter, tunnel, health.
+
+``up()`` connects (asking the verifier about a new host key), reattaches to the Jupyter already
+running on the remote or starts one, opens the tunnel, and starts watching its health. ``down()``
+closes the tunnel and the connection and leaves Jupyter running, so kernels survive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+from nbterm.config import Host, LoadedConfig
+from nbterm.locations import Paths
+from nbterm.services.remote import jupyter
+from nbterm.services.remote.connection import Backoff, EventSink, HostConnection
+from nbterm.services.remote.events import (
+    ConnectionChanged,
+    JupyterReady,
+    RemoteEvent,
+    TunnelHealth,
+    TunnelOpened,
+    TunnelState,
+)
+from nbterm.services.remote.host_keys import KnownHosts, Verifier
+from nbterm.services.remote.probe import ProbeError, get_status
+from nbterm.services.remote.ssh import Link, SshTarget, target_for
+from nbterm.services.remote.tunnel import Tunnel
+
+DEGRADED_MS = 1000.0
+
+
+@dataclass(frozen=True)
+class UpResult:
+    url: str
+    local_port: int
+    server: jupyter.JupyterServer
+
+
+class Session:
+    """The running state of one host: its connection, Jupyter and tunnel."""
+
+    def __init__(
+        self,
+        host: Host,
+        target: SshTarget,
+        paths: Paths,
+        *,
+        verifier: Verifier | None,
+        on_event: EventSink,
+        probe_interval: float = 5.0,
+        probe_timeout: float = 5.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.host = host
+        self.target = target
+        self.paths = paths
+        self.on_event = on_event
+        self.probe_interval = probe_interval
+        self.probe_timeout = probe_timeout
+        self.connection = HostConnection(
+            target,
+            KnownHosts(paths.known_hosts),
+            verifier,
+            self._on_connection_event,
+            backoff=backoff,
+            on_reconnected=self._after_reconnect,
+        )
+        self.tunnel: Tunnel | None = None
+        self.server: jupyter.JupyterServer | None = None
+        self._health_task: asyncio.Task[None] | None = None
+        self._state: TunnelState = "connecting"
+        self._wake = asyncio.Event()
+        self._closing = False
+
+    @classmethod
+    def for_host(
+        cls,
+        config: LoadedConfig,
+        name: str,
+        paths: Paths,
+        *,
+        verifier: Verifier | None,
+        on_event: EventSink,
+        probe_interval: float = 5.0,
+    ) -> Session:
+        host = config.hosts[name]
+        target = target_for(host, config)
+        return cls(
+            host, target, paths, verifier=verifier, on_event=on_event, probe_interval=probe_interval
+        )
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    def _on_connection_event(self, event: RemoteEvent) -> None:
+        self.on_event(event)
+        if isinstance(event, ConnectionChanged) and self.tunnel is not None and not self._closing:
+            if event.state in ("lost", "reconnecting"):
+                self._report("reconnecting", message=event.message)
+            elif event.state == "down":
+                self._report("down", message=event.message)
+            elif event.state == "connected":
+                self._wake.set()  # probe at once rather than at the next tick
+
+    async def up(self) -> UpResult:
+        link = await self.connection.open()
+        self.server = await self._ensure_jupyter(link)
+        tunnel = Tunnel(self.connection, self.server.port, self.host.jupyter.local_port)
+        local_port = await tunnel.open()
+        self.tunnel = tunnel
+        url = self.server.local_url(local_port)
+        self.on_event(
+            TunnelOpened(self.name, local_port, self.host.jupyter.local_port, self.server.port, url)
+        )
+        self._health_task = asyncio.create_task(self._watch_health(), name=f"health:{self.name}")
+        return UpResult(url, local_port, self.server)
+
+    async def _ensure_jupyter(self, link: Link) -> jupyter.JupyterServer:
+        server = await jupyter.ensure(link, self.host.jupyter)
+        self.on_event(
+            JupyterReady(self.name, server.port, server.pid, server.started, server.root_dir)
+        )
+        return server
+
+    async def _after_reconnect(self, link: Link) -> None:
+        """The remote may have rebooted: find (or restart) Jupyter and follow its port."""
+        server = await self._ensure_jupyter(link)
+        self.server = server
+        if self.tunnel is not None:
+            self.tunnel.remote_port = server.port
+
+    def _report(
+        self,
+        state: TunnelState,
+        *,
+        latency: float | None = None,
+        kernels: int | None = None,
+        connections: int | None = None,
+        last_activity: str | None = None,
+        message: str = "",
+    ) -> None:
+        self._state = state
+        port = self.tunnel.local_port if self.tunnel is not None else 0
+        self.on_event(
+            TunnelHealth(
+                self.name,
+                state,
+                port,
+                latency_ms=latency,
+                kernels=kernels,
+                connections=connections,
+                last_activity=last_activity,
+                reconnects=self.connection.reconnects,
+                message=message,
+            )
+        )
+
+    async def probe_once(self) -> None:
+        assert self.tunnel is not None
+        assert self.server is not None
+        if not self.connection.connected:
+            return
+        try:
+            status = await get_status(self.tunnel.local_port, self.server.token, self.probe_timeout)
+        except ProbeError as exc:
+            if self.connection.connected:
+                self._report("degraded", message=str(exc))
+            return
+        state: TunnelState = "up" if status.latency_ms < DEGRADED_MS else "degraded"
+        self._report(
+            state,
+            latency=status.latency_ms,
+            kernels=status.kernels,
+            connections=status.connections,
+            last_activity=status.last_activity,
+            message="" if state == "up" else f"slow: {status.latency_ms:.0f} ms",
+        )
+
+    async def _watch_health(self) -> None:
+        while True:
+            await self.probe_once()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.probe_interval)
+
+    async def down(self) -> None:
+        """Close the tunnel and the connection. Jupyter keeps running on the remote."""
+        self._closing = True
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
+        if self.tunnel is not None:
+            await self.tunnel.close()
+        await self.connection.close()
+        if self.tunnel is not None:
+            self._report("down", message="closed; Jupyter keeps running on the remote")

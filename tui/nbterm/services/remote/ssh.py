@@ -1,0 +1,326 @@
+"""SSH connections with asyncssh: strict host keys from nbterm's file, keepalive, bounded waits.
+
+``connect()`` never turns host key checking off. A host whose key nbterm has not stored yet goes
+through a :data:`Verifier` first: the server's key is fetched, the verifier decides, and only an
+accepted key is stored; then the real connection checks it strictly like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from nbterm.config import Host, LoadedConfig
+from nbterm.services.remote.host_keys import (
+    HostKeyQuestion,
+    KnownHosts,
+    Verifier,
+    fingerprint_question,
+)
+
+# Fast, modern choices first (OpenSSH's own defaults are similar); the rest stay available.
+KEX_ALGS = ["curve25519-sha256", "curve25519-sha256@libssh.org", "ecdh-sha2-nistp256"]
+ENCRYPTION_ALGS = [
+    "aes128-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes256-gcm@openssh.com",
+    "aes128-ctr",
+    "aes256-ctr",
+]
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Everything needed to reach one host, with settings resolved."""
+
+    name: str
+    address: str
+    port: int
+    alias: str
+    """Host key alias: the instance id for EC2, the host's nbterm name otherwise."""
+    user: str | None = None
+    identity_file: Path | None = None
+    connect_timeout: float = 15.0
+    keepalive_interval: float = 15.0
+    keepalive_count_max: int = 3
+    jump: SshTarget | None = field(default=None)
+
+    @property
+    def login(self) -> str:
+        return self.user or getpass.getuser()
+
+    @property
+    def where(self) -> str:
+        return f"{self.address}:{self.port}"
+
+    @property
+    def dead_link_bound(self) -> float:
+        """How long a silent link can go unnoticed: keepalive interval x count, plus one."""
+        return self.keepalive_interval * (self.keepalive_count_max + 1)
+
+
+def target_for(
+    host: Host, config: LoadedConfig, *, address: str | None = None, alias: str | None = None
+) -> SshTarget:
+    """The SSH target of a configured host; EC2 hosts pass the looked-up address and alias."""
+    if host.is_ec2 and (address is None or alias is None):
+        raise ValueError(f"{host.name} is an EC2 host: its address and instance id are needed")
+    jump = None
+    if host.proxy_jump:
+        jump = _jump_target(host, config)
+    return SshTarget(
+        name=host.name,
+        address=address or str(host.hostname),
+        port=host.port,
+        alias=alias or host.name,
+        user=host.user,
+        identity_file=host.identity_file,
+        connect_timeout=host.connect_timeout,
+        keepalive_interval=host.keepalive_interval,
+        keepalive_count_max=host.keepalive_count_max,
+        jump=jump,
+    )
+
+
+def _jump_target(host: Host, config: LoadedConfig) -> SshTarget:
+    spec = str(host.proxy_jump)
+    if spec in config.hosts:
+        return target_for(config.hosts[spec], config)
+    user, _, rest = spec.rpartition("@")
+    address, _, port = rest.partition(":")
+    return SshTarget(
+        name=spec,
+        address=address,
+        port=int(port) if port else 22,
+        alias=address,
+        user=user or host.user,
+        identity_file=host.identity_file,
+        connect_timeout=host.connect_timeout,
+        keepalive_interval=host.keepalive_interval,
+        keepalive_count_max=host.keepalive_count_max,
+    )
+
+
+class SshError(Exception):
+    """A connection failed; the message says why and what to do."""
+
+    def __init__(self, target: SshTarget, message: str) -> None:
+        self.target = target
+        super().__init__(message)
+
+
+class ConnectFailedError(SshError):
+    """Refused, timed out, unreachable, or not resolvable: worth retrying later."""
+
+
+class AuthFailedError(SshError):
+    """The server refused every key offered."""
+
+
+class HostKeyError(SshError):
+    """The host key is changed, refused or unknown: never retried automatically."""
+
+
+class HostKeyChangedError(HostKeyError):
+    pass
+
+
+class HostKeyRejectedError(HostKeyError):
+    pass
+
+
+class HostKeyUnknownError(HostKeyError):
+    pass
+
+
+def _options(target: SshTarget, known: KnownHosts, tunnel: Any) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "host": target.address,
+        "port": target.port,
+        "username": target.login,
+        "known_hosts": str(known.path),
+        "host_key_alias": target.alias,
+        "config": None,  # the TOML file is the config: never read ~/.ssh/config behind it
+        "connect_timeout": target.connect_timeout,
+        "login_timeout": target.connect_timeout,
+        "keepalive_interval": target.keepalive_interval,
+        "keepalive_count_max": target.keepalive_count_max,
+        "kex_algs": KEX_ALGS,
+        "encryption_algs": ENCRYPTION_ALGS,
+    }
+    if target.identity_file is not None:
+        options["client_keys"] = [str(target.identity_file)]
+    if tunnel is not None:
+        options["tunnel"] = tunnel
+    return options
+
+
+def _keys_tried(target: SshTarget) -> str:
+    if target.identity_file is not None:
+        return str(target.identity_file)
+    return "ssh-agent and the default keys in ~/.ssh"
+
+
+def _explain(target: SshTarget, exc: BaseException) -> SshError:
+    where = f"{target.name} ({target.login}@{target.where})"
+    if isinstance(exc, SshError):
+        return exc
+    if isinstance(exc, asyncssh.PermissionDenied):
+        return AuthFailedError(
+            target,
+            f"{where} refused the login: no offered key was accepted (tried: "
+            f"{_keys_tried(target)}). Check the user name and that the public key is in the "
+            "remote ~/.ssh/authorized_keys.",
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectFailedError(
+            target, f"{where}: connection refused (is sshd running, and is the port right?)"
+        )
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return ConnectFailedError(
+            target,
+            f"{where}: no answer within {target.connect_timeout:g}s (host down or firewalled?)",
+        )
+    if isinstance(exc, socket.gaierror):
+        return ConnectFailedError(
+            target, f"{target.name}: cannot resolve {target.address!r} ({exc.strerror})"
+        )
+    if isinstance(exc, asyncssh.KeyImportError):
+        return AuthFailedError(target, f"{where}: cannot use {_keys_tried(target)}: {exc}")
+    if isinstance(exc, asyncssh.DisconnectError):
+        return ConnectFailedError(target, f"{where}: disconnected: {exc.reason}")
+    if isinstance(exc, OSError):
+        return ConnectFailedError(target, f"{where}: {exc.strerror or exc}")
+    return ConnectFailedError(target, f"{where}: {exc}")
+
+
+async def fetch_host_key(target: SshTarget, tunnel: Any = None) -> Any:
+    """The key the server presents (no login, no trust decision)."""
+    kwargs: dict[str, Any] = {"config": None, "kex_algs": KEX_ALGS}
+    if tunnel is not None:
+        kwargs["tunnel"] = tunnel
+    try:
+        key = await asyncio.wait_for(
+            asyncssh.get_server_host_key(target.address, target.port, **kwargs),
+            target.connect_timeout,
+        )
+    except Exception as exc:
+        raise _explain(target, exc) from exc
+    if key is None:
+        raise ConnectFailedError(target, f"{target.name}: the server presented no host key")
+    return key
+
+
+async def _verify_new_key(
+    target: SshTarget, known: KnownHosts, verifier: Verifier | None, tunnel: Any
+) -> HostKeyQuestion:
+    key = await fetch_host_key(target, tunnel)
+    question = fingerprint_question(target.name, target.alias, target.address, target.port, key)
+    if verifier is None:
+        raise HostKeyUnknownError(
+            target,
+            f"{target.name}: its host key is not known yet ({question.key_type} "
+            f"{question.sha256}); connect interactively once (`nbterm up {target.name}`) "
+            "to check and trust it",
+        )
+    if not await verifier(question):
+        raise HostKeyRejectedError(
+            target, f"{target.name}: host key {question.sha256} was not trusted; not connecting"
+        )
+    known.add(target.alias, question.public_key)
+    return question
+
+
+async def _changed_key(target: SshTarget, known: KnownHosts, tunnel: Any) -> SshError:
+    expected = ", ".join(known.fingerprints_for(target.alias)) or "(none)"
+    try:
+        key = await fetch_host_key(target, tunnel)
+        got = f"{key.export_public_key('openssh').decode().split()[0]} {key.get_fingerprint()}"
+    except SshError:
+        got = "(could not be read)"
+    return HostKeyChangedError(
+        target,
+        f"{target.name}: THE HOST KEY HAS CHANGED. nbterm trusts {expected} for "
+        f"{target.alias!r}, but {target.where} presented {got}. Someone may be intercepting the "
+        f"connection, or the machine was rebuilt. If you know it was rebuilt, forget the old key "
+        f"on purpose with `nbterm forget-host {target.name}` and connect again to check the "
+        "new one.",
+    )
+
+
+class Link:
+    """An open SSH connection and the jump connections under it, closed together."""
+
+    def __init__(self, conn: Any, jumps: list[Any]) -> None:
+        self.conn = conn
+        self.jumps = jumps
+
+    def close(self) -> None:
+        self.conn.close()
+        for jump in self.jumps:
+            jump.close()
+
+    async def wait_closed(self) -> None:
+        await self.conn.wait_closed()
+        for jump in self.jumps:
+            jump.close()
+
+    @property
+    def is_closed(self) -> bool:
+        return bool(self.conn.is_closed())
+
+
+async def connect(
+    target: SshTarget,
+    known: KnownHosts,
+    verifier: Verifier | None = None,
+    *,
+    on_new_key: Any = None,
+) -> Link:
+    """Open a verified connection to ``target`` (through its jump host, if any)."""
+    jumps: list[Any] = []
+    tunnel = None
+    try:
+        if target.jump is not None:
+            jump_link = await connect(target.jump, known, verifier, on_new_key=on_new_key)
+            jumps = [jump_link.conn, *jump_link.jumps]
+            tunnel = jump_link.conn
+        if not known.knows(target.alias):
+            question = await _verify_new_key(target, known, verifier, tunnel)
+            if on_new_key is not None:
+                on_new_key(question)
+        try:
+            conn = await asyncssh.connect(**_options(target, known, tunnel))
+        except asyncssh.HostKeyNotVerifiable:
+            raise await _changed_key(target, known, tunnel) from None
+    except Exception as exc:
+        for jump in jumps:
+            jump.close()
+        if isinstance(exc, SshError):
+            raise
+        raise _explain(target, exc) from exc
+    except BaseException:
+        for jump in jumps:
+            jump.close()
+        raise
+    return Link(conn, jumps)
+
+
+async def run(link: Link, command: str, timeout: float = 30.0) -> tuple[int, str, str]:
+    """Run ``command`` on the remote; return exit status, stdout and stderr (bounded in time)."""
+    result = await asyncio.wait_for(link.conn.run(command, check=False), timeout)
+    status = result.exit_status if result.exit_status is not None else 255
+    return int(status), str(result.stdout or ""), str(result.stderr or "")
+
+
+def close_quietly(link: Link | None) -> None:
+    if link is not None:
+        with contextlib.suppress(Exception):
+            link.close()

@@ -1,0 +1,177 @@
+"""A local forward to the remote Jupyter that survives reconnects.
+
+nbterm owns the listening socket on 127.0.0.1 and opens one SSH ``direct-tcpip`` channel per
+accepted connection over whichever SSH connection is current. The port is never released during a
+reconnect: a browser request made meanwhile waits (up to a bound) instead of being refused, and
+open tabs recover by themselves. Bytes are moved by protocol callbacks with flow control both
+ways, not by Python-level read/write loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+from typing import Any
+
+import asyncssh
+
+from nbterm.services.remote.connection import HostConnection
+
+LOCAL_HOST = "127.0.0.1"  # never another interface: Jupyter's token is the only lock on the door
+PORT_SEARCH = 100
+
+
+class PortUnavailableError(Exception):
+    pass
+
+
+class _ChannelSide(asyncssh.SSHTCPSession[bytes]):
+    def __init__(self, local: _LocalSide) -> None:
+        self.local = local
+
+    def data_received(self, data: bytes, datatype: Any) -> None:
+        transport = self.local.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def eof_received(self) -> bool:
+        transport = self.local.transport
+        if transport is not None and transport.can_write_eof() and not transport.is_closing():
+            transport.write_eof()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.local.transport is not None:
+            self.local.transport.close()
+
+    def pause_writing(self) -> None:
+        if self.local.transport is not None:
+            self.local.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.local.transport is not None and not self.local.transport.is_closing():
+            self.local.transport.resume_reading()
+
+
+class _LocalSide(asyncio.Protocol):
+    def __init__(self, tunnel: Tunnel) -> None:
+        self.tunnel = tunnel
+        self.transport: asyncio.Transport | None = None
+        self.channel: Any = None
+        self.pending: list[bytes] = []
+        self.pending_eof = False
+        self.task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.tunnel.active.add(self)
+        self.task = asyncio.get_running_loop().create_task(self._attach())
+
+    async def _attach(self) -> None:
+        assert self.transport is not None
+        try:
+            link = await self.tunnel.connection.get(self.tunnel.wait_for_link)
+            channel, _session = await link.conn.create_connection(
+                lambda: _ChannelSide(self),
+                LOCAL_HOST,
+                self.tunnel.remote_port,
+                window=self.tunnel.window,
+                max_pktsize=self.tunnel.max_pktsize,
+            )
+        except Exception:  # noqa: BLE001 - no link within the bound, or the remote refused
+            self.transport.close()
+            return
+        if self.transport.is_closing():
+            channel.close()
+            return
+        self.channel = channel
+        for data in self.pending:
+            channel.write(data)
+        self.pending.clear()
+        if self.pending_eof:
+            channel.write_eof()
+
+    def data_received(self, data: bytes) -> None:
+        if self.channel is not None:
+            self.channel.write(data)
+        else:
+            self.pending.append(data)
+
+    def eof_received(self) -> bool:
+        if self.channel is not None:
+            self.channel.write_eof()
+        else:
+            self.pending_eof = True
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.tunnel.active.discard(self)
+        if self.channel is not None:
+            self.channel.close()
+        elif self.task is not None:
+            self.task.cancel()
+
+    def pause_writing(self) -> None:
+        if self.channel is not None:
+            self.channel.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.channel is not None:
+            self.channel.resume_reading()
+
+
+class Tunnel:
+    """Listens on 127.0.0.1 and forwards every connection to ``remote_port`` on the remote."""
+
+    def __init__(
+        self,
+        connection: HostConnection,
+        remote_port: int,
+        wanted_port: int,
+        *,
+        wait_for_link: float = 15.0,
+        window: int = 2 * 1024 * 1024,
+        max_pktsize: int = 32768,
+    ) -> None:
+        self.connection = connection
+        self.remote_port = remote_port
+        self.wanted_port = wanted_port
+        self.wait_for_link = wait_for_link
+        self.window = window
+        self.max_pktsize = max_pktsize
+        self.local_port = 0
+        self.active: set[_LocalSide] = set()
+        self._server: asyncio.Server | None = None
+
+    async def open(self) -> int:
+        """Bind the wanted port, or the next free one; return the port in use."""
+        loop = asyncio.get_running_loop()
+        last: OSError | None = None
+        for port in range(self.wanted_port, min(self.wanted_port + PORT_SEARCH, 65536)):
+            try:
+                self._server = await loop.create_server(
+                    lambda: _LocalSide(self), LOCAL_HOST, port, reuse_address=True
+                )
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                last = exc
+                continue
+            self.local_port = port
+            return port
+        raise PortUnavailableError(
+            f"no free local port in {self.wanted_port}-{self.wanted_port + PORT_SEARCH - 1}: {last}"
+        )
+
+    async def close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for side in list(self.active):
+            if side.transport is not None:
+                side.transport.close()
+        if server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 5)
