@@ -30,6 +30,7 @@ from nbterm.services.remote.ssh import (
     HostKeyUnknownError,
     close_quietly,
     connect,
+    run,
     target_for,
 )
 from tests.harness.remote import api_status, http_get, remote_config_text, stop_remote_jupyter_sync
@@ -222,10 +223,14 @@ async def test_the_token_is_required_and_everything_listens_on_loopback_only(
     assert {sock.getsockname()[0] for sock in server.sockets} == {"127.0.0.1"}
     # and Jupyter itself, on the remote, answers on 127.0.0.1 only
     link = await sess.connection.get(5)
-    status, out, _ = await jupyter.run(link, "ss -Hltn 2>/dev/null || netstat -ltn")
-    listening = [line for line in out.splitlines() if f":{result.server.port} " in line]
-    assert listening
-    assert all("127.0.0.1:" in line for line in listening), listening
+    _status, out, _ = await run(link, "cat /proc/net/tcp /proc/net/tcp6")
+    port_hex = f":{result.server.port:04X}"
+    listening = [  # state 0A is LISTEN; addresses are hex, 0100007F is 127.0.0.1
+        line.split()[1]
+        for line in out.splitlines()[1:]
+        if len(line.split()) > 3 and line.split()[3] == "0A" and line.split()[1].endswith(port_hex)
+    ]
+    assert listening == [f"0100007F{port_hex}"]
 
 
 async def test_a_taken_local_port_falls_back_and_says_so(
