@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from typing import Any
 
 
 def free_port() -> int:
@@ -61,7 +62,7 @@ def signal_tree(pid: int, sig: int) -> None:
             os.kill(target, sig)
 
 
-def end_process(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+def end_process(proc: subprocess.Popen[Any], timeout: float = 5.0) -> None:
     """SIGCONT (in case a test stopped it), SIGTERM, then SIGKILL: only this pid."""
     if proc.poll() is not None:
         return

@@ -1,0 +1,333 @@
+"""Benchmark: nbterm's tunnel beside OpenSSH's `ssh -N -L`, against the same loopback sshd.
+
+    .venv/bin/python -m tests.bench.bench_tunnel [--bulk-mb 200] [--rounds 2000] [--requests 300]
+
+Prints each figure for both and the ratio nbterm/OpenSSH, then `nbterm up` times (reattach, and
+a cold Jupyter start beside Jupyter's own start time). Everything runs on 127.0.0.1; every process
+it starts is ended by pid. Targets (issue 3): set-up <= 0.5x, HTTP keep-alive p50 <= 1.25x,
+bulk >= 0.8x, reattach `up` <= 0.5 s, cold `up` <= Jupyter's own start + 0.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.bench.common import (
+    bulk_handler,
+    bulk_mb_per_s,
+    echo_handler,
+    median,
+    percentile,
+    round_trips_us,
+    serve_forever,
+)
+from tests.harness.procs import end_process, free_port
+from tests.harness.remote import remote_config_text, stop_remote_jupyter
+from tests.harness.sshd import SshServer, make_sshd
+
+# --- the nbterm side runs in its own process, like ssh does ------------------------------------
+
+
+async def _helper_tunnel(remote_port: int, local_port: int, echo: bool) -> None:
+    from nbterm.config import load_config
+    from nbterm.locations import resolve_paths
+    from nbterm.services.remote.connection import HostConnection
+    from nbterm.services.remote.host_keys import KnownHosts
+    from nbterm.services.remote.ssh import target_for
+    from nbterm.services.remote.tunnel import Tunnel
+
+    paths = resolve_paths()
+    config = load_config(paths.config_file)
+    target = target_for(config.hosts["box"], config)
+    started = time.perf_counter()
+    connection = HostConnection(target, KnownHosts(paths.known_hosts), None, lambda e: None)
+    await connection.open()
+    tunnel = Tunnel(connection, remote_port, local_port)
+    port = await tunnel.open()
+    if echo:  # ready when a forwarded connection answers
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"ping")
+        await reader.readexactly(4)
+        writer.close()
+    setup = time.perf_counter() - started
+    print(json.dumps({"port": port, "setup_s": setup}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await tunnel.close()
+    await connection.close()
+
+
+async def _helper_up() -> None:
+    from nbterm.config import load_config
+    from nbterm.locations import resolve_paths
+    from nbterm.services.remote.session import Session
+
+    paths = resolve_paths()
+    config = load_config(paths.config_file)
+    session = Session.for_host(config, "box", paths, verifier=None, on_event=lambda e: None)
+    started = time.perf_counter()
+    result = await session.up()
+    elapsed = time.perf_counter() - started
+    print(json.dumps({"up_s": elapsed, "started": result.server.started}), flush=True)
+    await session.down()
+
+
+def _spawn_helper(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.bench.bench_tunnel", "--helper", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+# --- measurements ------------------------------------------------------------------------------
+
+
+def _openssh_tunnel(
+    sshd: SshServer, ssh_config: Path, remote_port: int, echo: bool = False
+) -> tuple[Any, int, float]:
+    port = free_port()
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [
+            "ssh", "-F", str(ssh_config), "-N",
+            "-o", "ControlMaster=no", "-o", "ControlPath=none",
+            "-o", "ExitOnForwardFailure=yes",
+            "-L", f"127.0.0.1:{port}:127.0.0.1:{remote_port}", "box",
+        ],
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                if not echo:
+                    break
+                sock.sendall(b"ping")
+                if sock.recv(4) == b"ping":
+                    break
+        except OSError:
+            time.sleep(0.002)
+        if time.perf_counter() - started > 20:
+            raise TimeoutError("ssh -L did not come up")
+    return proc, port, time.perf_counter() - started
+
+
+def _nbterm_tunnel(
+    remote_port: int, echo: bool = False
+) -> tuple[subprocess.Popen[str], int, float]:
+    proc = _spawn_helper("tunnel", str(remote_port), str(free_port()), "echo" if echo else "-")
+    assert proc.stdout is not None
+    info = json.loads(proc.stdout.readline())
+    return proc, int(info["port"]), float(info["setup_s"])
+
+
+def _http(port: int, token: str, requests: int, keep_alive: bool) -> list[float]:
+    times = []
+    headers = {"Authorization": f"token {token}"}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for _ in range(requests):
+        if not keep_alive:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        started = time.perf_counter()
+        conn.request("GET", "/api/status", headers=headers)
+        response = conn.getresponse()
+        response.read()
+        times.append((time.perf_counter() - started) * 1000)
+        assert response.status == 200
+        if not keep_alive:
+            conn.close()
+    conn.close()
+    return times
+
+
+def _jupyter_own_start(sshd: SshServer, runs: int = 3) -> float:
+    """Jupyter's own start: the same binary, started directly, until /api/status answers."""
+    results = []
+    for _ in range(runs):
+        port = free_port()
+        with tempfile.TemporaryDirectory() as runtime:
+            env = {**os.environ, "JUPYTER_RUNTIME_DIR": runtime}
+            started = time.perf_counter()
+            proc = subprocess.Popen(
+                [str(sshd.remote_python.parent / "jupyter"), "server", "--no-browser",
+                 "--ip=127.0.0.1", f"--port={port}", "--allow-root",
+                 "--IdentityProvider.token=bench", f"--ServerApp.root_dir={runtime}"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+            )  # fmt: skip
+            try:
+                while True:
+                    try:
+                        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                        conn.request("GET", "/api/status", headers={"Authorization": "token bench"})
+                        if conn.getresponse().status == 200:
+                            break
+                    except OSError:
+                        time.sleep(0.02)
+                results.append(time.perf_counter() - started)
+            finally:
+                end_process(proc)
+    return median(results)
+
+
+def _row(name: str, ours: float, theirs: float, unit: str, target: str = "") -> str:
+    ratio = ours / theirs if theirs else float("nan")
+    return f"{name:<34} {theirs:>10.3f} {ours:>10.3f}  {unit:<6} {ratio:>6.2f}x  {target}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bulk-mb", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--setups", type=int, default=7)
+    parser.add_argument("--helper", nargs="*")
+    args = parser.parse_args()
+    if args.helper:
+        kind, *rest = args.helper
+        if kind == "tunnel":
+            asyncio.run(_helper_tunnel(int(rest[0]), int(rest[1]), rest[2] == "echo"))
+        else:
+            asyncio.run(_helper_up())
+        return
+    run_benchmark(args)
+
+
+def run_benchmark(args: argparse.Namespace) -> None:
+    from nbterm.config import load_config
+    from nbterm.locations import resolve_paths
+    from nbterm.services.remote.host_keys import KnownHosts
+    from nbterm.services.sync.ssh_config import write_ssh_config
+
+    home = Path(tempfile.mkdtemp(prefix="nbterm-bench-"))
+    os.environ.update(
+        NBTERM_CONFIG=str(home / "config.toml"),
+        NBTERM_STATE_DIR=str(home / "state"),
+        NBTERM_RUNTIME_DIR=str(home / "run"),
+    )
+    sshd = make_sshd()
+    sshd.start()
+    procs: list[Any] = []
+    try:
+        (home / "config.toml").write_text(remote_config_text(sshd, local_port=free_port()))
+        (home / "config.toml").chmod(0o600)
+        paths = resolve_paths()
+        config = load_config(paths.config_file)
+        KnownHosts(paths.known_hosts).add("box", sshd.host_key_pub)
+        ssh_config = write_ssh_config(config, paths)
+        size = args.bulk_mb * 1_000_000
+        echo_port = serve_forever(echo_handler)
+        bulk_port = serve_forever(bulk_handler(size))
+
+        print(f"tunnels through sshd on 127.0.0.1:{sshd.port}; medians unless noted\n")
+        print(f"{'':<34} {'OpenSSH':>10} {'nbterm':>10}  {'unit':<6} {'ratio':>7}")
+        ssh_setup, our_setup = [], []
+        for _ in range(args.setups):
+            proc, _, seconds = _openssh_tunnel(sshd, ssh_config, echo_port, echo=True)
+            ssh_setup.append(seconds)
+            end_process(proc)
+            proc, _, seconds = _nbterm_tunnel(echo_port, echo=True)
+            our_setup.append(seconds)
+            end_process(proc)
+        print(_row("tunnel set-up", median(our_setup), median(ssh_setup), "s", "target <= 0.5x"))
+
+        ssh_echo, ssh_echo_port, _ = _openssh_tunnel(sshd, ssh_config, echo_port)
+        our_echo, our_echo_port, _ = _nbterm_tunnel(echo_port)
+        ssh_bulk, ssh_bulk_port, _ = _openssh_tunnel(sshd, ssh_config, bulk_port)
+        our_bulk, our_bulk_port, _ = _nbterm_tunnel(bulk_port)
+        procs += [ssh_echo, our_echo, ssh_bulk, our_bulk]
+
+        theirs = median([bulk_mb_per_s(ssh_bulk_port, size) for _ in range(3)])
+        ours = median([bulk_mb_per_s(our_bulk_port, size) for _ in range(3)])
+        print(_row(f"bulk {args.bulk_mb} MB", ours, theirs, "MB/s", "target >= 0.8x"))
+
+        theirs_rt = round_trips_us(ssh_echo_port, args.rounds)
+        ours_rt = round_trips_us(our_echo_port, args.rounds)
+        print(_row("200 B round trip p50", median(ours_rt), median(theirs_rt), "us"))
+        print(
+            _row("200 B round trip p99", percentile(ours_rt, 99), percentile(theirs_rt, 99), "us")
+        )
+
+        # nbterm up: a cold Jupyter start, then reattaching to it
+        asyncio.run(stop_remote_jupyter(sshd, paths.known_hosts))
+        cold = _up_once()
+        reattach = [_up_once() for _ in range(5)]
+        own = _jupyter_own_start(sshd)
+
+        # HTTP /api/status of that Jupyter through both tunnels
+        server = asyncio.run(_discover(config, paths))
+        ssh_http, ssh_http_port, _ = _openssh_tunnel(sshd, ssh_config, server.port)
+        our_http, our_http_port, _ = _nbterm_tunnel(server.port)
+        procs += [ssh_http, our_http]
+        for keep_alive, label in ((False, "new connection"), (True, "keep-alive")):
+            theirs_http = _http(ssh_http_port, server.token, args.requests, keep_alive)
+            ours_http = _http(our_http_port, server.token, args.requests, keep_alive)
+            target = "target <= 1.25x" if keep_alive else ""
+            print(
+                _row(
+                    f"HTTP /api/status {label} p50",
+                    median(ours_http),
+                    median(theirs_http),
+                    "ms",
+                    target,
+                )
+            )
+            print(
+                _row(
+                    f"HTTP /api/status {label} p99",
+                    percentile(ours_http, 99),
+                    percentile(theirs_http, 99),
+                    "ms",
+                )
+            )
+
+        print()
+        print(
+            f"{'nbterm up, reattach (median of 5)':<34} {median(reattach):>10.3f} s"
+            "   target <= 0.5 s"
+        )
+        print(
+            f"{'nbterm up, cold Jupyter start':<34} {cold:>10.3f} s"
+            f"   Jupyter's own start {own:.3f} s: +{cold - own:.3f} s (target <= +0.5 s)"
+        )
+    finally:
+        for proc in procs:
+            end_process(proc)
+        asyncio.run(stop_remote_jupyter(sshd, home / "state" / "known_hosts"))
+        sshd.remove()
+
+
+def _up_once() -> float:
+    proc = _spawn_helper("up")
+    assert proc.stdout is not None
+    info = json.loads(proc.stdout.readline())
+    proc.wait(30)
+    return float(info["up_s"])
+
+
+async def _discover(config: Any, paths: Any) -> Any:
+    from nbterm.services.remote import jupyter
+    from nbterm.services.remote.host_keys import KnownHosts
+    from nbterm.services.remote.ssh import close_quietly, connect, target_for
+
+    link = await connect(target_for(config.hosts["box"], config), KnownHosts(paths.known_hosts))
+    try:
+        server = await jupyter.discover(link, config.hosts["box"].jupyter)
+    finally:
+        close_quietly(link)
+    assert server is not None
+    return server
+
+
+if __name__ == "__main__":
+    main()
