@@ -1,0 +1,106 @@
+"""Notice remote changes within about a second, over the host's existing asyncssh connection.
+
+One long-running remote command per connection reports changes, so nbterm itself does nothing
+while nothing changes: ``inotifywait`` where the remote has it, otherwise a small shell loop that
+prints a digest of the file listing whenever it differs (checked twice a second on the remote).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from nbterm.services.remote.ssh import Link, run
+
+WatchMode = Literal["auto", "inotify", "poll"]
+POLL_SECONDS = 0.5
+
+
+def shell_dir(remote: str) -> str:
+    if remote in ("~", "~/"):
+        return '"$HOME"'
+    if remote.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(remote[2:].rstrip("/") or ".")
+    return shlex.quote(remote.rstrip("/") or "/")
+
+
+def poll_command(remote: str) -> str:
+    folder = shell_dir(remote)
+    listing = (
+        f"find {folder} -name .ipynb_checkpoints -prune -o -type f ! -name '.~*' "
+        "-printf '%T@ %s %P\\n' 2>/dev/null | md5sum"
+    )
+    return (
+        f"p=; while :; do d=$({listing}); "
+        f'if [ "$d" != "$p" ]; then echo "$d"; p=$d; fi; sleep {POLL_SECONDS}; done'
+    )
+
+
+def inotify_command(remote: str) -> str:
+    return (
+        "exec inotifywait -m -r -q -e close_write,moved_to,delete,create "
+        r"--exclude '(/\.~[^/]*$|/\.ipynb_checkpoints/)' --format '%w%f' "
+        f"{shell_dir(remote)}"
+    )
+
+
+class RemoteWatcher:
+    """Calls ``on_change`` when files under ``remote`` change; survives reconnects."""
+
+    def __init__(
+        self,
+        get_link: Callable[[], Awaitable[Link]],
+        remote: str,
+        on_change: Callable[[], None],
+        *,
+        mode: WatchMode = "auto",
+    ) -> None:
+        self.get_link = get_link
+        self.remote = remote
+        self.on_change = on_change
+        self.mode = mode
+        self.using: str | None = None
+        self.last_error: str | None = None
+
+    async def _pick(self, link: Link) -> str:
+        if self.mode != "auto":
+            return self.mode
+        status, _out, _err = await run(
+            link, f"command -v inotifywait >/dev/null && test -d {shell_dir(self.remote)}"
+        )
+        return "inotify" if status == 0 else "poll"
+
+    async def run(self) -> None:
+        while True:
+            try:
+                link = await self.get_link()
+                self.using = await self._pick(link)
+                command = (
+                    inotify_command(self.remote)
+                    if self.using == "inotify"
+                    else poll_command(self.remote)
+                )
+                await self._follow(link, command, skip_first=self.using == "poll")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the link dropped; wait for the next one
+                self.last_error = str(exc)
+            await asyncio.sleep(1.0)
+
+    async def _follow(self, link: Link, command: str, *, skip_first: bool) -> None:
+        process = await link.conn.create_process(command)
+        try:
+            first = True
+            async for _line in process.stdout:
+                if first and skip_first:
+                    first = False
+                    continue
+                first = False
+                self.on_change()
+        finally:
+            with contextlib.suppress(Exception):
+                process.terminate()
+            process.close()
