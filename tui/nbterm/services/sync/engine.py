@@ -119,6 +119,9 @@ class SyncEngine:
         command = [
             "rsync", "-rt", "-m", "--no-h", "--delete",
             f"--partial-dir={PARTIAL_DIR}",
+            # compare nanoseconds: by default rsync sees two saves of the same size within one
+            # second as unchanged, and the second one would never arrive
+            "--modify-window=-1",
             f"--timeout={self.io_timeout}",
             "--out-format=%i %l %n",
             "--info=progress2",

@@ -25,12 +25,13 @@ async def _git(repo: Path, *args: str) -> tuple[int, str]:
 
 
 async def is_repo(folder: Path) -> bool:
-    code, out = await _git(folder, "rev-parse", "--show-prefix")
-    return code == 0 and out == ""  # an empty prefix: the folder is the top of the repository
+    """True if ``folder`` is inside a git work tree (its own repository or an enclosing one)."""
+    code, out = await _git(folder, "rev-parse", "--is-inside-work-tree")
+    return code == 0 and out == "true"
 
 
 async def ensure_repo(folder: Path, *, init: bool) -> bool:
-    """True if ``folder`` is the top of a git repository (created when ``init``)."""
+    """True if ``folder`` is in a git repository (one is created there when ``init``)."""
     if await is_repo(folder):
         await _exclude_backups(folder)
         return True
@@ -48,7 +49,7 @@ async def _exclude_backups(folder: Path) -> None:
     if code != 0:
         return
     exclude = Path(out) if Path(out).is_absolute() else folder / out
-    wanted = f"/{BACKUP_DIR}/"
+    wanted = f"{BACKUP_DIR}/"  # at any depth: the folder may be inside a larger repository
     current = exclude.read_text() if exclude.exists() else ""
     if wanted not in current.splitlines():
         exclude.parent.mkdir(parents=True, exist_ok=True)
