@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what nbterm's tests need on a fresh Debian machine, then exits. Idempotent.
-#   - system parts: OpenSSH server and client, rsync, tmux, git (apt-get, when run as root)
+#   - system parts: OpenSSH server and client, rsync, tmux, git, inotify-tools (apt-get, as root)
 #   - .venv/ with nbterm and its dev and demo extras
 #   - as root: an unprivileged user "nbterm-test" for the loopback sshd to log in as, and a Python
 #     environment with jupyter-server that this user can run (/opt/nbterm-test/remote-venv)
@@ -26,6 +26,8 @@ command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v rsync >/dev/null || need_apt+=(rsync)
 command -v tmux >/dev/null || need_apt+=(tmux)
 command -v git >/dev/null || need_apt+=(git)
+# the "remote" of the tests may watch notebooks with inotify; without it nbterm polls (both tested)
+command -v inotifywait >/dev/null || need_apt+=(inotify-tools)
 can_make_venv() {  # Debian ships venv's pip bootstrap separately (python3-venv)
     local dir ok=1
     dir=$(mktemp -d)

@@ -17,6 +17,7 @@ from nbterm.config import LoadedConfig, load_config
 from nbterm.locations import Paths
 from nbterm.services.sync.ssh_config import Ec2Address, render_ssh_config, write_ssh_config
 from tests.examples import EXAMPLES, provide_identity_files
+from tests.harness.openssh import end_master
 from tests.harness.sshd import SshServer
 
 
@@ -128,34 +129,7 @@ def box(
     config = load_config(write_config(sshd_host_toml("box")))
     generated = write_ssh_config(config, paths)
     yield config, generated
-    _end_master(generated, "box")
-
-
-def _end_master(generated: Path, name: str) -> None:
-    """End the ControlPersist master this test started: by its pid, as ssh reports it."""
-    check = subprocess.run(
-        ["ssh", "-F", str(generated), "-O", "check", name],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    match = re.search(r"pid=(\d+)", check.stderr)
-    subprocess.run(
-        ["ssh", "-F", str(generated), "-O", "exit", name], capture_output=True, check=False
-    )
-    if match:
-        import os
-        import signal
-        import time
-
-        pid = int(match.group(1))
-        for _ in range(50):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
-        os.kill(pid, signal.SIGTERM)
+    end_master(generated, "box")
 
 
 def run_ssh(generated: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import subprocess
 import time
 import uuid
@@ -28,6 +27,7 @@ from nbterm.services.sync.events import (
 )
 from nbterm.services.sync.promote import BACKUP_DIR
 from nbterm.services.sync.ssh_config import write_ssh_config
+from tests.harness.openssh import end_master
 from tests.harness.remote import remote_config_text
 from tests.harness.sshd import SshServer
 
@@ -66,22 +66,7 @@ class Remote:
         self.sh(f"mkdir -p '{parent}' && cat > '{path}'", text.encode())
 
     def end_master(self) -> None:
-        check = subprocess.run(
-            ["ssh", "-F", str(self.ssh_config), "-O", "check", "box"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        subprocess.run(["ssh", "-F", str(self.ssh_config), "-O", "exit", "box"],
-                       capture_output=True, check=False)  # fmt: skip
-        match = re.search(r"pid=(\d+)", check.stderr)
-        if match:
-            import os
-            import signal
-
-            time.sleep(0.2)
-            try:
-                os.kill(int(match.group(1)), signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        end_master(self.ssh_config, "box")
 
 
 class Recorder:

@@ -5,40 +5,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import sys
 import webbrowser
 from typing import Any
 
 from nbterm.cli.common import CliError, load
+from nbterm.cli.hosts import add_accept, plain_host, verifier_for
+from nbterm.cli.printer import Printer
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths, tildify
+from nbterm.services.host_session import HostSession
 from nbterm.services.remote import jupyter, registry
-from nbterm.services.remote.events import (
-    ConnectionChanged,
-    HostKeyTrusted,
-    JupyterReady,
-    RemoteEvent,
-    TunnelHealth,
-    TunnelOpened,
-)
-from nbterm.services.remote.host_keys import (
-    HostKeyQuestion,
-    KnownHosts,
-    Verifier,
-    accept_fingerprint,
-)
-from nbterm.services.remote.session import Session
+from nbterm.services.remote.host_keys import KnownHosts, Verifier
 from nbterm.services.remote.ssh import SshError, close_quietly, connect, target_for
 from nbterm.services.remote.tunnel import PortUnavailableError
+
+FINAL_SYNC_SECONDS = 120.0
 
 
 def register(commands: Any) -> None:
     up = commands.add_parser(
-        "up", help="connect, start or reattach Jupyter, and keep a tunnel open until Ctrl-C"
+        "up",
+        help="connect, start or reattach Jupyter, keep a tunnel and the sync rules running "
+        "until Ctrl-C",
     )
     up.add_argument("name", help="host name from the config")
     up.add_argument("--open", action="store_true", help="open the notebook in the browser")
-    _add_accept(up)
+    add_accept(up)
     up.set_defaults(handler=cmd_up)
 
     status = commands.add_parser("status", help="hosts, open tunnels and remote Jupyter servers")
@@ -52,129 +44,49 @@ def register(commands: Any) -> None:
         "stop-jupyter", help="stop the Jupyter server nbterm runs on a host (kernels end)"
     )
     stop.add_argument("name", help="host name from the config")
-    _add_accept(stop)
+    add_accept(stop)
     stop.set_defaults(handler=cmd_stop_jupyter)
-
-
-def _add_accept(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--accept-host-key",
-        metavar="FINGERPRINT",
-        help="trust a new host key without asking if it has this SHA256 fingerprint",
-    )
-
-
-def _plain_host(config: LoadedConfig, name: str) -> Host:
-    host = config.hosts.get(name)
-    if host is None:
-        known = ", ".join(config.hosts) or "none"
-        raise CliError(f"no host named {name!r} in {tildify(config.path)} (hosts: {known})")
-    if host.is_ec2:
-        raise CliError(
-            f"{name} is an EC2 host: bringing EC2 instances up from nbterm is not available yet; "
-            "plain SSH hosts (hostname = ...) work today"
-        )
-    return host
-
-
-def _verifier(args: argparse.Namespace) -> Verifier | None:
-    if args.accept_host_key:
-        return accept_fingerprint(args.accept_host_key)
-    if not sys.stdin.isatty():
-        return None
-    return _ask
-
-
-async def _ask(question: HostKeyQuestion) -> bool:
-    print(
-        f"The host key of {question.host!r} ({question.address}:{question.port}) is not known "
-        "to nbterm yet.\n"
-        f"  {question.key_type} {question.sha256}\n"
-        "Compare it with the fingerprint the machine's owner or console shows. "
-        f"It will be stored under {question.alias!r}.",
-        flush=True,
-    )
-    answer = await asyncio.to_thread(input, "Trust this key and connect? [y/N] ")
-    return answer.strip().lower() in {"y", "yes"}
-
-
-class _Printer:
-    """One line per change, for people and scripts reading ``nbterm up``."""
-
-    def __init__(self) -> None:
-        self.last_state: str | None = None
-
-    def __call__(self, event: RemoteEvent) -> None:
-        line = self._line(event)
-        if line:
-            print(f"{event.host}: {line}", flush=True)
-
-    def _line(self, event: RemoteEvent) -> str | None:
-        if isinstance(event, ConnectionChanged):
-            if event.state == "connecting":
-                return f"connecting to {event.message}"
-            if event.state == "reconnecting" and event.retry_in is not None and not event.message:
-                return f"reconnecting (attempt {event.attempt}, in {event.retry_in:.1f}s)"
-            if event.state in ("lost", "reconnecting", "down") and event.message:
-                return f"{event.state}: {event.message}"
-            if event.state == "connected" and event.attempt:
-                return f"reconnected (reconnect #{event.attempt})"
-            return None
-        if isinstance(event, HostKeyTrusted):
-            return f"trusted host key {event.key_type} {event.sha256} (stored as {event.alias!r})"
-        if isinstance(event, JupyterReady):
-            how = "started" if event.started else "reattached to running"
-            return f"{how} Jupyter (pid {event.pid}, remote port {event.remote_port})"
-        if isinstance(event, TunnelOpened):
-            if event.fell_back:
-                return f"local port {event.wanted_port} is taken: using {event.local_port} instead"
-            return None
-        if isinstance(event, TunnelHealth):
-            if event.state == self.last_state:
-                return None
-            self.last_state = event.state
-            detail = event.message
-            if event.latency_ms is not None:
-                detail = f"{event.latency_ms:.1f} ms, {event.kernels} kernel(s)" + (
-                    f"; {detail}" if detail else ""
-                )
-            return f"tunnel {event.state}" + (f" ({detail})" if detail else "")
-        return None
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     config, paths = load(args)
-    host = _plain_host(config, args.name)
+    host = plain_host(config, args.name)
     return asyncio.run(_up(config, paths, host, args))
 
 
 async def _up(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Namespace) -> int:
-    session = Session.for_host(
-        config, host.name, paths, verifier=_verifier(args), on_event=_Printer()
-    )
+    session = HostSession(config, host.name, paths, verifier=verifier_for(args), on_event=Printer())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
+    started = False
     try:
         try:
             result = await session.up()
         except (SshError, jupyter.JupyterError, PortUnavailableError) as exc:
             raise CliError(str(exc)) from None
+        started = True
         registry.record(paths, host.name, result.local_port, result.server.port)
         print(f"{host.name}: open {result.url}", flush=True)
         if args.open:
             webbrowser.open(result.url)
         await stop.wait()
     finally:
-        registry.remove(paths, host.name)
-        await session.down()
+        if started and session.engines:
+            print(f"{host.name}: final sync before closing", flush=True)
+        try:
+            final = await session.down(final_sync=started, timeout=FINAL_SYNC_SECONDS)
+        finally:
+            registry.remove(paths, host.name)  # last: `nbterm down` waits for this
+    if session.engines and not final.ok:
+        print(f"{host.name}: the final sync did not complete: see the messages above", flush=True)
     print(
         f"{host.name}: tunnel closed; Jupyter keeps running on the remote "
         f"(`nbterm up {host.name}` reattaches, `nbterm stop-jupyter {host.name}` stops it)",
         flush=True,
     )
-    return 0
+    return 0 if final.ok else 1
 
 
 def cmd_forget_host(args: argparse.Namespace) -> int:
@@ -194,8 +106,8 @@ def cmd_forget_host(args: argparse.Namespace) -> int:
 
 def cmd_stop_jupyter(args: argparse.Namespace) -> int:
     config, paths = load(args)
-    host = _plain_host(config, args.name)
-    return asyncio.run(_stop_jupyter(config, paths, host, _verifier(args)))
+    host = plain_host(config, args.name)
+    return asyncio.run(_stop_jupyter(config, paths, host, verifier_for(args)))
 
 
 async def _stop_jupyter(
@@ -259,4 +171,6 @@ async def _status(config: LoadedConfig, paths: Paths) -> int:
         print(f"{host.name}  [{kind}]")
         print(f"  {tunnel_text}")
         print(f"  jupyter: {jupyter_state}")
+        for rule in config.sync_rules_for(host.name):
+            print(f"  sync {rule.remote} -> {tildify(rule.local)} every {rule.interval}s")
     return 0

@@ -27,13 +27,19 @@ class TunnelRecord:
 
     @property
     def alive(self) -> bool:
+        """The process exists and has not exited (a zombie awaiting its parent counts as gone)."""
         try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
+            with open(f"/proc/{self.pid}/stat") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
             return True
-        return True
+        return state not in ("Z", "X")
 
 
 def _dir(paths: Paths) -> Path:

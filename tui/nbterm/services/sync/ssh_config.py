@@ -11,6 +11,8 @@ file in ``~/.ssh/config`` changes nothing for the user's other hosts.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,3 +109,14 @@ def write_ssh_config(
     ensure_private_dir(paths.control_dir)
     write_private(paths.ssh_config, render_ssh_config(config, paths, ec2))
     return paths.ssh_config
+
+
+async def end_master(ssh_config: Path, host: str) -> None:
+    """Close the shared OpenSSH connection (ControlMaster) of ``host``, if one is open."""
+    with contextlib.suppress(OSError, TimeoutError):
+        proc = await asyncio.create_subprocess_exec(
+            "ssh", "-F", str(ssh_config), "-O", "exit", host,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        await asyncio.wait_for(proc.wait(), 10)
