@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -81,3 +82,18 @@ async def stop_remote_jupyter(sshd: SshServer, known_hosts: Path) -> None:
 
 def stop_remote_jupyter_sync(sshd: SshServer, known_hosts: Path) -> None:
     asyncio.run(stop_remote_jupyter(sshd, known_hosts))
+
+
+def remote_shell(sshd: SshServer, command: str, data: bytes | None = None) -> str:
+    """Run ``command`` as the test sshd's user with plain OpenSSH (no nbterm involved)."""
+    done = subprocess.run(
+        [
+            "ssh", "-i", str(sshd.client_key), "-p", str(sshd.port),
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", f"{sshd.user}@{sshd.host}", command,
+        ],
+        input=data, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"remote command failed: {command}: {done.stderr.decode()}")
+    return done.stdout.decode()

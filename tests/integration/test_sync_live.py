@@ -23,8 +23,9 @@ from nbterm.services.host_session import HostSession
 from nbterm.services.remote.host_keys import HostKeyQuestion
 from nbterm.services.remote.ssh import run
 from nbterm.services.sync.events import CycleDone
+from nbterm.services.sync.watcher import WatchMode
 from tests.harness.procs import end_process
-from tests.harness.remote import remote_config_text, stop_remote_jupyter_sync
+from tests.harness.remote import remote_config_text, remote_shell, stop_remote_jupyter_sync
 from tests.harness.sshd import SshServer
 
 pytestmark = pytest.mark.sshd
@@ -61,6 +62,11 @@ def config(
 
 async def trust_all(question: HostKeyQuestion) -> bool:
     return True
+
+
+def watch_mode(name: str) -> WatchMode:
+    assert name in ("poll", "inotify")
+    return "poll" if name == "poll" else "inotify"
 
 
 async def wait_for_file(path: Path, content: str, timeout: float) -> float:
@@ -112,11 +118,7 @@ def test_sync_once_from_the_cli(
     config: LoadedConfig, sshd: SshServer, folder: str, tmp_path: Path
 ) -> None:
     fingerprint = asyncssh.import_public_key(sshd.host_key_pub).get_fingerprint()
-    key = str(sshd.client_key)
-    base = ["ssh", "-i", key, "-p", str(sshd.port), "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", f"{sshd.user}@127.0.0.1"]  # fmt: skip
-    subprocess.run([*base, f"mkdir -p {folder} && cat > {folder}/a.ipynb"],
-                   input=notebook("cli").encode(), check=True, capture_output=True)  # fmt: skip
+    remote_shell(sshd, f"mkdir -p {folder} && cat > {folder}/a.ipynb", notebook("cli").encode())
     try:
         done = subprocess.run(
             [sys.executable, "-m", "nbterm", "sync", "box", "--accept-host-key", fingerprint],
@@ -127,7 +129,7 @@ def test_sync_once_from_the_cli(
         assert re.search(r"now sync done: 1 file\(s\)", done.stdout)
         assert (tmp_path / "local" / "a.ipynb").read_text() == notebook("cli")
     finally:
-        subprocess.run([*base, f"rm -rf {folder}"], check=False, capture_output=True)
+        remote_shell(sshd, f"rm -rf {folder}")
 
 
 def test_down_makes_the_running_up_do_a_final_sync(
@@ -138,17 +140,15 @@ def test_down_makes_the_running_up_do_a_final_sync(
         [sys.executable, "-m", "nbterm", "up", "box", "--accept-host-key", fingerprint],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
     )  # fmt: skip
-    key = str(sshd.client_key)
-    base = ["ssh", "-i", key, "-p", str(sshd.port), "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", f"{sshd.user}@127.0.0.1"]  # fmt: skip
     try:
         assert up.stdout is not None
         for line in up.stdout:
             if "box: open http" in line:
                 break
         # a save that the watcher may not have seen yet: the final sync must bring it
-        subprocess.run([*base, f"mkdir -p {folder} && cat > {folder}/last.ipynb"],
-                       input=notebook("last words").encode(), check=True, capture_output=True)  # fmt: skip
+        remote_shell(
+            sshd, f"mkdir -p {folder} && cat > {folder}/last.ipynb", notebook("last words").encode()
+        )
         down = subprocess.run(
             [sys.executable, "-m", "nbterm", "down", "box"],
             capture_output=True, text=True, timeout=120, check=False,
@@ -163,4 +163,4 @@ def test_down_makes_the_running_up_do_a_final_sync(
         if up.poll() is None:
             up.send_signal(signal.SIGINT)
         end_process(up)
-        subprocess.run([*base, f"rm -rf {folder}"], check=False, capture_output=True)
+        remote_shell(sshd, f"rm -rf {folder}")
