@@ -49,6 +49,9 @@ PARTIAL_DIR = ".nbterm-partial"
 DEBOUNCE_QUIET = 0.2
 DEBOUNCE_MAX = 1.0
 PROGRESS_EVERY = 0.1
+DELETION_SCAN_EVERY = 10
+"""Timer cycles look for remote deletions (rsync --delete into staging, about 10% of an idle
+cycle's cost) one time in this many; every other trigger, including the watcher's, always does."""
 
 SyncSink = Callable[[SyncEvent], None]
 
@@ -110,14 +113,15 @@ class SyncEngine:
         self._wake = asyncio.Event()
         self._pending: Trigger | None = None
         self.last_cycle: CycleDone | None = None
+        self._timer_cycles = 0
         self.next_cycle_at: float | None = None
 
     def _emit(self, event: SyncEvent) -> None:
         self.on_event(event)
 
-    def rsync_command(self) -> list[str]:
+    def rsync_command(self, *, find_deletions: bool = True) -> list[str]:
         command = [
-            "rsync", "-rt", "-m", "--no-h", "--delete",
+            "rsync", "-rt", "-m", "--no-h",
             f"--partial-dir={PARTIAL_DIR}",
             # compare nanoseconds: by default rsync sees two saves of the same size within one
             # second as unchanged, and the second one would never arrive
@@ -127,6 +131,8 @@ class SyncEngine:
             "--info=progress2",
             "-e", f"ssh -F {self.ssh_config}",
         ]  # fmt: skip
+        if find_deletions:  # into nbterm's staging mirror only: the user's folder loses nothing
+            command.append("--delete")
         if self.bwlimit_kib:
             command.append(f"--bwlimit={self.bwlimit_kib}")
         command += filter_args(self.rule)
@@ -146,7 +152,11 @@ class SyncEngine:
         self.places.local.mkdir(parents=True, exist_ok=True)
         received: list[Item] = []
         deleted: list[str] = []
-        code, stderr = await self._run_rsync(received, deleted)
+        find_deletions = True
+        if trigger == "timer":
+            find_deletions = self._timer_cycles % DELETION_SCAN_EVERY == 0
+            self._timer_cycles += 1
+        code, stderr = await self._run_rsync(received, deleted, find_deletions)
         manifest = Manifest(self.places.manifest)
         paths = [item.path for item in received] + sorted(manifest.rejected)
         result = await asyncio.to_thread(
@@ -186,10 +196,12 @@ class SyncEngine:
         self._emit(done)
         return done
 
-    async def _run_rsync(self, received: list[Item], deleted: list[str]) -> tuple[int, str]:
+    async def _run_rsync(
+        self, received: list[Item], deleted: list[str], find_deletions: bool
+    ) -> tuple[int, str]:
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self.rsync_command(),
+                *self.rsync_command(find_deletions=find_deletions),
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 stdin=asyncio.subprocess.DEVNULL,

@@ -42,10 +42,19 @@ class Manifest:
             self.rejected: set[str] = set(data.get("rejected", []))
         except (OSError, ValueError, AttributeError):
             self.entries, self.rejected = {}, set()
+        self._saved = self._snapshot()
+
+    def _snapshot(self) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+        return tuple(sorted(self.entries.items())), tuple(sorted(self.rejected))
 
     def save(self) -> None:
+        """Write the manifest if it changed (an idle cycle writes nothing)."""
+        snapshot = self._snapshot()
+        if snapshot == self._saved:
+            return
         payload = {"files": self.entries, "rejected": sorted(self.rejected)}
         write_private(self.path, json.dumps(payload, indent=0, sort_keys=True))
+        self._saved = snapshot
 
 
 @dataclass
