@@ -158,7 +158,7 @@ async def _helper_watch(seconds: float, mode: str) -> None:
     from nbterm.services.remote.host_keys import KnownHosts
     from nbterm.services.remote.ssh import target_for
     from nbterm.services.sync.engine import SyncEngine
-    from nbterm.services.sync.watcher import RemoteWatcher
+    from nbterm.services.sync.watcher import RemoteWatcher, WatchMode
 
     paths = resolve_paths()
     config = load_config(paths.config_file)
@@ -169,9 +169,10 @@ async def _helper_watch(seconds: float, mode: str) -> None:
     )  # fmt: skip
     await connection.open()
     engine = SyncEngine(rule, paths, paths.ssh_config, lambda e: None)
+    watch_mode: WatchMode = "inotify" if mode == "inotify" else "poll"
     watcher = RemoteWatcher(
-        lambda: connection.get(60), rule.remote, engine.remote_changed, mode=mode
-    )  # type: ignore[arg-type]
+        lambda: connection.get(60), rule.remote, engine.remote_changed, mode=watch_mode
+    )
     await engine.cycle()
     tasks = [asyncio.create_task(engine.run()), asyncio.create_task(watcher.run())]
     await asyncio.sleep(3)  # settled
