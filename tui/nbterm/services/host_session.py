@@ -8,7 +8,6 @@ running on the remote. The EC2 layer adds starting and stopping the instance aro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from nbterm.services.sync.engine import SyncEngine
 from nbterm.services.sync.events import CycleDone, SyncEvent
 from nbterm.services.sync.ssh_config import end_master, write_ssh_config
 from nbterm.services.sync.watcher import RemoteWatcher, WatchMode
+from nbterm.services.tasks import cancel_and_wait
 
 Sink = Callable[[RemoteEvent | SyncEvent], None]
 
@@ -98,10 +98,7 @@ class HostSession:
         if final_sync and self.engines:
             result = await self.final_sync(timeout)
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task)
         await self.remote.down()
         if self.engines:
             await end_master(self.paths.ssh_config, self.name)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from nbterm.services.remote.events import ConnectionChanged, HostKeyTrusted, RemoteEvent
 from nbterm.services.remote.host_keys import HostKeyQuestion, KnownHosts, Verifier
 from nbterm.services.remote.ssh import HostKeyError, Link, SshError, SshTarget, connect
+from nbterm.services.tasks import cancel_and_wait
 
 EventSink = Callable[[RemoteEvent], None]
 
@@ -148,10 +149,7 @@ class HostConnection:
 
     async def close(self) -> None:
         self._closed = True
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+        await cancel_and_wait(self._supervisor)
         if self._link is not None:
             self._link.close()
             with contextlib.suppress(Exception):

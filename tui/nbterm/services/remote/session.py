@@ -27,6 +27,7 @@ from nbterm.services.remote.host_keys import KnownHosts, Verifier
 from nbterm.services.remote.probe import ProbeError, get_status
 from nbterm.services.remote.ssh import Link, SshTarget, target_for
 from nbterm.services.remote.tunnel import Tunnel
+from nbterm.services.tasks import cancel_and_wait
 
 DEGRADED_MS = 1000.0
 
@@ -189,10 +190,7 @@ class Session:
     async def down(self) -> None:
         """Close the tunnel and the connection. Jupyter keeps running on the remote."""
         self._closing = True
-        if self._health_task is not None:
-            self._health_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._health_task
+        await cancel_and_wait(self._health_task)
         if self.tunnel is not None:
             await self.tunnel.close()
         await self.connection.close()
