@@ -158,10 +158,3 @@ def test_forget_host_then_stop_jupyter(configured: Path, fingerprint: str, paths
         "box: no Jupyter of nbterm's was running",
     }
     assert "jupyter: not running" in nbterm("status").stdout
-
-
-def test_an_ec2_host_says_what_is_not_there_yet(write_config: Callable[[str], Path]) -> None:
-    write_config('[hosts.gpu]\ninstance = "nb-gpu"\n')
-    done = nbterm("up", "gpu")
-    assert done.returncode == 1
-    assert "gpu is an EC2 host" in done.stderr

@@ -20,16 +20,18 @@ def add_accept(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def plain_host(config: LoadedConfig, name: str) -> Host:
+def get_host(config: LoadedConfig, name: str) -> Host:
     host = config.hosts.get(name)
     if host is None:
         known = ", ".join(config.hosts) or "none"
         raise CliError(f"no host named {name!r} in {tildify(config.path)} (hosts: {known})")
-    if host.is_ec2:
-        raise CliError(
-            f"{name} is an EC2 host: bringing EC2 instances up from nbterm is not available yet; "
-            "plain SSH hosts (hostname = ...) work today"
-        )
+    return host
+
+
+def ec2_host(config: LoadedConfig, name: str) -> Host:
+    host = get_host(config, name)
+    if not host.is_ec2:
+        raise CliError(f"{name} is a plain SSH host (hostname = ...), not an EC2 instance")
     return host
 
 

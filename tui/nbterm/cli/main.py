@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from nbterm import __version__
-from nbterm.cli import config_cmds, remote_cmds, ssh_cmds, sync_cmds
+from nbterm.cli import cloud_cmds, config_cmds, remote_cmds, ssh_cmds, sync_cmds
 from nbterm.cli.common import EXIT_CONFIG, CliError, fail
 
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     ssh_cmds.register(commands)
     remote_cmds.register(commands)
     sync_cmds.register(commands)
+    cloud_cmds.register(commands)
     return parser
 
 

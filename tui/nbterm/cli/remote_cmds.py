@@ -9,13 +9,16 @@ import webbrowser
 from typing import Any
 
 from nbterm.cli.common import CliError, load
-from nbterm.cli.hosts import add_accept, plain_host, verifier_for
+from nbterm.cli.ec2_flow import reach
+from nbterm.cli.hosts import add_accept, get_host
 from nbterm.cli.printer import Printer
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths, tildify
+from nbterm.services.cloud.ec2 import Ec2, Ec2Error, Instance
+from nbterm.services.cloud.pricing import price_per_hour
 from nbterm.services.host_session import HostSession
 from nbterm.services.remote import jupyter, registry
-from nbterm.services.remote.host_keys import KnownHosts, Verifier
+from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.ssh import SshError, close_quietly, connect, target_for
 from nbterm.services.remote.tunnel import PortUnavailableError
 
@@ -50,12 +53,22 @@ def register(commands: Any) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     config, paths = load(args)
-    host = plain_host(config, args.name)
+    host = get_host(config, args.name)
     return asyncio.run(_up(config, paths, host, args))
 
 
 async def _up(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Namespace) -> int:
-    session = HostSession(config, host.name, paths, verifier=verifier_for(args), on_event=Printer())
+    where = await reach(config, paths, host, args, start=True)
+    assert where is not None
+    session = HostSession(
+        config,
+        host.name,
+        paths,
+        verifier=where.verifier,
+        on_event=Printer(),
+        target=where.target,
+        ec2=where.ec2,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -91,12 +104,18 @@ async def _up(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Nam
 
 def cmd_forget_host(args: argparse.Namespace) -> int:
     config, paths = load(args)
-    host = config.hosts.get(args.name)
-    if host is None:
-        raise CliError(f"no host named {args.name!r} in {tildify(config.path)}")
-    if host.is_ec2:
-        raise CliError(f"{args.name} is an EC2 host: its keys are stored under its instance id")
-    removed = KnownHosts(paths.known_hosts).forget(host.name)
+    host = get_host(config, args.name)
+    alias = host.name
+    if host.is_ec2:  # its key is stored under the instance id
+        try:
+            instance = Ec2(config.aws).find(host)
+        except Ec2Error as exc:
+            raise CliError(str(exc)) from None
+        if instance is None:
+            print(f"{host.name} has no live instance; keys of terminated ones are already gone")
+            return 0
+        alias = instance.id
+    removed = KnownHosts(paths.known_hosts).forget(alias)
     if removed:
         print(f"forgot {removed} host key(s) of {host.name}; the next connection asks again")
     else:
@@ -106,16 +125,19 @@ def cmd_forget_host(args: argparse.Namespace) -> int:
 
 def cmd_stop_jupyter(args: argparse.Namespace) -> int:
     config, paths = load(args)
-    host = plain_host(config, args.name)
-    return asyncio.run(_stop_jupyter(config, paths, host, verifier_for(args)))
+    host = get_host(config, args.name)
+    return asyncio.run(_stop_jupyter(config, paths, host, args))
 
 
 async def _stop_jupyter(
-    config: LoadedConfig, paths: Paths, host: Host, verifier: Verifier | None
+    config: LoadedConfig, paths: Paths, host: Host, args: argparse.Namespace
 ) -> int:
-    target = target_for(host, config)
+    where = await reach(config, paths, host, args, start=False)
+    if where is None:
+        print(f"{host.name}: the instance is not running, so neither is Jupyter")
+        return 0
     try:
-        link = await connect(target, KnownHosts(paths.known_hosts), verifier)
+        link = await connect(where.target, KnownHosts(paths.known_hosts), where.verifier)
     except SshError as exc:
         raise CliError(str(exc)) from None
     try:
@@ -133,10 +155,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     return asyncio.run(_status(config, paths))
 
 
-async def _remote_jupyter(config: LoadedConfig, paths: Paths, host: Host) -> str:
+async def _remote_jupyter(
+    config: LoadedConfig, paths: Paths, host: Host, instance: Instance | None
+) -> str:
     if host.is_ec2:
-        return "EC2 (not looked up yet)"
-    target = target_for(host, config)
+        if instance is None or instance.state != "running":
+            return "not running (the instance is not)"
+        address = host.address or instance.address
+        target = target_for(host, config, address=address, alias=instance.id)
+    else:
+        target = target_for(host, config)
     try:
         link = await asyncio.wait_for(connect(target, KnownHosts(paths.known_hosts), None), 10)
     except SshError as exc:
@@ -158,8 +186,20 @@ async def _status(config: LoadedConfig, paths: Paths) -> int:
     if not config.hosts:
         print(f"no hosts in {tildify(config.path)}")
         return 0
+    instances: dict[str, Instance | None] = {}
+    ec2_hosts = [host for host in config.hosts.values() if host.is_ec2]
+    if ec2_hosts:
+        ec2 = Ec2(config.aws)
+        try:
+            found = await asyncio.gather(*(asyncio.to_thread(ec2.find, h) for h in ec2_hosts))
+            instances = dict(zip((h.name for h in ec2_hosts), found, strict=True))
+        except Ec2Error as exc:
+            print(f"EC2: {exc}")
     remote = await asyncio.gather(
-        *(_remote_jupyter(config, paths, host) for host in config.hosts.values())
+        *(
+            _remote_jupyter(config, paths, host, instances.get(host.name))
+            for host in config.hosts.values()
+        )
     )
     for host, jupyter_state in zip(config.hosts.values(), remote, strict=True):
         tunnel = registry.read(paths, host.name)
@@ -169,8 +209,24 @@ async def _status(config: LoadedConfig, paths: Paths) -> int:
             tunnel_text = "no tunnel"
         kind = "EC2" if host.is_ec2 else f"{host.user + '@' if host.user else ''}{host.hostname}"
         print(f"{host.name}  [{kind}]")
+        if host.is_ec2:
+            print(f"  {_describe(config, paths, instances.get(host.name))}")
         print(f"  {tunnel_text}")
         print(f"  jupyter: {jupyter_state}")
         for rule in config.sync_rules_for(host.name):
             print(f"  sync {rule.remote} -> {tildify(rule.local)} every {rule.interval}s")
     return 0
+
+
+def _describe(config: LoadedConfig, paths: Paths, instance: Instance | None) -> str:
+    if instance is None:
+        return "no live instance"
+    market = "spot" if instance.spot else "on-demand"
+    text = f"{instance.id} {instance.state} {instance.type} {market} {instance.az}"
+    if instance.state != "running":
+        return text
+    price = price_per_hour(Ec2(config.aws), config.aws, instance, paths.state_dir / "prices.json")
+    hours = instance.uptime_hours()
+    if price is None:
+        return f"{text}, up {hours:.1f} h, price unknown"
+    return f"{text}, ${price:.4f}/h, up {hours:.1f} h, ${price * hours:.2f} so far"

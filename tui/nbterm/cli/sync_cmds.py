@@ -10,19 +10,20 @@ import time
 from typing import Any
 
 from nbterm.cli.common import CliError, load
-from nbterm.cli.hosts import add_accept, plain_host, verifier_for
+from nbterm.cli.ec2_flow import FINAL_SYNC_SECONDS, final_sync, reach, say
+from nbterm.cli.hosts import add_accept, get_host
 from nbterm.cli.printer import Printer
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths
+from nbterm.services.cloud import lifecycle
+from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.remote import registry
 from nbterm.services.remote.connection import HostConnection
-from nbterm.services.remote.host_keys import KnownHosts, Verifier
-from nbterm.services.remote.ssh import SshError, close_quietly, connect, target_for
+from nbterm.services.remote.host_keys import KnownHosts
+from nbterm.services.remote.ssh import SshError, close_quietly, connect
 from nbterm.services.sync.engine import SyncEngine
 from nbterm.services.sync.ssh_config import end_master, write_ssh_config
 from nbterm.services.sync.watcher import RemoteWatcher
-
-FINAL_SYNC_SECONDS = 120.0
 
 
 def register(commands: Any) -> None:
@@ -35,42 +36,33 @@ def register(commands: Any) -> None:
     sync.set_defaults(handler=cmd_sync)
 
     down = commands.add_parser(
-        "down", help="final sync, then close the host's tunnel (Jupyter keeps running)"
+        "down",
+        help="final sync, close the host's tunnel (Jupyter keeps running), stop an EC2 instance",
     )
     down.add_argument("name", help="host name from the config")
     add_accept(down)
     down.set_defaults(handler=cmd_down)
 
 
-def _rules_host(config: LoadedConfig, name: str) -> Host:
-    host = plain_host(config, name)
-    if not config.sync_rules_for(name):
-        raise CliError(f"{name} has no [[sync]] rules in the config")
-    return host
-
-
-async def _trust(config: LoadedConfig, paths: Paths, host: Host, verifier: Verifier | None) -> None:
-    """rsync's OpenSSH checks host keys strictly: make sure the key is known (asking if new)."""
-    known = KnownHosts(paths.known_hosts)
-    if known.knows(host.name):
-        return
-    try:
-        link = await connect(target_for(host, config), known, verifier)
-    except SshError as exc:
-        raise CliError(str(exc)) from None
-    close_quietly(link)
-
-
 def cmd_sync(args: argparse.Namespace) -> int:
     config, paths = load(args)
-    host = _rules_host(config, args.name)
+    host = get_host(config, args.name)
+    if not config.sync_rules_for(host.name):
+        raise CliError(f"{host.name} has no [[sync]] rules in the config")
     return asyncio.run(_sync(config, paths, host, args))
 
 
 async def _sync(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Namespace) -> int:
-    verifier = verifier_for(args)
-    await _trust(config, paths, host, verifier)
-    ssh_config = write_ssh_config(config, paths)
+    where = await reach(config, paths, host, args, start=False)
+    if where is None:
+        raise CliError(f"{host.name} is not running: `nbterm up {host.name}` starts it")
+    known = KnownHosts(paths.known_hosts)
+    if not known.knows(where.target.alias):  # rsync's OpenSSH checks strictly: trust it first
+        try:
+            close_quietly(await connect(where.target, known, where.verifier))
+        except SshError as exc:
+            raise CliError(str(exc)) from None
+    ssh_config = write_ssh_config(config, paths, where.ec2)
     printer = Printer(quiet_cycles=args.watch)
     engines = [
         SyncEngine(rule, paths, ssh_config, printer) for rule in config.sync_rules_for(host.name)
@@ -79,26 +71,17 @@ async def _sync(config: LoadedConfig, paths: Paths, host: Host, args: argparse.N
         if not args.watch:
             cycles = [await engine.cycle("now") for engine in engines]
             return 0 if all(cycle.ok for cycle in cycles) else 1
-        return await _watch(config, paths, host, engines, verifier, printer)
+        connection = HostConnection(where.target, known, where.verifier, printer)
+        try:
+            await connection.open()
+        except SshError as exc:
+            raise CliError(str(exc)) from None
+        return await _watch(host, engines, connection)
     finally:
         await end_master(ssh_config, host.name)
 
 
-async def _watch(
-    config: LoadedConfig,
-    paths: Paths,
-    host: Host,
-    engines: list[SyncEngine],
-    verifier: Verifier | None,
-    printer: Printer,
-) -> int:
-    connection = HostConnection(
-        target_for(host, config), KnownHosts(paths.known_hosts), verifier, printer
-    )
-    try:
-        await connection.open()
-    except SshError as exc:
-        raise CliError(str(exc)) from None
+async def _watch(host: Host, engines: list[SyncEngine], connection: HostConnection) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -109,7 +92,7 @@ async def _watch(
             lambda: connection.get(3600), engine.rule.remote, engine.remote_changed
         )
         tasks += [asyncio.create_task(engine.run()), asyncio.create_task(watcher.run())]
-    print(f"{host.name}: watching for changes; Ctrl-C stops", flush=True)
+    say(host, "watching for changes; Ctrl-C stops")
     try:
         await stop.wait()
     finally:
@@ -120,41 +103,48 @@ async def _watch(
     return 0
 
 
+def close_running_up(paths: Paths, host: Host) -> bool:
+    """If an `nbterm up` owns this host, make it close (it final-syncs first); True if it did."""
+    running = registry.read(paths, host.name)
+    if running is None or not running.alive or running.pid == os.getpid():
+        return False
+    os.kill(running.pid, signal.SIGTERM)
+    deadline = time.monotonic() + FINAL_SYNC_SECONDS + 30
+    while (
+        running.alive
+        and registry.read(paths, host.name) is not None
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    if running.alive and registry.read(paths, host.name) is not None:
+        raise CliError(f"nbterm up (pid {running.pid}) did not finish closing in time")
+    say(host, f"final sync done and tunnel closed by nbterm up (pid {running.pid})")
+    return True
+
+
+def sync_then(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Namespace) -> bool:
+    """Close a running `nbterm up` (it syncs as it closes), or sync here; True if complete."""
+    if close_running_up(paths, host):
+        return True
+    ok = asyncio.run(final_sync(config, paths, host, args))
+    if config.sync_rules_for(host.name):
+        say(host, "final sync " + ("done" if ok else "did NOT complete"))
+    return ok
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     config, paths = load(args)
-    host = plain_host(config, args.name)
-    running = registry.read(paths, host.name)
-    if running is not None and running.alive and running.pid != os.getpid():
-        # the `nbterm up` that owns the tunnel does the final sync itself as it closes
-        os.kill(running.pid, signal.SIGTERM)
-        deadline = time.monotonic() + FINAL_SYNC_SECONDS + 30
-        while (
-            running.alive
-            and registry.read(paths, host.name) is not None
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.1)
-        if running.alive and registry.read(paths, host.name) is not None:
-            raise CliError(f"nbterm up (pid {running.pid}) did not finish closing in time")
-        print(f"{host.name}: final sync done and tunnel closed by nbterm up (pid {running.pid})")
-        return 0
-    if not config.sync_rules_for(host.name):
-        print(f"{host.name}: no tunnel open and no sync rules: nothing to do")
-        return 0
-    return asyncio.run(_final(config, paths, host, verifier_for(args)))
-
-
-async def _final(config: LoadedConfig, paths: Paths, host: Host, verifier: Verifier | None) -> int:
-    await _trust(config, paths, host, verifier)
-    ssh_config = write_ssh_config(config, paths)
-    printer = Printer(quiet_cycles=False)
-    try:
-        results = [
-            await SyncEngine(rule, paths, ssh_config, printer).final_sync(FINAL_SYNC_SECONDS)
-            for rule in config.sync_rules_for(host.name)
-        ]
-    finally:
-        await end_master(ssh_config, host.name)
-    ok = all(result.ok for result in results)
-    print(f"{host.name}: final sync {'done' if ok else 'did NOT complete'}; no tunnel was open")
+    host = get_host(config, args.name)
+    ok = sync_then(config, paths, host, args)
+    if host.is_ec2:
+        if not ok:
+            raise CliError(
+                f"{host.name}: not stopping the instance, since the final sync did not complete "
+                f"(`nbterm stop {host.name} --force` stops it anyway)"
+            )
+        try:
+            instance = lifecycle.stop(Ec2(config.aws), host, note=lambda m: say(host, m))
+        except Ec2Error as exc:
+            raise CliError(str(exc)) from None
+        say(host, f"{instance.id} is {instance.state}")
     return 0 if ok else 1

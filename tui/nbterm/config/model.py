@@ -27,6 +27,8 @@ class Host:
     """Address of a plain SSH host; None for EC2 hosts, whose address is looked up live."""
     instance: str | None
     template: str | None
+    address: str | None
+    """EC2 only: the address that reaches the instance's SSH, instead of its public DNS."""
     port: int
     user: str | None
     identity_file: Path | None

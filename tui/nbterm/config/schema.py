@@ -96,6 +96,9 @@ class HostConfig(_Model):
     """EC2 instance: its Name tag or instance id. Its address is looked up live, never pasted."""
     template: Name | None = None
     """Template used to launch this host's instance (``[templates.NAME]``)."""
+    address: Token | None = None
+    """EC2 only: reach the instance's SSH at this address instead of its public DNS name (a port
+    forward, a VPN, the demo). Its host key is still checked under the instance id."""
     port: Port | None = None
     """SSH port; default: ``defaults.port``."""
     user: Token | None = None
@@ -115,6 +118,8 @@ class HostConfig(_Model):
                 "set either hostname (a plain SSH host) or instance/template (an EC2 instance), "
                 "not both"
             )
+        if self.address is not None and not ec2:
+            raise ValueError("address only applies to EC2 hosts; a plain host uses hostname")
         if self.hostname is None and not ec2:
             raise ValueError(
                 'say where this host is: hostname = "..." for a plain SSH host, or '

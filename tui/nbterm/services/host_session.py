@@ -8,7 +8,7 @@ running on the remote. The EC2 layer adds starting and stopping the instance aro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from nbterm.config import LoadedConfig
@@ -16,10 +16,10 @@ from nbterm.locations import Paths
 from nbterm.services.remote.events import RemoteEvent
 from nbterm.services.remote.host_keys import Verifier
 from nbterm.services.remote.session import Session, UpResult
-from nbterm.services.remote.ssh import Link
+from nbterm.services.remote.ssh import Link, SshTarget
 from nbterm.services.sync.engine import SyncEngine
 from nbterm.services.sync.events import CycleDone, SyncEvent
-from nbterm.services.sync.ssh_config import end_master, write_ssh_config
+from nbterm.services.sync.ssh_config import Ec2Address, end_master, write_ssh_config
 from nbterm.services.sync.watcher import RemoteWatcher, WatchMode
 from nbterm.services.tasks import cancel_and_wait
 
@@ -51,14 +51,23 @@ class HostSession:
         probe_interval: float = 5.0,
         watch_mode: WatchMode = "auto",
         io_timeout: int = 30,
+        target: SshTarget | None = None,
+        ec2: Mapping[str, Ec2Address] | None = None,
     ) -> None:
         self.config = config
         self.name = name
         self.paths = paths
         self.on_event = on_event
         self.watch_mode = watch_mode
+        self.ec2 = dict(ec2 or {})
         self.remote = Session.for_host(
-            config, name, paths, verifier=verifier, on_event=on_event, probe_interval=probe_interval
+            config,
+            name,
+            paths,
+            verifier=verifier,
+            on_event=on_event,
+            probe_interval=probe_interval,
+            target=target,
         )
         self.engines: list[SyncEngine] = []
         self.io_timeout = io_timeout
@@ -68,7 +77,7 @@ class HostSession:
         result = await self.remote.up()
         rules = self.config.sync_rules_for(self.name)
         if rules:
-            ssh_config = write_ssh_config(self.config, self.paths)
+            ssh_config = write_ssh_config(self.config, self.paths, self.ec2)
             for rule in rules:
                 engine = SyncEngine(
                     rule, self.paths, ssh_config, self.on_event, io_timeout=self.io_timeout

@@ -39,7 +39,12 @@ class HostKeyQuestion:
 
 
 Verifier = Callable[[HostKeyQuestion], Awaitable[bool]]
-"""Answers a :class:`HostKeyQuestion`: True to trust and store the key, False to refuse."""
+"""Answers a :class:`HostKeyQuestion`: True to trust and store the key, False to refuse.
+It may raise :class:`HostKeyVerificationError` to refuse with its own (loud) message."""
+
+
+class HostKeyVerificationError(Exception):
+    """A verifier's refusal with an explanation (for example: not the key the console printed)."""
 
 
 def fingerprint_question(

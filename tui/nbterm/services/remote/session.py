@@ -85,9 +85,10 @@ class Session:
         verifier: Verifier | None,
         on_event: EventSink,
         probe_interval: float = 5.0,
+        target: SshTarget | None = None,
     ) -> Session:
         host = config.hosts[name]
-        target = target_for(host, config)
+        target = target or target_for(host, config)
         return cls(
             host, target, paths, verifier=verifier, on_event=on_event, probe_interval=probe_interval
         )

@@ -20,6 +20,7 @@ import asyncssh
 from nbterm.config import Host, LoadedConfig
 from nbterm.services.remote.host_keys import (
     HostKeyQuestion,
+    HostKeyVerificationError,
     KnownHosts,
     Verifier,
     fingerprint_question,
@@ -230,7 +231,11 @@ async def _verify_new_key(
             f"{question.sha256}); connect interactively once (`nbterm up {target.name}`) "
             "to check and trust it",
         )
-    if not await verifier(question):
+    try:
+        accepted = await verifier(question)
+    except HostKeyVerificationError as exc:
+        raise HostKeyRejectedError(target, str(exc)) from None
+    if not accepted:
         raise HostKeyRejectedError(
             target, f"{target.name}: host key {question.sha256} was not trusted; not connecting"
         )

@@ -1,0 +1,218 @@
+"""The EC2 lifecycle against moto's server; what moto cannot do, with botocore's Stubber."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from botocore.stub import ANY, Stubber
+
+from nbterm.config import LoadedConfig, load_config
+from nbterm.config.schema import AwsConfig
+from nbterm.locations import Paths
+from nbterm.services.cloud import lifecycle
+from nbterm.services.cloud.aws import ec2_client
+from nbterm.services.cloud.ec2 import HOST_TAG, Ec2, Ec2Error
+from nbterm.services.cloud.pricing import parse_price_list
+from tests.harness.moto_ec2 import MotoEc2
+
+pytestmark = pytest.mark.moto
+
+TEMPLATES = """
+[templates.gpu]
+ami = "ami-0abcdef1234567890"
+instance_type = "g5.xlarge"
+spot = true
+max_price = 0.6
+
+[templates.cpu]
+ami = "ami-0abcdef1234567890"
+instance_type = "m7i.large"
+"""
+
+
+@pytest.fixture
+def config(moto_ec2: MotoEc2, write_config: Callable[[str], Path]) -> LoadedConfig:
+    text = (
+        f'[aws]\nregion = "us-east-1"\nendpoint_url = "{moto_ec2.endpoint_url}"\n'
+        '[hosts.gpu]\ninstance = "nb-gpu"\ntemplate = "gpu"\n'
+        '[hosts.cpu]\ntemplate = "cpu"\n' + TEMPLATES
+    )
+    return load_config(write_config(text))
+
+
+def notes() -> Callable[[str], None]:
+    return lambda message: None
+
+
+def test_launch_spot_and_on_demand_list_stop_start_terminate(
+    config: LoadedConfig, paths: Paths
+) -> None:
+    ec2 = Ec2(config.aws)
+    gpu, cpu = config.hosts["gpu"], config.hosts["cpu"]
+    spot = ec2.launch(gpu, config.templates["gpu"])
+    on_demand = ec2.launch(cpu, config.templates["cpu"])
+    assert spot.spot
+    assert not on_demand.spot
+    assert (spot.name, spot.host) == ("nb-gpu", "gpu")  # Name from the host's instance
+    assert (on_demand.name, on_demand.host) == ("cpu", "cpu")  # no instance name: the host's
+    assert ec2.find(gpu) == ec2.get(spot.id)
+    assert ec2.find(cpu) is not None
+    managed = ec2.managed(list(config.hosts.values()))
+    assert {i.id for i in managed} == {spot.id, on_demand.id}
+    running = ec2.wait_for(spot.id, "running", delay=0.1)
+    before = running.public_dns
+    stopped = lifecycle.stop(ec2, gpu, note=notes(), delay=0.1)
+    assert stopped.state == "stopped"
+    started = ec2.wait_for(ec2.start(spot.id).id, "running", delay=0.1)
+    assert started.public_dns
+    assert started.public_dns != before  # a new address after stop/start, found live
+    done = lifecycle.terminate(ec2, gpu, paths, note=notes(), delay=0.1)
+    assert done.state == "terminated"
+    assert ec2.find(gpu) is None
+
+
+def test_spot_is_requested_persistent_with_stop_on_interruption(config: LoadedConfig) -> None:
+    """So that `nbterm stop` works on spot instances, and an interruption keeps the disk."""
+    client = ec2_client(config.aws)
+    expected = {
+        "ImageId": "ami-0abcdef1234567890",
+        "InstanceType": "g5.xlarge",
+        "MinCount": 1,
+        "MaxCount": 1,
+        "TagSpecifications": ANY,
+        "InstanceMarketOptions": {
+            "MarketType": "spot",
+            "SpotOptions": {
+                "SpotInstanceType": "persistent",
+                "InstanceInterruptionBehavior": "stop",
+                "MaxPrice": "0.6000",
+            },
+        },
+    }
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "run_instances",
+            {
+                "Instances": [
+                    {
+                        "InstanceId": "i-0123456789abcdef0",
+                        "State": {"Name": "pending"},
+                        "InstanceLifecycle": "spot",
+                    }
+                ]
+            },
+            expected,
+        )
+        launched = Ec2(config.aws, client).launch(config.hosts["gpu"], config.templates["gpu"])
+        stubber.assert_no_pending_responses()
+    assert launched.spot
+
+
+@pytest.mark.parametrize(
+    ("code", "advice"),
+    [
+        ("InsufficientInstanceCapacity", "try another zone"),
+        ("UnauthorizedOperation", "not allowed"),
+        ("MaxSpotInstanceCountExceeded", "spot instance limit"),
+        ("SpotMaxPriceTooLow", "raise it"),
+        ("InvalidAMIID.NotFound", "check ami and region"),
+        ("RequestLimitExceeded", "wait a minute"),
+    ],
+)
+def test_launch_errors_say_what_to_do(config: LoadedConfig, code: str, advice: str) -> None:
+    client = ec2_client(config.aws)
+    with Stubber(client) as stubber:
+        stubber.add_client_error("run_instances", service_error_code=code, service_message="x")
+        with pytest.raises(Ec2Error) as caught:
+            Ec2(config.aws, client).launch(config.hosts["gpu"], config.templates["gpu"])
+    assert f"launching nb-gpu (g5.xlarge): {code}: " in str(caught.value)
+    assert advice in str(caught.value)
+
+
+def test_stopping_a_one_time_spot_instance_is_explained(config: LoadedConfig) -> None:
+    client = ec2_client(config.aws)
+    with Stubber(client) as stubber:
+        stubber.add_client_error("stop_instances", service_error_code="UnsupportedOperation")
+        with pytest.raises(Ec2Error, match="one-time spot instance cannot be stopped"):
+            Ec2(config.aws, client).stop("i-0123456789abcdef0")
+
+
+def test_an_instance_that_vanished(config: LoadedConfig) -> None:
+    assert Ec2(config.aws).get("i-0123456789abcdef0") is None
+    with pytest.raises(Ec2Error, match="no live instance named 'nb-gpu'"):
+        lifecycle.find_or_fail(Ec2(config.aws), config.hosts["gpu"])
+
+
+def test_a_spot_interruption_seen_from_outside_fails_the_wait_fast(config: LoadedConfig) -> None:
+    client = ec2_client(config.aws)
+    instance = {
+        "InstanceId": "i-0123456789abcdef0",
+        "State": {"Name": "shutting-down"},
+        "StateReason": {"Code": "Server.SpotInstanceTermination",
+                        "Message": "Server.SpotInstanceTermination: Spot instance termination"},
+    }  # fmt: skip
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "describe_instances",
+            {"Reservations": [{"Instances": [instance]}]},
+            {"InstanceIds": ["i-0123456789abcdef0"]},
+        )
+        with pytest.raises(Ec2Error, match="shutting-down .*Spot instance termination"):
+            Ec2(config.aws, client).wait_for("i-0123456789abcdef0", "running", delay=0.01)
+
+
+def test_no_credentials_is_explained(moto_ec2: MotoEc2, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    aws = AwsConfig(region="us-east-1", endpoint_url=moto_ec2.endpoint_url)
+    with pytest.raises(Ec2Error, match="no AWS credentials"):
+        Ec2(aws).get("i-0123456789abcdef0")
+
+
+def test_on_demand_price_from_a_price_list() -> None:
+    item = (
+        '{"terms": {"OnDemand": {"X.Y": {"priceDimensions": {"X.Y.Z": '
+        '{"unit": "Hrs", "pricePerUnit": {"USD": "1.0060000000"}}}}}}}'
+    )
+    assert parse_price_list([item]) == pytest.approx(1.006)
+    assert parse_price_list([]) is None
+
+
+def nbterm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nbterm", *args], capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+
+
+def test_the_cli_launches_shows_stops_and_terminates(config: LoadedConfig) -> None:
+    launched = nbterm("launch", "gpu")
+    assert launched.returncode == 0, launched.stderr
+    assert "gpu: launching g5.xlarge (spot) from ami-0abcdef1234567890" in launched.stdout
+    assert "is running at ec2-" in launched.stdout
+    again = nbterm("launch", "gpu")
+    assert again.returncode == 1
+    assert "already has i-" in again.stderr
+    status = nbterm("status")
+    assert re.search(
+        r"i-\w+ running g5\.xlarge spot us-east-1\w, \$0\.0000/h, up 0\.0 h", status.stdout
+    ), status.stdout
+    stopped = nbterm("stop", "gpu")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "is stopped" in stopped.stdout
+    refused = nbterm("terminate", "gpu")
+    assert refused.returncode == 1
+    assert "pass --yes" in refused.stderr
+    gone = nbterm("terminate", "gpu", "--yes")
+    assert gone.returncode == 0, gone.stderr
+    assert "is terminated" in gone.stdout
+    assert "no live instance" in nbterm("status").stdout
+    instances = Ec2(config.aws).client.describe_instances(
+        Filters=[{"Name": f"tag:{HOST_TAG}", "Values": ["gpu"]}]
+    )["Reservations"]
+    assert [i["State"]["Name"] for r in instances for i in r["Instances"]] == ["terminated"]

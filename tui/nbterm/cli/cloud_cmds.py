@@ -1,0 +1,126 @@
+"""``nbterm launch``, ``nbterm stop``, ``nbterm terminate``: the EC2 instances themselves."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from nbterm.cli.common import CliError, load
+from nbterm.cli.ec2_flow import say
+from nbterm.cli.hosts import add_accept, ec2_host
+from nbterm.cli.sync_cmds import sync_then
+from nbterm.config import Host, LoadedConfig
+from nbterm.services.cloud import lifecycle
+from nbterm.services.cloud.ec2 import Ec2, Ec2Error
+
+
+def register(commands: Any) -> None:
+    launch = commands.add_parser("launch", help="launch an EC2 instance from a template")
+    launch.add_argument("template", help="template name from the config")
+    launch.add_argument("--host", help="the host it is for (default: the one using the template)")
+    launch.add_argument("--name", help="its Name tag (default: the host's instance or name)")
+    launch.set_defaults(handler=cmd_launch)
+
+    stop = commands.add_parser("stop", help="final sync, then stop an EC2 instance")
+    stop.add_argument("name", help="host name from the config")
+    stop.add_argument("--force", action="store_true", help="stop even if the final sync fails")
+    add_accept(stop)
+    stop.set_defaults(handler=cmd_stop)
+
+    terminate = commands.add_parser(
+        "terminate", help="final sync, then terminate an EC2 instance (its disk is deleted)"
+    )
+    terminate.add_argument("name", help="host name from the config")
+    terminate.add_argument("--yes", action="store_true", help="do not ask to type the name")
+    terminate.add_argument("--force", action="store_true", help="even if the final sync fails")
+    add_accept(terminate)
+    terminate.set_defaults(handler=cmd_terminate)
+
+
+def _host_for_template(config: LoadedConfig, template: str, name: str | None) -> Host:
+    if template not in config.templates:
+        known = ", ".join(config.templates) or "none"
+        raise CliError(f"no template named {template!r} (templates: {known})")
+    if name:
+        return ec2_host(config, name)
+    users = [h for h in config.hosts.values() if h.template == template]
+    if len(users) != 1:
+        which = ", ".join(h.name for h in users) or "none"
+        raise CliError(
+            f"say which host the instance is for with --host (hosts using {template!r}: {which})"
+        )
+    return users[0]
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    config, _paths = load(args)
+    host = _host_for_template(config, args.template, args.host)
+    ec2 = Ec2(config.aws)
+    template = config.templates[args.template]
+    try:
+        existing = ec2.find(host)
+        if existing is not None:
+            raise CliError(
+                f"{host.name} already has {existing.id} ({existing.state}): "
+                f"`nbterm up {host.name}` uses it"
+            )
+        market = "spot" if template.spot else "on-demand"
+        say(host, f"launching {template.instance_type} ({market}) from {template.ami}")
+        instance = ec2.launch(host, template, args.name)
+        say(host, f"launched {instance.id}; waiting for it to run")
+        instance = ec2.wait_for(instance.id, "running")
+    except Ec2Error as exc:
+        raise CliError(str(exc)) from None
+    say(host, f"{instance.id} is running at {instance.address or '(no public address)'}")
+    say(host, f"next: `nbterm up {host.name}`")
+    return 0
+
+
+def _guarded_sync(args: argparse.Namespace, config: LoadedConfig, host: Host, what: str) -> None:
+    _, paths = load(args)
+    ok = sync_then(config, paths, host, args)
+    if not ok and not args.force:
+        raise CliError(
+            f"{host.name}: not going to {what} the instance, since the final sync did not "
+            f"complete (--force to {what} it anyway)"
+        )
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    config, _paths = load(args)
+    host = ec2_host(config, args.name)
+    _guarded_sync(args, config, host, "stop")
+    try:
+        instance = lifecycle.stop(Ec2(config.aws), host, note=lambda m: say(host, m))
+    except Ec2Error as exc:
+        raise CliError(str(exc)) from None
+    say(host, f"{instance.id} is {instance.state}")
+    return 0
+
+
+def cmd_terminate(args: argparse.Namespace) -> int:
+    config, paths = load(args)
+    host = ec2_host(config, args.name)
+    ec2 = Ec2(config.aws)
+    try:
+        instance = lifecycle.find_or_fail(ec2, host)
+    except Ec2Error as exc:
+        raise CliError(str(exc)) from None
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError("terminate asks you to type the host name; from a script, pass --yes")
+        print(
+            f"This terminates {instance.id} ({instance.type}, {instance.state}) and deletes its "
+            "disk. A final sync runs first."
+        )
+        typed = input(f"Type {host.name!r} to terminate it: ").strip()
+        if typed != host.name:
+            raise CliError("not terminated: the name did not match")
+    _guarded_sync(args, config, host, "terminate")
+    try:
+        done = lifecycle.terminate(ec2, host, paths, note=lambda m: say(host, m))
+    except Ec2Error as exc:
+        raise CliError(str(exc)) from None
+    say(host, f"{done.id} is {done.state}")
+    return 0

@@ -1,0 +1,329 @@
+"""EC2 with boto3 (blocking: callers run these in threads).
+
+Instances are found live, by id or Name tag, and the ones nbterm launches carry an ``nbterm:host``
+tag. Addresses are read afresh after every state change; nobody pastes a DNS name again. Every
+AWS error a user can meet becomes an :class:`Ec2Error` that says what to do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+from nbterm.config import Host
+from nbterm.config.schema import AwsConfig, TemplateConfig
+from nbterm.services.cloud.aws import ec2_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+
+HOST_TAG = "nbterm:host"
+LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
+
+
+class Ec2Error(Exception):
+    """An EC2 request failed; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    name: str
+    host: str
+    """The nbterm host it belongs to (its ``nbterm:host`` tag), or ""."""
+    state: str
+    type: str
+    spot: bool
+    az: str
+    launch_time: dt.datetime | None
+    public_dns: str
+    public_ip: str
+    private_ip: str
+    state_reason: str = ""
+
+    @property
+    def address(self) -> str:
+        return self.public_dns or self.public_ip or self.private_ip
+
+    def uptime_hours(self, now: dt.datetime | None = None) -> float:
+        if self.state != "running" or self.launch_time is None:
+            return 0.0
+        now = now or dt.datetime.now(dt.UTC)
+        return max(0.0, (now - self.launch_time).total_seconds() / 3600)
+
+
+_ADVICE = {
+    "UnauthorizedOperation": "your AWS identity is not allowed to do this: check its IAM policy",
+    "AuthFailure": "AWS rejected the credentials: check the profile, or refresh expired keys",
+    "InsufficientInstanceCapacity": "AWS has no capacity for this instance type in this "
+    "availability zone right now: try another zone (subnet_id) or another instance type",
+    "MaxSpotInstanceCountExceeded": "you have reached your account's spot instance limit: stop "
+    "or terminate one, or ask AWS for a higher limit",
+    "SpotMaxPriceTooLow": "max_price is below the current spot price: raise it or leave it out",
+    "InvalidAMIID.NotFound": "the AMI does not exist in this region: check ami and region",
+    "InvalidAMIID.Malformed": "the AMI id is malformed: check ami",
+    "RequestLimitExceeded": "AWS is throttling requests: wait a minute and try again",
+    "InvalidInstanceID.NotFound": "the instance no longer exists (terminated and gone?)",
+    "IncorrectInstanceState": "the instance is not in a state that allows this right now",
+    "UnsupportedOperation": "EC2 does not allow this for this instance (a one-time spot instance "
+    "cannot be stopped: terminate it, or launch spot instances as nbterm does, persistent with "
+    "stop on interruption)",
+    "InvalidKeyPair.NotFound": "the key pair named by key_name does not exist in this region",
+    "InvalidGroup.NotFound": "a security group in security_group_ids does not exist",
+    "InvalidSubnetID.NotFound": "the subnet_id does not exist in this region",
+    "VcpuLimitExceeded": "you have reached your account's vCPU limit for this instance family",
+}
+
+
+def explain(exc: Exception, doing: str) -> Ec2Error:
+    if isinstance(exc, Ec2Error):
+        return exc
+    if isinstance(exc, NoCredentialsError):
+        return Ec2Error(
+            f"{doing}: no AWS credentials: set [aws] profile in the config, or AWS_PROFILE, "
+            "or run `aws configure`"
+        )
+    if isinstance(exc, NoRegionError):
+        return Ec2Error(f"{doing}: no AWS region: set [aws] region in the config")
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        advice = _ADVICE.get(code, str(error.get("Message", "")) or "see the AWS message")
+        return Ec2Error(f"{doing}: {code}: {advice}")
+    if isinstance(exc, BotoCoreError):
+        return Ec2Error(f"{doing}: {exc}")
+    return Ec2Error(f"{doing}: {exc}")
+
+
+def _tags(raw: Mapping[str, Any]) -> dict[str, str]:
+    return {str(tag["Key"]): str(tag["Value"]) for tag in raw.get("Tags", []) or []}
+
+
+def _instance(raw: Mapping[str, Any]) -> Instance:
+    tags = _tags(raw)
+    reason = raw.get("StateReason", {}) or {}
+    return Instance(
+        id=str(raw["InstanceId"]),
+        name=tags.get("Name", ""),
+        host=tags.get(HOST_TAG, ""),
+        state=str(raw.get("State", {}).get("Name", "unknown")),
+        type=str(raw.get("InstanceType", "")),
+        spot=raw.get("InstanceLifecycle") == "spot",
+        az=str(raw.get("Placement", {}).get("AvailabilityZone", "")),
+        launch_time=raw.get("LaunchTime"),
+        public_dns=str(raw.get("PublicDnsName", "") or ""),
+        public_ip=str(raw.get("PublicIpAddress", "") or ""),
+        private_ip=str(raw.get("PrivateIpAddress", "") or ""),
+        state_reason=str(reason.get("Message", "") or reason.get("Code", "")),
+    )
+
+
+class Ec2:
+    """The EC2 calls nbterm makes. Blocking; ``client`` may be injected (tests, the demo)."""
+
+    def __init__(self, aws: AwsConfig, client: EC2Client | None = None) -> None:
+        self.aws = aws
+        self._client = client
+
+    @property
+    def client(self) -> EC2Client:
+        if self._client is None:
+            try:
+                self._client = ec2_client(self.aws)
+            except Exception as exc:
+                raise explain(exc, "connecting to EC2") from exc
+        return self._client
+
+    def _describe(self, doing: str, **kwargs: Any) -> list[Instance]:
+        try:
+            pages = self.client.get_paginator("describe_instances").paginate(**kwargs)
+            return [
+                _instance(i) for page in pages for r in page["Reservations"] for i in r["Instances"]
+            ]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidInstanceID.NotFound":
+                return []
+            raise explain(exc, doing) from exc
+        except Exception as exc:
+            raise explain(exc, doing) from exc
+
+    def get(self, instance_id: str) -> Instance | None:
+        found = self._describe(f"looking up {instance_id}", InstanceIds=[instance_id])
+        return found[0] if found else None
+
+    def find(self, host: Host) -> Instance | None:
+        """The live instance of ``host``: by id, by Name tag, or by nbterm's own tag."""
+        if host.instance and host.instance.startswith("i-"):
+            one = self.get(host.instance)
+            return one if one is not None and one.state != "terminated" else None
+        states = {"Name": "instance-state-name", "Values": LIVE_STATES}
+        if host.instance:
+            flt = {"Name": "tag:Name", "Values": [host.instance]}
+        else:
+            flt = {"Name": f"tag:{HOST_TAG}", "Values": [host.name]}
+        found = self._describe(f"looking up {host.name}", Filters=[flt, states])
+        if len(found) > 1:
+            ids = ", ".join(i.id for i in found)
+            raise Ec2Error(
+                f"{host.name}: {len(found)} live instances match ({ids}); name one by its "
+                'instance id in the config (instance = "i-...")'
+            )
+        return found[0] if found else None
+
+    def managed(self, hosts: list[Host]) -> list[Instance]:
+        """Instances of the configured EC2 hosts, and any others nbterm launched."""
+        states = {"Name": "instance-state-name", "Values": LIVE_STATES}
+        tagged = self._describe(
+            "listing instances", Filters=[{"Name": "tag-key", "Values": [HOST_TAG]}, states]
+        )
+        by_id = {i.id: i for i in tagged}
+        for host in hosts:
+            if not host.is_ec2:
+                continue
+            instance = self.find(host)
+            if instance is not None:
+                by_id.setdefault(instance.id, instance)
+        return sorted(by_id.values(), key=lambda i: (i.host or i.name, i.id))
+
+    def _root_device(self, ami: str) -> str:
+        try:
+            images = self.client.describe_images(ImageIds=[ami])["Images"]
+        except Exception as exc:
+            raise explain(exc, f"reading AMI {ami}") from exc
+        if not images:
+            raise Ec2Error(f"AMI {ami} not found in this region")
+        return str(images[0].get("RootDeviceName") or "/dev/sda1")
+
+    def launch(self, host: Host, template: TemplateConfig, name: str | None = None) -> Instance:
+        label = name or host.instance or host.name
+        tags = [
+            {"Key": "Name", "Value": label},
+            {"Key": HOST_TAG, "Value": host.name},
+            *({"Key": k, "Value": v} for k, v in template.tags.items()),
+        ]
+        request: dict[str, Any] = {
+            "ImageId": template.ami,
+            "InstanceType": template.instance_type,
+            "MinCount": 1,
+            "MaxCount": 1,
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": tags},
+                {"ResourceType": "volume", "Tags": tags},
+            ],
+        }
+        if template.key_name:
+            request["KeyName"] = template.key_name
+        if template.security_group_ids:
+            request["SecurityGroupIds"] = list(template.security_group_ids)
+        if template.subnet_id:
+            request["SubnetId"] = template.subnet_id
+        if template.user_data:
+            request["UserData"] = template.user_data
+        if template.volume_gb:
+            request["BlockDeviceMappings"] = [
+                {
+                    "DeviceName": self._root_device(template.ami),
+                    "Ebs": {"VolumeSize": template.volume_gb, "VolumeType": "gp3",
+                            "DeleteOnTermination": True},
+                }
+            ]  # fmt: skip
+        if template.spot:
+            # persistent + stop on interruption: the instance can be stopped and started like an
+            # on-demand one, and an interruption stops it (disk kept) instead of deleting it
+            options: dict[str, Any] = {
+                "SpotInstanceType": "persistent",
+                "InstanceInterruptionBehavior": "stop",
+            }
+            if template.max_price is not None:
+                options["MaxPrice"] = f"{template.max_price:.4f}"
+            request["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": options}
+        try:
+            raw = self.client.run_instances(**request)["Instances"][0]
+        except Exception as exc:
+            raise explain(exc, f"launching {label} ({template.instance_type})") from exc
+        return _instance(raw)
+
+    def _act(self, doing: str, call: Callable[..., Any], instance_id: str) -> Instance:
+        try:
+            call(InstanceIds=[instance_id])
+        except Exception as exc:
+            raise explain(exc, doing) from exc
+        found = self.get(instance_id)
+        if found is None:
+            raise Ec2Error(f"{doing}: the instance {instance_id} vanished")
+        return found
+
+    def start(self, instance_id: str) -> Instance:
+        return self._act(f"starting {instance_id}", self.client.start_instances, instance_id)
+
+    def stop(self, instance_id: str) -> Instance:
+        return self._act(f"stopping {instance_id}", self.client.stop_instances, instance_id)
+
+    def terminate(self, instance_id: str) -> Instance:
+        return self._act(f"terminating {instance_id}", self.client.terminate_instances, instance_id)
+
+    def wait_for(
+        self,
+        instance_id: str,
+        wanted: str,
+        *,
+        timeout: float = 600,
+        delay: float = 2.0,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> Instance:
+        """Poll until the instance reaches ``wanted``; fail fast if it is going away instead."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.get(instance_id)
+            if found is None:
+                raise Ec2Error(f"{instance_id} vanished while waiting for it to be {wanted}")
+            if found.state == wanted:
+                return found
+            if wanted != "terminated" and found.state in ("shutting-down", "terminated"):
+                reason = f" ({found.state_reason})" if found.state_reason else ""
+                raise Ec2Error(f"{instance_id} is {found.state}{reason}, not {wanted}")
+            if time.monotonic() > deadline or cancelled():
+                raise Ec2Error(
+                    f"{instance_id} is still {found.state} after {timeout:g}s, not {wanted}"
+                )
+            time.sleep(delay)
+
+    def console_output(self, instance_id: str) -> str:
+        try:
+            return str(self.client.get_console_output(InstanceId=instance_id).get("Output", ""))
+        except Exception as exc:
+            raise explain(exc, f"reading the console of {instance_id}") from exc
+
+    def spot_price(self, instance_type: str, az: str) -> float | None:
+        try:
+            history = self.client.describe_spot_price_history(
+                InstanceTypes=[instance_type],  # type: ignore[list-item]
+                AvailabilityZone=az,
+                ProductDescriptions=["Linux/UNIX"],
+                MaxResults=1,
+            )["SpotPriceHistory"]
+        except Exception:  # noqa: BLE001 - a price is information: unknown rather than a failure
+            return None
+        return float(history[0]["SpotPrice"]) if history else None
+
+
+def wait_for_ssh(address: str, port: int, timeout: float = 300, delay: float = 2.0) -> None:
+    """Until something on ``address:port`` greets like an SSH server (bounded)."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, port), timeout=5) as sock:
+                sock.settimeout(5)
+                if sock.recv(4).startswith(b"SSH-"):
+                    return
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(delay)
+    raise Ec2Error(f"SSH on {address}:{port} did not answer within {timeout:g}s ({last})")

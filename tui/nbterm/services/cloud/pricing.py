@@ -1,0 +1,91 @@
+"""What an instance costs: spot from the price history of its zone and type, on-demand from the
+AWS Pricing API (cached for a week). Unknown rather than a guess when a price cannot be had."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+from nbterm.config.schema import AwsConfig
+from nbterm.services.cloud.ec2 import Ec2, Instance
+from nbterm.services.files import write_private
+
+CACHE_SECONDS = 7 * 24 * 3600
+
+
+def _cached(cache: Path, key: str) -> float | None:
+    try:
+        entry = json.loads(cache.read_text()).get(key)
+    except (OSError, ValueError):
+        return None
+    if not entry or time.time() - float(entry[1]) > CACHE_SECONDS:
+        return None
+    return float(entry[0])
+
+
+def _remember(cache: Path, key: str, price: float) -> None:
+    try:
+        data = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data[key] = [price, time.time()]
+    write_private(cache, json.dumps(data))
+
+
+def parse_price_list(items: list[str]) -> float | None:
+    """The hourly USD price in a Pricing API ``PriceList`` (its on-demand term)."""
+    for item in items:
+        product = json.loads(item)
+        for term in product.get("terms", {}).get("OnDemand", {}).values():
+            for dimension in term.get("priceDimensions", {}).values():
+                usd = dimension.get("pricePerUnit", {}).get("USD")
+                if usd is not None and float(usd) > 0:
+                    return float(usd)
+    return None
+
+
+def on_demand_price(
+    aws: AwsConfig, region: str, instance_type: str, cache: Path, client: Any = None
+) -> float | None:
+    key = f"{region}/{instance_type}"
+    cached = _cached(cache, key)
+    if cached is not None:
+        return cached
+    try:
+        client = client or boto3.session.Session(profile_name=aws.profile).client(
+            "pricing",
+            region_name="us-east-1",  # the Pricing API lives in a few regions only
+            endpoint_url=aws.endpoint_url,
+            config=BotoConfig(retries={"mode": "standard", "max_attempts": 2}, read_timeout=10),
+        )
+        filters = [
+            ("instanceType", instance_type),
+            ("regionCode", region),
+            ("operatingSystem", "Linux"),
+            ("tenancy", "Shared"),
+            ("preInstalledSw", "NA"),
+            ("capacitystatus", "Used"),
+        ]
+        response = client.get_products(
+            ServiceCode="AmazonEC2",
+            Filters=[{"Type": "TERM_MATCH", "Field": f, "Value": v} for f, v in filters],
+            MaxResults=10,
+        )
+        price = parse_price_list(list(response.get("PriceList", [])))
+    except Exception:  # noqa: BLE001 - a price is information: unknown rather than a failure
+        return None
+    if price is not None:
+        _remember(cache, key, price)
+    return price
+
+
+def price_per_hour(ec2: Ec2, aws: AwsConfig, instance: Instance, cache: Path) -> float | None:
+    if instance.spot:
+        return ec2.spot_price(instance.type, instance.az)
+    region = instance.az[:-1] if instance.az else (aws.region or "us-east-1")
+    return on_demand_price(aws, region, instance.type, cache)
