@@ -162,7 +162,7 @@ def test_a_spot_interruption_seen_from_outside_fails_the_wait_fast(config: Loade
             {"Reservations": [{"Instances": [instance]}]},
             {"InstanceIds": ["i-0123456789abcdef0"]},
         )
-        with pytest.raises(Ec2Error, match="shutting-down .*Spot instance termination"):
+        with pytest.raises(Ec2Error, match=r"shutting-down .*Spot instance termination"):
             Ec2(config.aws, client).wait_for("i-0123456789abcdef0", "running", delay=0.01)
 
 
