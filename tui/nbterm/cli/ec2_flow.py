@@ -12,7 +12,7 @@ from nbterm.cli.printer import Printer
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths
 from nbterm.services.cloud.console_keys import console_verifier
-from nbterm.services.cloud.ec2 import Ec2, Ec2Error
+from nbterm.services.cloud.ec2 import Ec2, Ec2Error, Instance
 from nbterm.services.cloud.lifecycle import bring_up
 from nbterm.services.remote.host_keys import KnownHosts, Verifier
 from nbterm.services.remote.ssh import SshError, SshTarget, close_quietly, connect, target_for
@@ -34,6 +34,7 @@ class Reach:
     target: SshTarget
     ec2: dict[str, Ec2Address]
     verifier: Verifier | None
+    instance: Instance | None = None
 
 
 async def reach(
@@ -60,7 +61,7 @@ async def reach(
     if not getattr(args, "accept_host_key", None):  # an explicit fingerprint is the user's word
         verifier = console_verifier(ec2, instance.id, fallback=verifier)
     target = target_for(host, config, address=address, alias=instance.id)
-    return Reach(target, {host.name: Ec2Address(instance.id, address)}, verifier)
+    return Reach(target, {host.name: Ec2Address(instance.id, address)}, verifier, instance)
 
 
 async def final_sync(

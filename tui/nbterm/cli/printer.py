@@ -6,8 +6,12 @@ from nbterm.locations import tildify
 from nbterm.services.remote.events import (
     ConnectionChanged,
     HostKeyTrusted,
+    IdleStopping,
+    IdleWarning,
     JupyterReady,
+    Notice,
     RemoteEvent,
+    SpotInterruption,
     TunnelHealth,
     TunnelOpened,
 )
@@ -87,6 +91,20 @@ class Printer:
             if event.state == "connected" and event.attempt:
                 return f"reconnected (reconnect #{event.attempt})"
             return None
+        if isinstance(event, SpotInterruption):
+            return (
+                f"!!! SPOT INTERRUPTION: AWS will {event.action} this instance at {event.time}; "
+                "syncing everything now"
+            )
+        if isinstance(event, IdleWarning):
+            return (
+                f"idle for {event.idle_minutes:.0f} min: it will be synced and stopped in "
+                f"{event.stop_in_minutes:.0f} min unless Jupyter is used"
+            )
+        if isinstance(event, IdleStopping):
+            return f"idle for {event.idle_minutes:.0f} min: final sync, then stopping the instance"
+        if isinstance(event, Notice):
+            return event.message
         if isinstance(event, HostKeyTrusted):
             return f"trusted host key {event.key_type} {event.sha256} (stored as {event.alias!r})"
         if isinstance(event, JupyterReady):

@@ -14,6 +14,7 @@ from nbterm.cli.hosts import add_accept, get_host
 from nbterm.cli.printer import Printer
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths, tildify
+from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error, Instance
 from nbterm.services.cloud.pricing import price_per_hour
 from nbterm.services.host_session import HostSession
@@ -60,6 +61,13 @@ def cmd_up(args: argparse.Namespace) -> int:
 async def _up(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Namespace) -> int:
     where = await reach(config, paths, host, args, start=True)
     assert where is not None
+    template = config.templates.get(host.template or "")
+
+    async def stop_instance() -> None:
+        await asyncio.to_thread(
+            lifecycle.stop, Ec2(config.aws), host, note=lambda m: print(f"{host.name}: {m}")
+        )
+
     session = HostSession(
         config,
         host.name,
@@ -68,6 +76,9 @@ async def _up(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Nam
         on_event=Printer(),
         target=where.target,
         ec2=where.ec2,
+        spot=where.instance is not None and where.instance.spot,
+        idle_stop_minutes=template.idle_stop_minutes if template and host.is_ec2 else None,
+        stop_instance=stop_instance if host.is_ec2 else None,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -84,7 +95,14 @@ async def _up(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Nam
         print(f"{host.name}: open {result.url}", flush=True)
         if args.open:
             webbrowser.open(result.url)
-        await stop.wait()
+        ended = asyncio.create_task(session.ended.wait())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (ended, stopped):
+            task.cancel()
+        if session.ended.is_set():
+            print(f"{host.name}: {session.reason}", flush=True)
+            started = False  # already synced before the instance was stopped
     finally:
         if started and session.engines:
             print(f"{host.name}: final sync before closing", flush=True)

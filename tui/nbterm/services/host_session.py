@@ -8,13 +8,22 @@ running on the remote. The EC2 layer adds starting and stopping the instance aro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from nbterm.config import LoadedConfig
 from nbterm.locations import Paths
-from nbterm.services.remote.events import RemoteEvent
+from nbterm.services.cloud.idle import IdlePolicy
+from nbterm.services.cloud.spot import IMDS, SpotNotice, SpotWatcher
+from nbterm.services.remote.events import (
+    IdleStopping,
+    IdleWarning,
+    Notice,
+    RemoteEvent,
+    SpotInterruption,
+)
 from nbterm.services.remote.host_keys import Verifier
+from nbterm.services.remote.probe import ProbeError, busy_kernels, get_status
 from nbterm.services.remote.session import Session, UpResult
 from nbterm.services.remote.ssh import Link, SshTarget
 from nbterm.services.sync.engine import SyncEngine
@@ -53,6 +62,12 @@ class HostSession:
         io_timeout: int = 30,
         target: SshTarget | None = None,
         ec2: Mapping[str, Ec2Address] | None = None,
+        spot: bool = False,
+        imds: str = IMDS,
+        spot_every: float = 5.0,
+        idle_stop_minutes: float | None = None,
+        idle_check_every: float = 60.0,
+        stop_instance: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.config = config
         self.name = name
@@ -71,6 +86,15 @@ class HostSession:
         )
         self.engines: list[SyncEngine] = []
         self.io_timeout = io_timeout
+        self.spot = spot
+        self.imds = imds
+        self.spot_every = spot_every
+        self.idle = IdlePolicy(idle_stop_minutes) if idle_stop_minutes else None
+        self.idle_check_every = idle_check_every
+        self.stop_instance = stop_instance
+        self.ended = asyncio.Event()
+        """Set when the session ends by itself (idle stop); ``reason`` says why."""
+        self.reason = ""
         self._tasks: list[asyncio.Task[None]] = []
 
     async def up(self) -> UpResult:
@@ -88,7 +112,57 @@ class HostSession:
                 self.engines.append(engine)
                 self._tasks.append(asyncio.create_task(engine.run(), name=f"sync:{rule.host}"))
                 self._tasks.append(asyncio.create_task(watcher.run(), name=f"watch:{rule.host}"))
+        if self.spot:
+            spot = SpotWatcher(
+                self._link,
+                self._on_spot_notice,
+                imds=self.imds,
+                every=self.spot_every,
+                on_problem=lambda message: self.on_event(Notice(self.name, message)),
+            )
+            self._tasks.append(asyncio.create_task(spot.run(), name=f"spot:{self.name}"))
+        if self.idle is not None:
+            self._tasks.append(asyncio.create_task(self._watch_idle(), name=f"idle:{self.name}"))
         return result
+
+    def _on_spot_notice(self, notice: SpotNotice) -> None:
+        self.on_event(SpotInterruption(self.name, notice.action, notice.time))
+        if self.engines:  # two minutes: sync everything now, bounded well inside them
+            self._tasks.append(asyncio.create_task(self._sync_now_bounded(90.0)))
+
+    async def _sync_now_bounded(self, timeout: float) -> None:
+        await self.final_sync(timeout)
+
+    async def _watch_idle(self) -> None:
+        assert self.idle is not None
+        while True:
+            await asyncio.sleep(self.idle_check_every)
+            server, tunnel = self.remote.server, self.remote.tunnel
+            if server is None or tunnel is None or not self.remote.connection.connected:
+                continue
+            try:
+                status = await get_status(tunnel.local_port, server.token)
+                busy = await busy_kernels(tunnel.local_port, server.token)
+            except ProbeError:
+                continue
+            verdict = self.idle.judge(status.last_activity, busy)
+            if verdict.state == "warn" and not self.idle.warned:
+                self.idle.warned = True
+                stop_in = self.idle.stop_after_minutes - verdict.idle_minutes
+                self.on_event(IdleWarning(self.name, verdict.idle_minutes, max(0.0, stop_in)))
+            elif verdict.state == "stop":
+                self.on_event(IdleStopping(self.name, verdict.idle_minutes))
+                result = await self.final_sync()
+                if not result.ok:
+                    self.on_event(
+                        Notice(self.name, "idle, but the final sync failed: NOT stopping")
+                    )
+                    continue
+                if self.stop_instance is not None:
+                    await self.stop_instance()
+                self.reason = f"stopped after {verdict.idle_minutes:.0f} idle minutes"
+                self.ended.set()
+                return
 
     async def _link(self) -> Link:
         return await self.remote.connection.get(timeout=3600)

@@ -61,3 +61,31 @@ class TunnelHealth(RemoteEvent):
     last_activity: str | None = None
     reconnects: int = 0
     message: str = ""
+
+
+@dataclass(frozen=True)
+class SpotInterruption(RemoteEvent):
+    """AWS gave the two-minute notice: nbterm syncs at once."""
+
+    action: str
+    time: str
+
+
+@dataclass(frozen=True)
+class IdleWarning(RemoteEvent):
+    idle_minutes: float
+    stop_in_minutes: float
+
+
+@dataclass(frozen=True)
+class IdleStopping(RemoteEvent):
+    """Idle past idle_stop_minutes: a final sync, then the instance is stopped."""
+
+    idle_minutes: float
+
+
+@dataclass(frozen=True)
+class Notice(RemoteEvent):
+    """Something the user should know that is not an error of the session itself."""
+
+    message: str

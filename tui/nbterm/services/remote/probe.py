@@ -48,6 +48,19 @@ async def get_status(port: int, token: str, timeout: float = 5.0) -> JupyterStat
         raise ProbeError(f"unexpected answer from /api/status: {exc}") from None
 
 
+async def busy_kernels(port: int, token: str, timeout: float = 5.0) -> int:
+    """How many kernels are executing right now (``execution_state == "busy"``)."""
+    try:
+        # no_track_activity: asking must not make Jupyter look used
+        body = await asyncio.wait_for(
+            _get(port, "/api/kernels?no_track_activity=1", token), timeout
+        )
+        kernels = json.loads(body)
+    except (TimeoutError, OSError, ValueError) as exc:
+        raise ProbeError(f"cannot list kernels: {exc}") from None
+    return sum(1 for kernel in kernels if kernel.get("execution_state") == "busy")
+
+
 async def _get(port: int, path: str, token: str) -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
