@@ -16,7 +16,7 @@ import pytest
 from nbterm.config import LoadedConfig, load_config
 from nbterm.locations import Paths
 from nbterm.services.host_session import HostSession
-from nbterm.services.remote.events import IdleStopping, IdleWarning, RemoteEvent, SpotInterruption
+from nbterm.services.remote.events import IdleStopping, RemoteEvent, SpotInterruption
 from nbterm.services.remote.host_keys import HostKeyQuestion
 from nbterm.services.sync.events import CycleDone, SyncEvent
 from tests.harness.remote import remote_config_text, remote_shell, stop_remote_jupyter_sync
@@ -37,12 +37,12 @@ class FakeImds:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_PUT(self) -> None:  # noqa: N802
+            def do_PUT(self) -> None:
                 self.send_response(200)
                 self.end_headers()
                 self.wfile.write(b"the-token")
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 if self.headers.get("X-aws-ec2-metadata-token") != "the-token":
                     imds.untokened += 1
                     self.send_response(401)
