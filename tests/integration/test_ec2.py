@@ -19,6 +19,7 @@ from nbterm.services.cloud.aws import ec2_client
 from nbterm.services.cloud.ec2 import HOST_TAG, Ec2, Ec2Error
 from nbterm.services.cloud.pricing import parse_price_list
 from tests.harness.moto_ec2 import MotoEc2
+from tests.harness.procs import free_port
 
 pytestmark = pytest.mark.moto
 
@@ -37,10 +38,13 @@ instance_type = "m7i.large"
 
 @pytest.fixture
 def config(moto_ec2: MotoEc2, write_config: Callable[[str], Path]) -> LoadedConfig:
+    closed = free_port()
     text = (
         f'[aws]\nregion = "us-east-1"\nendpoint_url = "{moto_ec2.endpoint_url}"\n'
+        # moto's DNS names lead nowhere: SSH goes to a closed loopback port, never off the machine
         '[hosts.gpu]\ninstance = "nb-gpu"\ntemplate = "gpu"\n'
-        '[hosts.cpu]\ntemplate = "cpu"\n' + TEMPLATES
+        f'address = "127.0.0.1"\nport = {closed}\n'
+        f'[hosts.cpu]\ntemplate = "cpu"\naddress = "127.0.0.1"\nport = {closed}\n' + TEMPLATES
     )
     return load_config(write_config(text))
 
@@ -191,17 +195,18 @@ def nbterm(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_cli_launches_shows_stops_and_terminates(config: LoadedConfig) -> None:
-    launched = nbterm("launch", "gpu")
+    launched = nbterm("launch", "gpu", "--no-wait-ssh")  # nothing listens on its address
     assert launched.returncode == 0, launched.stderr
     assert "gpu: launching g5.xlarge (spot) from ami-0abcdef1234567890" in launched.stdout
-    assert "is running at ec2-" in launched.stdout
-    again = nbterm("launch", "gpu")
+    assert "is running at 127.0.0.1" in launched.stdout
+    again = nbterm("launch", "gpu", "--no-wait-ssh")
     assert again.returncode == 1
     assert "already has i-" in again.stderr
     status = nbterm("status")
     assert re.search(
         r"i-\w+ running g5\.xlarge spot us-east-1\w, \$0\.0000/h, up 0\.0 h", status.stdout
     ), status.stdout
+    assert "running EC2 instances so far: $0.00" in status.stdout
     stopped = nbterm("stop", "gpu")
     assert stopped.returncode == 0, stopped.stderr
     assert "is stopped" in stopped.stdout

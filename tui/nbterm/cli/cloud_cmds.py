@@ -12,7 +12,7 @@ from nbterm.cli.hosts import add_accept, ec2_host
 from nbterm.cli.sync_cmds import sync_then
 from nbterm.config import Host, LoadedConfig
 from nbterm.services.cloud import lifecycle
-from nbterm.services.cloud.ec2 import Ec2, Ec2Error
+from nbterm.services.cloud.ec2 import Ec2, Ec2Error, wait_for_ssh
 
 
 def register(commands: Any) -> None:
@@ -20,6 +20,9 @@ def register(commands: Any) -> None:
     launch.add_argument("template", help="template name from the config")
     launch.add_argument("--host", help="the host it is for (default: the one using the template)")
     launch.add_argument("--name", help="its Name tag (default: the host's instance or name)")
+    launch.add_argument(
+        "--no-wait-ssh", action="store_true", help="return once it runs, before SSH answers"
+    )
     launch.set_defaults(handler=cmd_launch)
 
     stop = commands.add_parser("stop", help="final sync, then stop an EC2 instance")
@@ -70,9 +73,13 @@ def cmd_launch(args: argparse.Namespace) -> int:
         instance = ec2.launch(host, template, args.name)
         say(host, f"launched {instance.id}; waiting for it to run")
         instance = ec2.wait_for(instance.id, "running")
+        address = host.address or instance.address
+        say(host, f"{instance.id} is running at {address or '(no public address)'}")
+        if address and not args.no_wait_ssh:
+            say(host, f"waiting for SSH on {address}:{host.port}")
+            wait_for_ssh(address, host.port)
     except Ec2Error as exc:
         raise CliError(str(exc)) from None
-    say(host, f"{instance.id} is running at {instance.address or '(no public address)'}")
     say(host, f"next: `nbterm up {host.name}`")
     return 0
 

@@ -219,6 +219,7 @@ async def _status(config: LoadedConfig, paths: Paths) -> int:
             for host in config.hosts.values()
         )
     )
+    total = 0.0
     for host, jupyter_state in zip(config.hosts.values(), remote, strict=True):
         tunnel = registry.read(paths, host.name)
         if tunnel is not None and tunnel.alive:
@@ -228,23 +229,45 @@ async def _status(config: LoadedConfig, paths: Paths) -> int:
         kind = "EC2" if host.is_ec2 else f"{host.user + '@' if host.user else ''}{host.hostname}"
         print(f"{host.name}  [{kind}]")
         if host.is_ec2:
-            print(f"  {_describe(config, paths, instances.get(host.name))}")
+            line, cost = _describe(config, paths, instances.get(host.name))
+            total += cost
+            print(f"  {line}")
         print(f"  {tunnel_text}")
         print(f"  jupyter: {jupyter_state}")
         for rule in config.sync_rules_for(host.name):
             print(f"  sync {rule.remote} -> {tildify(rule.local)} every {rule.interval}s")
+    if ec2_hosts:
+        await _other_instances(config, paths, instances)
+        print(f"running EC2 instances so far: ${total:.2f}")
     return 0
 
 
-def _describe(config: LoadedConfig, paths: Paths, instance: Instance | None) -> str:
+async def _other_instances(
+    config: LoadedConfig, paths: Paths, instances: dict[str, Instance | None]
+) -> None:
+    """Instances nbterm launched whose host is no longer in the config: they still cost."""
+    known = {i.id for i in instances.values() if i is not None}
+    try:
+        managed = await asyncio.to_thread(Ec2(config.aws).managed, [])
+    except Ec2Error:
+        return
+    for instance in managed:
+        if instance.id not in known:
+            print(f"not in the config (launched for {instance.host or '?'}): {instance.id} "
+                  f"{instance.state} {instance.type}")  # fmt: skip
+
+
+def _describe(config: LoadedConfig, paths: Paths, instance: Instance | None) -> tuple[str, float]:
+    """A line about the instance, and its cost so far (0 when unknown or not running)."""
     if instance is None:
-        return "no live instance"
+        return "no live instance", 0.0
     market = "spot" if instance.spot else "on-demand"
     text = f"{instance.id} {instance.state} {instance.type} {market} {instance.az}"
     if instance.state != "running":
-        return text
+        return text, 0.0
     price = price_per_hour(Ec2(config.aws), config.aws, instance, paths.state_dir / "prices.json")
     hours = instance.uptime_hours()
     if price is None:
-        return f"{text}, up {hours:.1f} h, price unknown"
-    return f"{text}, ${price:.4f}/h, up {hours:.1f} h, ${price * hours:.2f} so far"
+        return f"{text}, up {hours:.1f} h, price unknown", 0.0
+    cost = price * hours
+    return f"{text}, ${price:.4f}/h, up {hours:.1f} h, ${cost:.2f} so far", cost

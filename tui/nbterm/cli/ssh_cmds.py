@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import sys
@@ -10,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from nbterm.cli.common import EXIT_CONFIG, CliError, load, paths_for
+from nbterm.cli.ec2_flow import reach
 from nbterm.config import ConfigError, parse_config
 from nbterm.config.import_ssh import ImportSshError, import_hosts
 from nbterm.services.files import write_private
+from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.sync.ssh_config import render_ssh_config, write_ssh_config
 
 
@@ -54,12 +57,24 @@ def cmd_ssh(args: argparse.Namespace) -> int:
     if host is None:
         known = ", ".join(config.hosts) or "none"
         raise CliError(f"no host named {args.name!r} in {config.path} (hosts: {known})")
-    if host.is_ec2:
-        raise CliError(f"{host.name} is an EC2 host and its address is not known yet")
     ssh = shutil.which("ssh")
     if ssh is None:
         raise CliError("the OpenSSH client (ssh) is not installed")
-    generated = write_ssh_config(config, paths)
+    ec2 = {}
+    if host.is_ec2:  # its address is looked up now, never remembered from last time
+        where = asyncio.run(reach(config, paths, host, args, start=False))
+        if where is None:
+            raise CliError(f"{host.name} is not running: `nbterm up {host.name}` starts it")
+        ec2 = where.ec2
+    if not KnownHosts(paths.known_hosts).knows(
+        next(iter(ec2.values())).instance_id if ec2 else host.name
+    ):
+        print(
+            f"nbterm does not know {host.name}'s host key yet: `nbterm up {host.name}` checks "
+            "and stores it first (ssh will refuse an unknown key)",
+            file=sys.stderr,
+        )
+    generated = write_ssh_config(config, paths, ec2)
     command = list(args.remote_command)
     if command[:1] == ["--"]:
         command = command[1:]
