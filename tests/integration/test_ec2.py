@@ -221,3 +221,26 @@ def test_the_cli_launches_shows_stops_and_terminates(config: LoadedConfig) -> No
         Filters=[{"Name": f"tag:{HOST_TAG}", "Values": ["gpu"]}]
     )["Reservations"]
     assert [i["State"]["Name"] for r in instances for i in r["Instances"]] == ["terminated"]
+
+
+def test_on_demand_price_is_asked_once_then_cached(tmp_path: Path) -> None:
+    import boto3
+
+    from nbterm.services.cloud.pricing import on_demand_price
+
+    client = boto3.client("pricing", region_name="us-east-1")
+    item = (
+        '{"terms": {"OnDemand": {"A": {"priceDimensions": {"B": '
+        '{"unit": "Hrs", "pricePerUnit": {"USD": "1.0060000000"}}}}}}}'
+    )
+    aws = AwsConfig(region="us-east-1")
+    cache = tmp_path / "prices.json"
+    with Stubber(client) as stubber:
+        stubber.add_response("get_products", {"PriceList": [item]})
+        assert on_demand_price(aws, "us-east-1", "g5.xlarge", cache, client) == pytest.approx(1.006)
+        stubber.assert_no_pending_responses()
+        # cached: no second request (the stubber would fail on one)
+        assert on_demand_price(aws, "us-east-1", "g5.xlarge", cache, client) == pytest.approx(1.006)
+    with Stubber(client) as stubber:
+        stubber.add_client_error("get_products", service_error_code="AccessDeniedException")
+        assert on_demand_price(aws, "us-east-1", "m7i.large", cache, client) is None  # unknown

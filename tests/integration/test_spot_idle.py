@@ -149,3 +149,32 @@ async def test_idle_warns_then_syncs_then_stops(config: LoadedConfig, paths: Pat
         assert "idle minutes" in session.reason
     finally:
         await session.down(final_sync=False)
+
+
+async def test_a_spot_interruption_seen_from_outside_also_syncs_once(
+    config: LoadedConfig, paths: Paths
+) -> None:
+    imds = FakeImds()
+    events: list[RemoteEvent | SyncEvent] = []
+    answers = [None, "stopping (Server.SpotInstanceTermination: Spot instance termination)"]
+
+    async def outside() -> str | None:
+        return answers.pop(0) if answers else "stopping (again)"
+
+    session = HostSession(config, "box", paths, verifier=trust_all, on_event=events.append,
+                          spot=True, imds=imds.url, spot_every=0.2,
+                          outside_check=outside, outside_every=0.2)  # fmt: skip
+    try:
+        await session.up()
+        await wait_until(lambda: any(isinstance(e, SpotInterruption) for e in events), 5)
+        imds.notice = {"action": "stop", "time": "2026-11-25T12:02:00Z"}  # now inside too
+        await wait_until(
+            lambda: any(isinstance(e, CycleDone) and e.trigger == "final" for e in events), 10
+        )
+        await asyncio.sleep(0.6)
+        notices = [e for e in events if isinstance(e, SpotInterruption)]
+        assert len(notices) == 1
+        assert "SpotInstanceTermination" in notices[0].action
+    finally:
+        await session.down(final_sync=False)
+        imds.close()

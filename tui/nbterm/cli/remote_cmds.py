@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import webbrowser
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nbterm.cli.common import CliError, load
@@ -79,6 +80,7 @@ async def _up(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Nam
         spot=where.instance is not None and where.instance.spot,
         idle_stop_minutes=template.idle_stop_minutes if template and host.is_ec2 else None,
         stop_instance=stop_instance if host.is_ec2 else None,
+        outside_check=_outside_check(config, where.instance) if where.instance else None,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -271,3 +273,18 @@ def _describe(config: LoadedConfig, paths: Paths, instance: Instance | None) -> 
         return f"{text}, up {hours:.1f} h, price unknown", 0.0
     cost = price * hours
     return f"{text}, ${price:.4f}/h, up {hours:.1f} h, ${cost:.2f} so far", cost
+
+
+def _outside_check(config: LoadedConfig, instance: Instance) -> Callable[[], Awaitable[str | None]]:
+    """A spot interruption as EC2 reports it from outside (the instance's state and reason)."""
+    ec2 = Ec2(config.aws)
+
+    async def check() -> str | None:
+        now = await asyncio.to_thread(ec2.get, instance.id)
+        if now is None or now.state in ("pending", "running"):
+            return None
+        if "spot" in now.state_reason.lower():
+            return f"{now.state} ({now.state_reason})"
+        return None
+
+    return check

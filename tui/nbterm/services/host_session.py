@@ -68,6 +68,8 @@ class HostSession:
         idle_stop_minutes: float | None = None,
         idle_check_every: float = 60.0,
         stop_instance: Callable[[], Awaitable[None]] | None = None,
+        outside_check: Callable[[], Awaitable[str | None]] | None = None,
+        outside_every: float = 30.0,
     ) -> None:
         self.config = config
         self.name = name
@@ -92,6 +94,11 @@ class HostSession:
         self.idle = IdlePolicy(idle_stop_minutes) if idle_stop_minutes else None
         self.idle_check_every = idle_check_every
         self.stop_instance = stop_instance
+        self.outside_check = outside_check
+        """Asks EC2 about the instance; returns why it is going away (a spot interruption seen
+        from outside, in its state reason), or None."""
+        self.outside_every = outside_every
+        self._interrupted = False
         self.ended = asyncio.Event()
         """Set when the session ends by itself (idle stop); ``reason`` says why."""
         self.reason = ""
@@ -123,9 +130,27 @@ class HostSession:
             self._tasks.append(asyncio.create_task(spot.run(), name=f"spot:{self.name}"))
         if self.idle is not None:
             self._tasks.append(asyncio.create_task(self._watch_idle(), name=f"idle:{self.name}"))
+        if self.outside_check is not None:
+            self._tasks.append(
+                asyncio.create_task(self._watch_outside(), name=f"outside:{self.name}")
+            )
         return result
 
+    async def _watch_outside(self) -> None:
+        assert self.outside_check is not None
+        while not self._interrupted:
+            await asyncio.sleep(self.outside_every)
+            try:
+                reason = await self.outside_check()
+            except Exception:  # noqa: BLE001, S112 - EC2 unreachable for a moment: ask again later
+                continue
+            if reason:
+                self._on_spot_notice(SpotNotice(reason, ""))
+
     def _on_spot_notice(self, notice: SpotNotice) -> None:
+        if self._interrupted:
+            return  # seen from inside and from outside: one notice, one sync
+        self._interrupted = True
         self.on_event(SpotInterruption(self.name, notice.action, notice.time))
         if self.engines:  # two minutes: sync everything now, bounded well inside them
             self._tasks.append(asyncio.create_task(self._sync_now_bounded(90.0)))
