@@ -38,8 +38,11 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+    # A safety net: any EC2 call a test forgets to point at moto fails at once on loopback
+    # (a closed port) instead of leaving the machine.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     yield home
     _remove_tree(runtime)
 

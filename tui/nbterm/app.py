@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from textual.app import App
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 
 from nbterm.config import ConfigError, LoadedConfig, load_config
 from nbterm.locations import Paths, tildify
 from nbterm.screens.first_run import FirstRunScreen
 from nbterm.screens.help import HelpScreen
 from nbterm.screens.main import MainScreen
+from nbterm.ui.controller import Controller
 
 
 class NbtermApp(App[None]):
@@ -17,55 +19,88 @@ class NbtermApp(App[None]):
     CSS_PATH = "nbterm.tcss"
     BINDINGS = [
         # Not a priority binding: inside a dialog, q closes the dialog (Escape is slow in tmux).
-        Binding(
-            "q",
-            "quit",
-            "Quit",
-            id="app.quit",
-            tooltip="Close tunnels and quit; remote Jupyter keeps running",
-        ),
-        Binding(
-            "question_mark",
-            "help",
-            "Help",
-            key_display="?",
-            id="app.help",
-            tooltip="Show every key",
-        ),
-        Binding(
-            "r", "reload", "Reload config", id="app.reload", tooltip="Read the config file again"
-        ),
-    ]
+        Binding("q", "quit", "Quit", id="app.quit",
+                tooltip="Close tunnels and quit; remote Jupyter keeps running"),
+        Binding("question_mark", "help", "Help", key_display="?", id="app.help",
+                tooltip="Show every key"),
+        Binding("r", "reload", "Reload config", id="app.reload", show=False,
+                tooltip="Read the config file again"),
+    ]  # fmt: skip
 
     def __init__(self, paths: Paths, config: LoadedConfig | None) -> None:
         super().__init__()
         self.paths = paths
         self.config = config
+        self.controller: Controller | None = None
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Plain text by default: messages quote config keys like [aws], which are not markup."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def on_mount(self) -> None:
         self.sub_title = tildify(self.paths.config_file)
         if self.config is None:
             self.push_screen(FirstRunScreen(self.paths.config_file))
         else:
-            self.push_screen(MainScreen(self.config))
+            self._open(self.config)
+
+    def _open(self, config: LoadedConfig) -> None:
+        self.config = config
+        self.controller = Controller(self, config, self.paths)
+        self._apply_keymap(config.keymap)
+        if isinstance(self.screen, (MainScreen, FirstRunScreen)):
+            self.switch_screen(MainScreen(config))
+        else:
+            self.push_screen(MainScreen(config))
+
+    def _apply_keymap(self, keymap: dict[str, str]) -> None:
+        known = {b.id for b in [*self.BINDINGS, *MainScreen.BINDINGS] if isinstance(b, Binding)}
+        unknown = sorted(set(keymap) - known)
+        if unknown:
+            self.notify(
+                f"[keymap] unknown binding id(s): {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(i for i in known if i))})",
+                severity="warning",
+                timeout=20,
+            )
+        self.set_keymap({k: v for k, v in keymap.items() if k in known})
 
     def on_first_run_screen_config_written(self, message: FirstRunScreen.ConfigWritten) -> None:
         self.notify(message.note)
         self.action_reload()
 
     def action_reload(self) -> None:
+        if self.controller is not None and self.controller.running:
+            self.notify("hosts are up: bring them down before reloading the config",
+                        severity="warning")  # fmt: skip
+            return
         try:
             config = load_config(self.paths.config_file)
         except ConfigError as exc:
             self.notify(str(exc), title="Config not reloaded", severity="error", timeout=15)
             return
-        except FileNotFoundError:
-            return
         except Exception as exc:  # ConfigNotFoundError and friends  # noqa: BLE001
             self.notify(str(exc), severity="warning")
             return
-        self.config = config
-        self.switch_screen(MainScreen(config))
+        self._open(config)
+
+    async def action_quit(self) -> None:
+        """Close every tunnel (after a final sync); Jupyter keeps running on each remote."""
+        running = sorted(self.controller.running) if self.controller else []
+        if running and self.controller is not None:
+            self.notify("final sync and closing tunnels…", timeout=60)
+            await self.controller.close_all()
+            self.exit(message=f"tunnels closed; Jupyter keeps running on {', '.join(running)}")
+            return
+        self.exit()
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -86,6 +121,6 @@ class NbtermApp(App[None]):
         seen: dict[str, Binding] = {}
         for active in self.screen.active_bindings.values():
             binding = active.binding
-            if binding.show and binding.description:
+            if binding.description and (binding.show or binding.id):
                 seen.setdefault(binding.action, binding)
         return list(seen.values())

@@ -63,5 +63,9 @@ class LoadedConfig:
     def sync(self) -> tuple[SyncRule, ...]:
         return self.raw.sync
 
+    @property
+    def keymap(self) -> dict[str, str]:
+        return dict(self.raw.keymap)
+
     def sync_rules_for(self, host: str) -> list[SyncRule]:
         return [rule for rule in self.raw.sync if rule.host == host]

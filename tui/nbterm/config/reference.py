@@ -108,6 +108,13 @@ def render() -> str:
                 f"| `{name}` | {_type_name(field.annotation)} | {default} | {description} |"
             )
         parts.append("")
+    parts += [
+        "#### `[keymap]`",
+        "",
+        "Your own keys, by binding id (the help screen lists them): "
+        '`"host.up" = "ctrl+u"`, `"app.quit" = "ctrl+c,q"`. Unknown ids are reported.',
+        "",
+    ]
     parts.append(END)
     return "\n".join(parts)
 

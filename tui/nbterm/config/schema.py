@@ -196,3 +196,5 @@ class Config(_Model):
     hosts: dict[Name, HostConfig] = {}
     templates: dict[Name, TemplateConfig] = {}
     sync: tuple[SyncRule, ...] = ()
+    keymap: dict[Annotated[StrictStr, Field(pattern=r"^[a-z_]+\.[a-z_]+$")], NonEmpty] = {}
+    """Your own keys, by binding id (see the help screen): ``"host.up" = "ctrl+u"``."""

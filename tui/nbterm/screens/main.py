@@ -1,21 +1,67 @@
-"""The main screen: instances, tunnels and the sync log."""
+"""The main screen: instances, tunnels and the sync log, and the keys that act on a host."""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import TYPE_CHECKING, Any, cast
+
+from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header
+from textual.worker import Worker, WorkerState
 
 from nbterm.config import LoadedConfig
+from nbterm.screens.confirm import TypedConfirmScreen, YesNoScreen
+from nbterm.screens.launch import LaunchChoice, LaunchScreen
+from nbterm.services.cloud.ec2 import Ec2
+from nbterm.services.cloud.idle import parse_time
+from nbterm.services.remote.events import (
+    IdleStopping,
+    IdleWarning,
+    Notice,
+    SpotInterruption,
+    TunnelHealth,
+)
+from nbterm.services.sync.events import SyncEvent, SyncFailed
+from nbterm.ui.messages import HostStatus, InstancesRefreshed, ServiceEvent
 from nbterm.widgets.instances import InstancesPane
 from nbterm.widgets.sync_log import SyncLogPane
 from nbterm.widgets.tunnels import TunnelsPane
 
+if TYPE_CHECKING:
+    from nbterm.ui.controller import Controller
+
+REFRESH_SECONDS = 30.0
+
 
 class MainScreen(Screen[None]):
+    BINDINGS = [
+        Binding("u", "up", "Up", id="host.up", tooltip="Start or reattach everything for the host"),
+        Binding("o", "open", "Open", id="host.open", tooltip="Open the notebook in the browser"),
+        Binding("c", "copy_url", "Copy URL", id="host.copy", show=False,
+                tooltip="Copy the URL with its token (OSC 52: works through tmux and ssh)"),
+        Binding("s", "sync_now", "Sync", id="host.sync", tooltip="Sync the host's notebooks now"),
+        Binding("d", "down", "Down", id="host.down",
+                tooltip="Final sync, close the tunnel, stop an EC2 instance"),
+        Binding("l", "launch", "Launch", id="ec2.launch", show=False,
+                tooltip="Launch an instance from a template"),
+        Binding("t", "terminate", "Terminate", id="ec2.terminate", show=False,
+                tooltip="Final sync, then terminate (type the name)"),
+        Binding("f", "forget_key", "Forget key", id="host.forget_key", show=False,
+                tooltip="Forget the host's stored SSH key, on purpose"),
+        Binding("g", "refresh", "Refresh", id="app.refresh", show=False,
+                tooltip="Look at EC2 again now"),
+    ]  # fmt: skip
+
     def __init__(self, config: LoadedConfig) -> None:
         super().__init__()
         self.config = config
+
+    @property
+    def controller(self) -> Controller:
+        return cast("Controller", cast(Any, self.app).controller)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -23,3 +69,195 @@ class MainScreen(Screen[None]):
         yield TunnelsPane(self.config)
         yield SyncLogPane(self.config)
         yield Footer()
+
+    def on_mount(self) -> None:
+        if any(host.is_ec2 for host in self.config.hosts.values()):
+            self.action_refresh()
+
+    # --- selection ----------------------------------------------------------------------------
+
+    def _selected(self) -> str | None:
+        name = self.query_one(InstancesPane).selected_host
+        if name is None:
+            self.notify("no host selected: add hosts to the config", severity="warning")
+        return name
+
+    # --- actions ------------------------------------------------------------------------------
+
+    def action_up(self) -> None:
+        name = self._selected()
+        if name is None:
+            return
+        self.run_worker(self.controller.up(name), group=f"host:{name}", name=f"up {name}",
+                        exclusive=True, exit_on_error=False)  # fmt: skip
+
+    def action_down(self) -> None:
+        name = self._selected()
+        if name is None:
+            return
+        host = self.config.hosts[name]
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self.controller.down(name, stop_instance=True),
+                                group=f"down:{name}", name=f"down {name}",
+                                exit_on_error=False)  # fmt: skip
+
+        if host.is_ec2:
+            self.app.push_screen(
+                YesNoScreen(f"Down {name}?", "Final sync, close the tunnel, then stop the "
+                            "instance (its disk is kept; Jupyter's kernels end)."),
+                confirmed,
+            )  # fmt: skip
+        else:
+            confirmed(True)
+
+    def action_terminate(self) -> None:
+        name = self._selected()
+        if name is None:
+            return
+        if not self.config.hosts[name].is_ec2:
+            self.notify(f"{name} is a plain SSH host: there is nothing to terminate")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self.controller.terminate(name), group=f"down:{name}",
+                                name=f"terminate {name}", exit_on_error=False)  # fmt: skip
+
+        self.app.push_screen(
+            TypedConfirmScreen(
+                f"Terminate {name}?",
+                "The instance and its disk are deleted. A final sync runs first; if it fails, "
+                "nothing is terminated.",
+                name,
+            ),
+            confirmed,
+        )
+
+    def action_sync_now(self) -> None:
+        name = self._selected()
+        if name is not None and not self.controller.sync_now(name):
+            self.notify(f"{name} is not up: press u first", severity="warning")
+
+    def _url(self) -> str | None:
+        name = self._selected()
+        if name is None:
+            return None
+        running = self.controller.running.get(name)
+        if running is None:
+            self.notify(f"{name} is not up: press u first", severity="warning")
+            return None
+        return running.url
+
+    def action_open(self) -> None:
+        url = self._url()
+        if url:
+            self.app.open_url(url)
+
+    def action_copy_url(self) -> None:
+        url = self._url()
+        if url:
+            self.app.copy_to_clipboard(url)
+            self.notify("URL copied (with its token)")
+
+    def action_forget_key(self) -> None:
+        name = self._selected()
+        if name is not None:
+            self._forget(name)
+
+    @work(thread=True, group="keys", exit_on_error=False)
+    def _forget(self, name: str) -> None:
+        removed = self.controller.forget_key(name)
+        text = f"forgot {removed} key(s) of {name}" if removed else f"no stored key for {name}"
+        self.app.call_from_thread(self.notify, text)
+
+    def action_launch(self) -> None:
+        def chosen(choice: LaunchChoice | None) -> None:
+            if choice is not None:
+                self._launch(choice)
+
+        self.app.push_screen(LaunchScreen(self.config), chosen)
+
+    @work(thread=True, group="ec2", name="launch", exit_on_error=False)
+    def _launch(self, choice: LaunchChoice) -> None:
+        template = self.config.templates[choice.template].model_copy(update={"spot": choice.spot})
+        if not choice.spot:
+            template = template.model_copy(update={"max_price": None})
+        host = self.config.hosts[choice.host]
+        ec2 = Ec2(self.config.aws)
+        if ec2.find(host) is not None:
+            self.app.call_from_thread(
+                self.notify, f"{host.name} already has an instance: press u", severity="warning"
+            )
+            return
+        instance = ec2.launch(host, template)
+        self.app.call_from_thread(self.notify, f"launched {instance.id} for {host.name}")
+        self.controller.refresh_instances()
+
+    def action_refresh(self) -> None:
+        self._refresh()
+
+    @work(thread=True, group="ec2-refresh", exclusive=True, exit_on_error=False)
+    def _refresh(self) -> None:
+        self.controller.refresh_instances()
+
+    # --- what the services say -------------------------------------------------------------------
+
+    @on(ServiceEvent)
+    def _service_event(self, message: ServiceEvent) -> None:
+        event = message.event
+        if isinstance(event, SyncEvent):
+            self.query_one(SyncLogPane).apply(event)
+            if isinstance(event, SyncFailed):
+                self.notify(event.message, title=f"Sync failing: {event.rule}", severity="error")
+            return
+        self.query_one(TunnelsPane).apply(event)
+        if isinstance(event, TunnelHealth) and event.last_activity:
+            since = parse_time(event.last_activity)
+            if since is not None:
+                idle = (dt.datetime.now(dt.UTC) - since).total_seconds() / 60
+                self.query_one(InstancesPane).set_idle(event.host, max(0.0, idle))
+        if isinstance(event, SpotInterruption):
+            self.notify(f"AWS will {event.action} {event.host} at {event.time}: syncing now",
+                        title="SPOT INTERRUPTION", severity="error", timeout=120)  # fmt: skip
+        elif isinstance(event, (IdleWarning, IdleStopping, Notice)):
+            line = self.query_one(SyncLogPane).printer.line(event)
+            if line:
+                self.notify(line, severity="warning", timeout=30)
+
+    @on(HostStatus)
+    def _host_status(self, message: HostStatus) -> None:
+        self.query_one(TunnelsPane).set_state(message.host, message.status)
+        if not self.config.hosts[message.host].is_ec2:
+            self.query_one(InstancesPane).set_state(message.host, message.status)
+        if message.detail and message.status != "up":
+            self.query_one(SyncLogPane).write(f"{message.host}: {message.detail}")
+        if message.status == "up":
+            self.query_one(SyncLogPane).write(
+                f"{message.host}: up; press o to open, c to copy the URL"
+            )
+        if message.status == "failed":
+            self.notify(message.detail, title=message.host, severity="error", timeout=30)
+        if self.config.hosts[message.host].is_ec2 and message.status in (
+            "up",
+            "down",
+            "terminated",
+        ):
+            self.action_refresh()
+
+    @on(InstancesRefreshed)
+    def _instances(self, message: InstancesRefreshed) -> None:
+        self.query_one(InstancesPane).apply_instances(message.instances, message.prices)
+        self.set_timer(REFRESH_SECONDS, self.action_refresh)  # poll by rescheduling
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A failed worker is a notification, never a crash or a frozen pane."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        name = event.worker.name or "work"
+        host = name.split(" ", 1)[1] if " " in name else None
+        if host in self.config.hosts:
+            self.query_one(TunnelsPane).set_state(host, "failed")
+        self.notify(str(error), title=f"{name} failed", severity="error", timeout=30)

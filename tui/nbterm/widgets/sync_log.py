@@ -1,13 +1,17 @@
-"""The Sync log pane: live rsync activity per sync rule, newest at the bottom."""
+"""The Sync log pane: live sync activity per rule, newest at the bottom, with transfer progress."""
 
 from __future__ import annotations
 
+import time
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Log
+from textual.widgets import Log, ProgressBar
 
 from nbterm.config import LoadedConfig
 from nbterm.locations import tildify
+from nbterm.presenters import Printer
+from nbterm.services.sync.events import CycleDone, CycleStarted, Progress, SyncEvent
 
 MAX_LINES = 2000
 
@@ -17,19 +21,43 @@ class SyncLogPane(Vertical):
         super().__init__(id="sync", classes="pane")
         self.config = config
         self.border_title = "Sync log"
+        self.printer = Printer(quiet_cycles=False)
+        self.last: dict[str, float] = {}
 
     def compose(self) -> ComposeResult:
         yield Log(id="sync-log", max_lines=MAX_LINES, auto_scroll=True)
+        yield ProgressBar(id="sync-progress", total=100, show_eta=False)
 
     def on_mount(self) -> None:
         log = self.query_one(Log)
+        self.query_one(ProgressBar).display = False
         if not self.config.sync:
             log.write_line("no sync rules: add a [[sync]] table to keep local copies of notebooks")
             return
         for rule in self.config.sync:
             patterns = " ".join(rule.include)
-            local = tildify(rule.local)
             log.write_line(
-                f"{rule.host}: {rule.remote} -> {local} ({patterns}) every {rule.interval}s, "
-                "idle until the host is up"
+                f"{rule.host}: {rule.remote} -> {tildify(rule.local)} ({patterns}) every "
+                f"{rule.interval}s, idle until the host is up"
             )
+
+    def write(self, text: str) -> None:
+        self.query_one(Log).write_line(f"{time.strftime('%H:%M:%S')} {text}")
+
+    def apply(self, event: SyncEvent) -> None:
+        bar = self.query_one(ProgressBar)
+        if isinstance(event, Progress):
+            bar.display = True
+            bar.update(progress=event.percent)
+            return
+        if isinstance(event, CycleStarted):
+            return
+        if isinstance(event, CycleDone):
+            bar.display = False
+            self.last[event.rule] = time.time()
+            self.border_subtitle = f"last sync {time.strftime('%H:%M:%S')} ({event.rule})"
+            if not event.files and event.ok:
+                return  # idle cycles stay quiet
+        line = self.printer.line(event)
+        if line:
+            self.write(line)

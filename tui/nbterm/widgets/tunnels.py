@@ -1,28 +1,77 @@
-"""The Tunnels pane: per host, the local URL, tunnel state, latency and Jupyter activity."""
+"""The Tunnels pane: per host, the working local URL, tunnel state, latency and Jupyter activity."""
 
 from __future__ import annotations
+
+from collections import deque
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable
 
 from nbterm.config import LoadedConfig
+from nbterm.services.remote.events import ConnectionChanged, TunnelHealth, TunnelOpened
 
 UNKNOWN = "—"
+SPARKS = "▁▂▃▄▅▆▇█"
+HISTORY = 12
+
+
+def sparkline(values: list[float]) -> str:
+    if not values:
+        return ""
+    top = max(values) or 1.0
+    return "".join(SPARKS[min(len(SPARKS) - 1, int(v / top * (len(SPARKS) - 1)))] for v in values)
+
+
+def short_time(iso: str | None) -> str:
+    """``2026-11-25T12:03:04.123Z`` -> ``12:03:04`` (UTC)."""
+    if not iso or "T" not in iso:
+        return UNKNOWN
+    return iso.split("T", 1)[1][:8]
 
 
 class TunnelsPane(Vertical):
-    COLUMNS = ("Host", "Local URL", "State", "Latency", "Kernels", "Activity", "Reconnects")
+    COLUMNS = ("Host", "Local URL", "State", "Latency", "History", "Kernels", "Activity", "Re")
 
     def __init__(self, config: LoadedConfig) -> None:
         super().__init__(id="tunnels", classes="pane")
         self.config = config
         self.border_title = "Tunnels"
+        self.latency: dict[str, deque[float]] = {}
 
     def compose(self) -> ComposeResult:
         table: DataTable[str] = DataTable(id="tunnels-table", cursor_type="row", zebra_stripes=True)
-        table.add_columns(*self.COLUMNS)
+        self._columns = table.add_columns(*self.COLUMNS)
         for host in self.config.hosts.values():
             url = f"http://127.0.0.1:{host.jupyter.local_port}/"
-            table.add_row(host.name, url, "down", UNKNOWN, UNKNOWN, UNKNOWN, "0", key=host.name)
+            table.add_row(host.name, url, "down", UNKNOWN, "", UNKNOWN, UNKNOWN, "0", key=host.name)
         yield table
+
+    def _set(self, host: str, column: int, value: str) -> None:
+        table = self.query_one(DataTable)
+        if host in {str(key.value) for key in table.rows}:
+            table.update_cell(host, self._columns[column], value)
+
+    def set_state(self, host: str, state: str) -> None:
+        self._set(host, 2, state)
+
+    def apply(self, event: object) -> None:
+        if isinstance(event, TunnelOpened):
+            url = f"http://127.0.0.1:{event.local_port}/"
+            if event.fell_back:
+                url += f" ({event.wanted_port} taken)"
+            self._set(event.host, 1, url)
+        elif isinstance(event, TunnelHealth):
+            self._set(event.host, 2, event.state)
+            if event.latency_ms is not None:
+                history = self.latency.setdefault(event.host, deque(maxlen=HISTORY))
+                history.append(event.latency_ms)
+                self._set(event.host, 3, f"{event.latency_ms:.1f} ms")
+                self._set(event.host, 4, sparkline(list(history)))
+            if event.kernels is not None:
+                self._set(event.host, 5, str(event.kernels))
+            if event.last_activity:
+                self._set(event.host, 6, short_time(event.last_activity))
+            self._set(event.host, 7, str(event.reconnects))
+        elif isinstance(event, ConnectionChanged) and event.state == "reconnecting":
+            self._set(event.host, 2, "reconnecting")

@@ -1,0 +1,64 @@
+"""Confirmations: y / n for the reversible, a typed name for terminate."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Static
+
+
+class TypedConfirmScreen(ModalScreen[bool]):
+    """Type the exact name to confirm; Escape or an empty Enter cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="confirm.cancel")]
+
+    def __init__(self, title: str, text: str, expected: str) -> None:
+        super().__init__(classes="dialog-screen")
+        self.title_text = title
+        self.text = text
+        self.expected = expected
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(f"[b]{self.title_text}[/b]", classes="dialog-title")
+            yield Static(self.text)
+            yield Static(f"Type [b]{self.expected}[/b] and press Enter (Escape cancels):")
+            yield Input(placeholder=self.expected, id="typed")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.value.strip() == self.expected:
+            self.dismiss(True)
+        elif not event.value.strip():
+            self.dismiss(False)
+        else:
+            self.notify("that is not the name: nothing was done", severity="warning")
+            self.dismiss(False)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+class YesNoScreen(ModalScreen[bool]):
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes", id="yes_no.yes"),
+        Binding("n,escape,q", "answer(False)", "No", id="yes_no.no"),
+    ]
+
+    def __init__(self, title: str, text: str) -> None:
+        super().__init__(classes="dialog-screen")
+        self.title_text = title
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(f"[b]{self.title_text}[/b]", classes="dialog-title")
+            yield Static(self.text)
+            yield Static("[b]y[/b] yes   [b]n[/b] no")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)

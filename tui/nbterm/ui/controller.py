@@ -1,0 +1,191 @@
+"""The running hosts of the cockpit: one HostSession per host, driven from Textual workers.
+
+Each host's work runs in its own worker group (``host:NAME``), so cancelling one host never
+touches another. Services report through their callbacks; here those become messages posted to
+the screen. No widget is touched from here, and no widget does I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from nbterm.config import LoadedConfig
+from nbterm.locations import Paths
+from nbterm.services.cloud import lifecycle
+from nbterm.services.cloud.console_keys import console_verifier
+from nbterm.services.cloud.ec2 import Ec2, Instance
+from nbterm.services.cloud.pricing import price_per_hour
+from nbterm.services.host_session import HostSession
+from nbterm.services.remote.events import RemoteEvent
+from nbterm.services.remote.host_keys import HostKeyQuestion, KnownHosts, Verifier
+from nbterm.services.remote.ssh import SshTarget, target_for
+from nbterm.services.sync.events import SyncEvent
+from nbterm.services.sync.ssh_config import Ec2Address
+from nbterm.ui.messages import HostStatus, InstancesRefreshed, ServiceEvent
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+FINAL_SYNC_SECONDS = 120.0
+
+
+@dataclass
+class Running:
+    session: HostSession
+    url: str = ""
+    local_port: int = 0
+    instance: Instance | None = None
+    closing: bool = field(default=False)
+
+
+class Controller:
+    def __init__(self, app: App[None], config: LoadedConfig, paths: Paths) -> None:
+        self.app = app
+        self.config = config
+        self.paths = paths
+        self.running: dict[str, Running] = {}
+
+    # --- events out ----------------------------------------------------------------------------
+
+    def _post(self, event: RemoteEvent | SyncEvent) -> None:
+        self.app.post_message(ServiceEvent(event))
+
+    def _status(self, host: str, status: str, detail: str = "") -> None:
+        self.app.post_message(HostStatus(host, status, detail))
+
+    # --- the host key question ------------------------------------------------------------------
+
+    async def _ask(self, question: HostKeyQuestion) -> bool:
+        from nbterm.screens.host_key import HostKeyScreen
+
+        screen: Any = HostKeyScreen(question)
+        return bool(await self.app.push_screen_wait(screen))
+
+    # --- up and down (run inside a worker of group host:NAME) -----------------------------------
+
+    async def up(self, name: str) -> None:
+        host = self.config.hosts[name]
+        if name in self.running:
+            self._status(name, "up", self.running[name].url)
+            return
+        self._status(name, "starting")
+        ec2: Ec2 | None = None
+        instance: Instance | None = None
+        ec2_addresses: dict[str, Ec2Address] = {}
+        target: SshTarget | None = None if host.is_ec2 else target_for(host, self.config)
+        verifier: Verifier | None = self._ask
+        if host.is_ec2:
+            ec2 = Ec2(self.config.aws)
+            ready = await asyncio.to_thread(
+                lifecycle.bring_up,
+                ec2,
+                self.config,
+                self.paths,
+                host,
+                note=lambda message: self._status(name, "starting", message),  # thread-safe
+            )
+            target, ec2_addresses, instance = ready.target, ready.addresses, ready.instance
+            verifier = console_verifier(ec2, ready.instance.id, fallback=self._ask)
+        template = self.config.templates.get(host.template or "")
+
+        async def stop_instance() -> None:
+            if ec2 is not None:
+                await asyncio.to_thread(lifecycle.stop, ec2, host, note=lambda m: None)
+
+        session = HostSession(
+            self.config,
+            name,
+            self.paths,
+            verifier=verifier,
+            on_event=self._post,
+            target=target,
+            ec2=ec2_addresses,
+            spot=instance is not None and instance.spot,
+            idle_stop_minutes=template.idle_stop_minutes if template and host.is_ec2 else None,
+            stop_instance=stop_instance if ec2 is not None else None,
+        )
+        try:
+            result = await session.up()
+        except BaseException:
+            await session.down(final_sync=False)
+            raise
+        self.running[name] = Running(session, result.url, result.local_port, instance)
+        self._status(name, "up", result.url)
+        await session.ended.wait()  # an idle stop ends the session by itself
+        await self._close(name, final_sync=False)
+        self._status(name, "down", session.reason)
+
+    async def _close(self, name: str, *, final_sync: bool) -> bool:
+        running = self.running.pop(name, None)
+        if running is None:
+            return True
+        running.closing = True
+        result = await running.session.down(final_sync=final_sync, timeout=FINAL_SYNC_SECONDS)
+        return result.ok
+
+    async def down(self, name: str, *, stop_instance: bool) -> None:
+        """Final sync, close the tunnel; for EC2 with ``stop_instance``, stop it (if synced)."""
+        self._status(name, "closing", "final sync")
+        ok = await self._close(name, final_sync=True)
+        host = self.config.hosts[name]
+        if host.is_ec2 and stop_instance:
+            if not ok:
+                self._status(name, "failed", "the final sync failed: the instance was NOT stopped")
+                return
+            await asyncio.to_thread(lifecycle.stop, Ec2(self.config.aws), host, note=lambda m: None)
+        self._status(name, "down", "tunnel closed; Jupyter keeps running on the remote")
+
+    async def terminate(self, name: str) -> None:
+        host = self.config.hosts[name]
+        self._status(name, "closing", "final sync before terminating")
+        ok = await self._close(name, final_sync=True)
+        if not ok:
+            self._status(name, "failed", "the final sync failed: NOT terminated")
+            return
+        await asyncio.to_thread(
+            lifecycle.terminate, Ec2(self.config.aws), host, self.paths, note=lambda m: None
+        )
+        self._status(name, "terminated")
+
+    def sync_now(self, name: str) -> bool:
+        running = self.running.get(name)
+        if running is None:
+            return False
+        running.session.sync_now()
+        return True
+
+    async def close_all(self) -> None:
+        """Quit: final sync and close every tunnel; Jupyter keeps running on each remote."""
+        await asyncio.gather(
+            *(self._close(name, final_sync=True) for name in list(self.running)),
+            return_exceptions=True,
+        )
+
+    def forget_key(self, name: str) -> int:
+        host = self.config.hosts[name]
+        alias = host.name
+        if host.is_ec2:
+            running = self.running.get(name)
+            instance = running.instance if running else Ec2(self.config.aws).find(host)
+            if instance is None:
+                return 0
+            alias = instance.id
+        return KnownHosts(self.paths.known_hosts).forget(alias)
+
+    # --- EC2 refresh (run inside a thread worker) ---------------------------------------------
+
+    def refresh_instances(self) -> None:
+        hosts = [h for h in self.config.hosts.values() if h.is_ec2]
+        if not hosts:
+            return
+        ec2 = Ec2(self.config.aws)
+        instances: dict[str, Instance | None] = {h.name: ec2.find(h) for h in hosts}
+        prices: dict[str, float | None] = {}
+        for name, instance in instances.items():
+            if instance is not None and instance.state == "running":
+                prices[name] = price_per_hour(
+                    ec2, self.config.aws, instance, self.paths.state_dir / "prices.json"
+                )
+        self.app.post_message(InstancesRefreshed(instances, prices))  # thread-safe

@@ -1,0 +1,48 @@
+"""Service events, carried to the screen as Textual messages."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from nbterm.services.cloud.ec2 import Instance
+from nbterm.services.remote.events import RemoteEvent, TunnelHealth
+from nbterm.services.sync.events import Progress, SyncEvent
+
+
+class ServiceEvent(Message):
+    """One event from a host's services. Bursts of health and progress collapse to the newest."""
+
+    def __init__(self, event: RemoteEvent | SyncEvent) -> None:
+        super().__init__()
+        self.event = event
+
+    def can_replace(self, message: Message) -> bool:
+        if not isinstance(message, ServiceEvent):
+            return False
+        mine, theirs = self.event, message.event
+        if isinstance(mine, TunnelHealth) and isinstance(theirs, TunnelHealth):
+            return mine.host == theirs.host and mine.state == theirs.state
+        if isinstance(mine, Progress) and isinstance(theirs, Progress):
+            return mine.rule == theirs.rule
+        return False
+
+
+class InstancesRefreshed(Message):
+    """A fresh look at EC2: instance per host name (None: no live instance), with prices."""
+
+    def __init__(
+        self, instances: dict[str, Instance | None], prices: dict[str, float | None]
+    ) -> None:
+        super().__init__()
+        self.instances = instances
+        self.prices = prices
+
+
+class HostStatus(Message):
+    """A host's session changed state as a whole (starting, up, closing, down, failed)."""
+
+    def __init__(self, host: str, status: str, detail: str = "") -> None:
+        super().__init__()
+        self.host = host
+        self.status = status
+        self.detail = detail
