@@ -71,6 +71,7 @@ class MainScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.controller.target = self
         if any(host.is_ec2 for host in self.config.hosts.values()):
             self.action_refresh()
 

@@ -27,6 +27,7 @@ from nbterm.ui.messages import HostStatus, InstancesRefreshed, ServiceEvent
 
 if TYPE_CHECKING:
     from textual.app import App
+    from textual.message_pump import MessagePump
 
 FINAL_SYNC_SECONDS = 120.0
 
@@ -46,14 +47,16 @@ class Controller:
         self.config = config
         self.paths = paths
         self.running: dict[str, Running] = {}
+        self.target: MessagePump = app
+        """Where messages go: the main screen, once it is mounted (set by the screen)."""
 
     # --- events out ----------------------------------------------------------------------------
 
     def _post(self, event: RemoteEvent | SyncEvent) -> None:
-        self.app.post_message(ServiceEvent(event))
+        self.target.post_message(ServiceEvent(event))  # thread-safe
 
     def _status(self, host: str, status: str, detail: str = "") -> None:
-        self.app.post_message(HostStatus(host, status, detail))
+        self.target.post_message(HostStatus(host, status, detail))
 
     # --- the host key question ------------------------------------------------------------------
 
@@ -188,4 +191,4 @@ class Controller:
                 prices[name] = price_per_hour(
                     ec2, self.config.aws, instance, self.paths.state_dir / "prices.json"
                 )
-        self.app.post_message(InstancesRefreshed(instances, prices))  # thread-safe
+        self.target.post_message(InstancesRefreshed(instances, prices))  # thread-safe

@@ -1,0 +1,110 @@
+"""The cockpit driving a real host: Pilot against the loopback sshd, Jupyter and rsync."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Log
+
+from nbterm.app import NbtermApp
+from nbterm.config import load_config
+from nbterm.locations import Paths
+from nbterm.screens.host_key import HostKeyScreen
+from nbterm.screens.main import MainScreen
+from nbterm.services.remote.host_keys import KnownHosts
+from tests.harness.remote import (
+    api_status,
+    remote_config_text,
+    remote_shell,
+    stop_remote_jupyter_sync,
+)
+from tests.harness.sshd import SshServer
+
+pytestmark = pytest.mark.sshd
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _end_remote_jupyter(
+    sshd: SshServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    yield
+    stop_remote_jupyter_sync(sshd, tmp_path_factory.mktemp("cleanup") / "known_hosts")
+
+
+def cell(app: NbtermApp, table: str, row: str, column: int) -> str:
+    widget = app.screen.query_one(table, DataTable)
+    return str(widget.get_row(row)[column])
+
+
+async def wait_until(pilot: object, predicate: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("the screen did not get there in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_up_asks_about_the_key_then_syncs_and_down_closes(
+    sshd: SshServer, write_config: Callable[[str], Path], paths: Paths, tmp_path: Path
+) -> None:
+    folder = f"nbterm-ui-{uuid.uuid4().hex[:8]}"
+    local = tmp_path / "nb"
+    config = load_config(
+        write_config(
+            remote_config_text(sshd, local_port=33157)
+            + f'[[sync]]\nhost = "box"\nremote = "~/{folder}/"\nlocal = "{local}"\n'
+        )
+    )
+    remote_shell(sshd, f"mkdir -p {folder}")
+    app = NbtermApp(paths, config)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            assert isinstance(app.screen, MainScreen)
+            await pilot.press("u")
+            await wait_until(pilot, lambda: isinstance(app.screen, HostKeyScreen), 10)
+            await pilot.press("y")
+            await wait_until(pilot, lambda: cell(app, "#tunnels-table", "box", 2) == "up", 20)
+            assert app.controller is not None
+            running = app.controller.running["box"]
+            assert KnownHosts(paths.known_hosts).knows("box")
+            token = running.url.split("token=")[1]
+            status = await asyncio.to_thread(api_status, running.local_port, token)
+            assert "kernels" in status
+            assert (
+                cell(app, "#tunnels-table", "box", 1) == f"http://127.0.0.1:{running.local_port}/"
+            )
+
+            notebook = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+            remote_shell(sshd, f"cat > {folder}/seen.ipynb", notebook.encode())
+            log = app.screen.query_one("#sync-log", Log)
+            await wait_until(
+                pilot, lambda: any("received seen.ipynb" in line for line in log.lines), 10
+            )
+            assert (local / "seen.ipynb").read_text() == notebook
+
+            await pilot.press("d")
+            await wait_until(pilot, lambda: "box" not in app.controller.running, 20)  # type: ignore[union-attr]
+            await wait_until(pilot, lambda: cell(app, "#tunnels-table", "box", 2) == "down", 10)
+    finally:
+        remote_shell(sshd, f"rm -rf {folder}")
+
+
+async def test_a_refused_key_is_not_stored_and_says_so(
+    sshd: SshServer, write_config: Callable[[str], Path], paths: Paths
+) -> None:
+    config = load_config(write_config(remote_config_text(sshd, local_port=34157)))
+    app = NbtermApp(paths, config)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("u")
+        await wait_until(pilot, lambda: isinstance(app.screen, HostKeyScreen), 10)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: cell(app, "#tunnels-table", "box", 2) == "failed", 10)
+        assert not KnownHosts(paths.known_hosts).knows("box")
+        notes = [n.message for n in app._notifications]
+        assert any("was not trusted" in note for note in notes)
