@@ -20,6 +20,7 @@ class InstancesPane(Vertical):
     """Name, kind, where, state, type, market, price, cost, uptime and idle time per host."""
 
     COLUMNS = ("Name", "Kind", "Where", "State", "Type", "Market", "$/h", "Cost", "Up", "Idle")
+    WIDTHS = (None, 4, None, 12, 12, 9, 7, 8, 7, 7)
 
     def __init__(self, config: LoadedConfig) -> None:
         super().__init__(id="instances", classes="pane")
@@ -31,7 +32,10 @@ class InstancesPane(Vertical):
         table: DataTable[str] = DataTable(
             id="instances-table", cursor_type="row", zebra_stripes=True
         )
-        self._columns = table.add_columns(*self.COLUMNS)
+        self._columns = [
+            table.add_column(label, width=width)
+            for label, width in zip(self.COLUMNS, self.WIDTHS, strict=True)
+        ]
         for host in self.config.hosts.values():
             table.add_row(*self._row(host), key=host.name)
         yield table

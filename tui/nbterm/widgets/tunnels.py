@@ -32,6 +32,7 @@ def short_time(iso: str | None) -> str:
 
 class TunnelsPane(Vertical):
     COLUMNS = ("Host", "Local URL", "State", "Latency", "History", "Kernels", "Activity", "Re")
+    WIDTHS = (None, None, 12, 9, HISTORY, 7, 8, 3)
 
     def __init__(self, config: LoadedConfig) -> None:
         super().__init__(id="tunnels", classes="pane")
@@ -41,7 +42,10 @@ class TunnelsPane(Vertical):
 
     def compose(self) -> ComposeResult:
         table: DataTable[str] = DataTable(id="tunnels-table", cursor_type="row", zebra_stripes=True)
-        self._columns = table.add_columns(*self.COLUMNS)
+        self._columns = [
+            table.add_column(label, width=width)
+            for label, width in zip(self.COLUMNS, self.WIDTHS, strict=True)
+        ]
         for host in self.config.hosts.values():
             url = f"http://127.0.0.1:{host.jupyter.local_port}/"
             table.add_row(host.name, url, "down", UNKNOWN, "", UNKNOWN, UNKNOWN, "0", key=host.name)
