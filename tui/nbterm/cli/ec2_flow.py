@@ -59,7 +59,9 @@ async def reach(
     except Ec2Error as exc:
         raise CliError(str(exc)) from None
     if not getattr(args, "accept_host_key", None):  # an explicit fingerprint is the user's word
-        verifier = console_verifier(ec2, instance.id, fallback=verifier)
+        verifier = console_verifier(
+            ec2, instance.id, fallback=verifier, wait=config.aws.console_key_wait
+        )
     target = target_for(host, config, address=address, alias=instance.id)
     return Reach(target, {host.name: Ec2Address(instance.id, address)}, verifier, instance)
 

@@ -43,6 +43,9 @@ class AwsConfig(_Model):
     """AWS region, for example ``us-east-1``; default: the profile's region."""
     endpoint_url: Annotated[StrictStr, Field(pattern=r"^https?://\S+$")] | None = None
     """An EC2-compatible endpoint instead of AWS (moto in tests and the demo)."""
+    console_key_wait: Annotated[StrictInt, Field(ge=0)] = 180
+    """Seconds to wait for a new instance to print its host keys on the console (cloud-init does
+    a little after boot) before asking you to check the fingerprint yourself."""
 
 
 class DefaultsConfig(_Model):

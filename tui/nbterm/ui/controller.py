@@ -90,7 +90,9 @@ class Controller:
                 note=lambda message: self._status(name, "starting", message),  # thread-safe
             )
             target, ec2_addresses, instance = ready.target, ready.addresses, ready.instance
-            verifier = console_verifier(ec2, ready.instance.id, fallback=self._ask)
+            verifier = console_verifier(
+                ec2, ready.instance.id, fallback=self._ask, wait=self.config.aws.console_key_wait
+            )
         template = self.config.templates.get(host.template or "")
 
         async def stop_instance() -> None:
