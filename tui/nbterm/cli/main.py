@@ -23,6 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="config file (default: $NBTERM_CONFIG, then ~/.config/nbterm/config.toml)",
     )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="try nbterm with no AWS account and no ssh server: a local EC2, SSH server and "
+        "Jupyter on 127.0.0.1, removed when you quit",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     config_cmds.register(commands)
     ssh_cmds.register(commands)

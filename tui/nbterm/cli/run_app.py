@@ -9,6 +9,8 @@ from nbterm.config import ConfigError, ConfigNotFoundError, LoadedConfig, load_c
 
 
 def run_app(args: argparse.Namespace) -> int:
+    if args.demo:
+        return _run_demo()
     paths = paths_for(args)
     config: LoadedConfig | None
     try:
@@ -20,4 +22,24 @@ def run_app(args: argparse.Namespace) -> int:
     from nbterm.app import NbtermApp
 
     NbtermApp(paths, config).run()
+    return 0
+
+
+def _run_demo() -> int:
+    try:
+        from nbterm.demo.world import DemoWorld
+    except ImportError as exc:  # moto or jupyter-server missing
+        return fail(f"the demo needs the demo extra: pip install 'nbterm-cockpit[demo]' ({exc})")
+    from nbterm.app import NbtermApp
+    from nbterm.locations import resolve_paths
+
+    world = DemoWorld()
+    print("nbterm demo: starting a local EC2, an SSH server and Jupyter on 127.0.0.1…", flush=True)
+    try:
+        world.start()
+        paths = resolve_paths(world.config_file)
+        NbtermApp(paths, load_config(paths.config_file)).run()
+    finally:
+        world.close()
+    print("nbterm demo: everything it started has been stopped and removed")
     return 0

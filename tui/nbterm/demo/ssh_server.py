@@ -1,0 +1,103 @@
+"""An in-process SSH server (asyncssh) that plays the remote machines of the demo.
+
+Commands run as the local user in a sandbox home; forwards go to 127.0.0.1 only; rsync and
+OpenSSH's client work against it as against any sshd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+
+class _Server(asyncssh.SSHServer):
+    def connection_requested(
+        self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+    ) -> bool:
+        return dest_host in ("127.0.0.1", "localhost")  # the tunnel to Jupyter, nothing else
+
+    def server_requested(self, listen_host: str, listen_port: int) -> bool:
+        return False
+
+
+class DemoSshServer:
+    def __init__(self, home: Path, env: dict[str, str], authorized_key: str) -> None:
+        self.home = home
+        self.env = env
+        self.authorized_key = authorized_key
+        self.host_key = asyncssh.generate_private_key("ssh-ed25519")
+        self.port = 0
+        self._acceptor: Any = None
+        self._children: set[asyncio.subprocess.Process] = set()
+
+    @property
+    def host_key_line(self) -> str:
+        return " ".join(self.host_key.export_public_key("openssh").decode().split()[:2])
+
+    async def _run(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
+        command = process.command or "exec ${SHELL:-/bin/sh} -i"
+        child = await asyncio.create_subprocess_exec(
+            "/bin/sh", "-c", command,
+            cwd=self.home, env=self.env,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+        self._children.add(child)
+        try:
+            await process.redirect(stdin=child.stdin, stdout=child.stdout, stderr=child.stderr)
+            process.exit(await child.wait())
+        except (asyncssh.BreakReceived, asyncssh.TerminalSizeChanged, ConnectionError):
+            process.exit(255)
+        finally:
+            if child.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    child.terminate()
+            self._children.discard(child)
+
+    async def start(self) -> int:
+        keys = asyncssh.import_authorized_keys(self.authorized_key)
+        self._acceptor = await asyncssh.create_server(
+            _Server,
+            "127.0.0.1",
+            0,
+            server_host_keys=[self.host_key],
+            authorized_client_keys=keys,
+            process_factory=self._run,
+            encoding=None,
+            allow_pty=False,
+        )
+        self.port = int(self._acceptor.sockets[0].getsockname()[1])
+        return self.port
+
+    async def stop(self) -> None:
+        for child in list(self._children):
+            with contextlib.suppress(ProcessLookupError):
+                child.terminate()
+        if self._acceptor is not None:
+            self._acceptor.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._acceptor.wait_closed(), 5)
+
+
+def shell_env(home: Path, extra_path: list[str]) -> dict[str, str]:
+    """The environment of the demo's "remote" commands: its own home and tmux server."""
+    path = ":".join([*extra_path, os.environ.get("PATH", "/usr/bin:/bin")])
+    return {
+        "HOME": str(home),
+        "PATH": path,
+        "SHELL": "/bin/sh",
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+        "TMUX_TMPDIR": str(home.parent / "tmux"),  # a tmux server of its own, not the user's
+        "USER": os.environ.get("USER", "demo"),
+        "TERM": "dumb",
+    }
+
+
+def quote(path: Path) -> str:
+    return shlex.quote(str(path))

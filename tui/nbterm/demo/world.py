@@ -1,0 +1,216 @@
+"""The demo's world: moto's EC2, an SSH server playing the instances, Jupyter, a config.
+
+Everything listens on 127.0.0.1 and lives in one temporary folder; ``close()`` ends every
+process it started (by pid) and removes the folder. The app then runs with the real services,
+the same code paths as with AWS: only ``endpoint_url`` and each host's ``address`` point here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from nbterm.demo.ssh_server import DemoSshServer, shell_env
+
+GPU_AMI = "ami-0abcdef1234567890"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _notebook(title: str, lines: list[str]) -> str:
+    cells: list[dict[str, object]] = [
+        {"cell_type": "markdown", "metadata": {}, "source": f"# {title}"}
+    ]
+    cells += [
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": line,
+            "outputs": [],
+            "execution_count": None,
+        }
+        for line in lines
+    ]
+    return json.dumps(
+        {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, indent=1
+    )
+
+
+class DemoWorld:
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="nbterm-demo-"))
+        self.root.chmod(0o700)
+        self.home = self.root / "remote-home"
+        self.config_file = self.root / "config.toml"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._moto: Any = None
+        self._ssh: DemoSshServer | None = None
+
+    # --- start ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.home.mkdir()
+        (self.root / "tmux").mkdir(mode=0o700)
+        self._seed_notebooks()
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        identity = self.root / "demo-key"
+        identity.write_bytes(key.export_private_key())
+        identity.chmod(0o600)
+        public = key.export_public_key("openssh").decode()
+        env = shell_env(self.home, [str(Path(sys.executable).parent)])
+        self._ssh = DemoSshServer(self.home, env, public)
+        self._start_loop()
+        port = self._call(self._ssh.start())
+        endpoint = self._start_moto()
+        self._seed_ec2(endpoint)
+        self._write_config(endpoint, port, identity)
+        os.environ.update(
+            NBTERM_STATE_DIR=str(self.root / "state"),
+            NBTERM_RUNTIME_DIR=str(self.root / "run"),
+            AWS_ACCESS_KEY_ID="demo",
+            AWS_SECRET_ACCESS_KEY="demo",  # noqa: S106 - moto accepts anything
+        )
+
+    def _start_loop(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(target=loop.run_forever, name="demo-ssh", daemon=True)
+        self._thread.start()
+
+    def _call(self, coro: Any) -> Any:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)
+
+    def _start_moto(self) -> str:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        port = _free_port()
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._moto.start()
+        return f"http://127.0.0.1:{port}"
+
+    def _seed_notebooks(self) -> None:
+        notebooks = self.home / "notebooks"
+        (notebooks / "experiments").mkdir(parents=True)
+        (notebooks / "analysis.ipynb").write_text(
+            _notebook("Analysis", ["import math", "math.tau / 2"])
+        )
+        (notebooks / "experiments" / "training run.ipynb").write_text(
+            _notebook("Training run", ["losses = [1 / (n + 1) for n in range(10)]", "losses[-1]"])
+        )
+
+    def _seed_ec2(self, endpoint: str) -> None:
+        import boto3
+
+        ec2: Any = boto3.client(
+            "ec2", region_name="us-east-1", endpoint_url=endpoint,
+            aws_access_key_id="demo", aws_secret_access_key="demo",  # noqa: S106
+        )  # fmt: skip
+
+        def run(name: str, host: str, itype: str, spot: bool) -> str:
+            extra: dict[str, Any] = {}
+            if spot:
+                extra["InstanceMarketOptions"] = {
+                    "MarketType": "spot",
+                    "SpotOptions": {"SpotInstanceType": "persistent",
+                                    "InstanceInterruptionBehavior": "stop"},
+                }  # fmt: skip
+            tags = [{"Key": "Name", "Value": name}, {"Key": "nbterm:host", "Value": host}]
+            raw = ec2.run_instances(
+                ImageId=GPU_AMI, InstanceType=itype, MinCount=1, MaxCount=1,
+                TagSpecifications=[{"ResourceType": "instance", "Tags": tags}], **extra,
+            )  # fmt: skip
+            return str(raw["Instances"][0]["InstanceId"])
+
+        run("nb-gpu", "gpu", "g5.xlarge", spot=True)
+        cpu = run("nb-cpu", "cpu", "m7i.large", spot=False)
+        ec2.stop_instances(InstanceIds=[cpu])
+
+    def _write_config(self, endpoint: str, port: int, identity: Path) -> None:
+        jupyter = f"{Path(sys.executable).parent / 'jupyter'} server"
+        user = os.environ.get("USER") or "demo"
+        local = self.root / "local-notebooks"
+        self.config_file.write_text(
+            "# The demo's config: everything on 127.0.0.1 (see `nbterm --help`).\n"
+            f'[aws]\nregion = "us-east-1"\nendpoint_url = "{endpoint}"\nconsole_key_wait = 0\n\n'
+            f'[defaults]\nuser = "{user}"\nidentity_file = "{identity}"\nport = {port}\n\n'
+            f'[jupyter]\ncommand = "{jupyter}"\nremote_port = {_free_port()}\n'
+            f"local_port = {_free_port()}\n"
+            'notebook_dir = "~/notebooks"\ntmux_session = "nbterm-demo"\n\n'
+            '[hosts.gpu]\ninstance = "nb-gpu"\ntemplate = "gpu"\naddress = "127.0.0.1"\n\n'
+            '[hosts.cpu]\ninstance = "nb-cpu"\ntemplate = "cpu"\naddress = "127.0.0.1"\n\n'
+            f'[templates.gpu]\nami = "{GPU_AMI}"\ninstance_type = "g5.xlarge"\nspot = true\n'
+            "max_price = 0.6\nidle_stop_minutes = 60\n\n"
+            f'[templates.cpu]\nami = "{GPU_AMI}"\ninstance_type = "m7i.large"\n\n'
+            f'[[sync]]\nhost = "gpu"\nremote = "~/notebooks/"\nlocal = "{local}"\n'
+            "interval = 30\n"
+        )
+        self.config_file.chmod(0o600)
+
+    # --- stop ----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """End what the demo started (Jupyter, its tmux server, the SSH server, moto) by pid."""
+        self._end_jupyter()
+        self._end_tmux()
+        if self._ssh is not None and self._loop is not None:
+            with contextlib.suppress(Exception):
+                self._call(self._ssh.stop())
+            with contextlib.suppress(Exception):
+                self._call(_cancel_the_rest())
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(5)
+        if self._moto is not None:
+            with contextlib.suppress(Exception):
+                self._moto.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _end_jupyter(self) -> None:
+        for runtime in (self.home / ".nbterm" / "runtime").glob("*/jpserver-*.json"):
+            with contextlib.suppress(OSError, ValueError, KeyError, ProcessLookupError):
+                os.kill(int(json.loads(runtime.read_text())["pid"]), signal.SIGTERM)
+
+    def _end_tmux(self) -> None:
+        env = shell_env(self.home, [])
+        done = subprocess.run(
+            ["tmux", "display-message", "-p", "#{pid}"],
+            env=env, capture_output=True, text=True, check=False, timeout=10,
+        )  # fmt: skip
+        subprocess.run(["tmux", "kill-server"], env=env, capture_output=True, check=False,
+                       timeout=10)  # fmt: skip
+        pid = done.stdout.strip()
+        if pid.isdigit():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGTERM)
+
+
+async def _cancel_the_rest() -> None:
+    """Cancel the SSH server's leftover tasks, so the loop stops cleanly."""
+    current = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks() if task is not current]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
