@@ -106,14 +106,19 @@ class NbtermApp(App[None]):
         if isinstance(self.screen, HelpScreen):
             return
         rows = [
-            (binding.key_display or binding.key, binding.description, binding.tooltip or "")
+            (
+                binding.key_display or binding.key,
+                binding.description,
+                binding.id or "",
+                binding.tooltip or "",
+            )
             for binding in self._visible_bindings()
         ]
         rows += [
-            ("tab / shift+tab", "Next pane", "Move between the panes"),
-            ("arrows", "Move", "Move the selection in a pane"),
-            ("ctrl+p", "Command palette", "Search every action by name"),
-            ("ctrl+q", "Quit", "Quit from anywhere, even inside a dialog"),
+            ("tab / shift+tab", "Next pane", "", "Move between the panes"),
+            ("arrows", "Move", "", "Move the selection in a pane"),
+            ("ctrl+p", "Command palette", "", "Search every action by name"),
+            ("ctrl+q", "Quit", "", "Quit from anywhere, even inside a dialog"),
         ]
         self.push_screen(HelpScreen(rows))
 

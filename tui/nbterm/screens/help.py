@@ -16,7 +16,7 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark", "dismiss", "Close", id="help.close"),
     ]
 
-    def __init__(self, bindings: list[tuple[str, str, str]]) -> None:
+    def __init__(self, bindings: list[tuple[str, str, str, str]]) -> None:
         super().__init__(id="help")
         self.rows = bindings
 
@@ -26,13 +26,15 @@ class HelpScreen(ModalScreen[None]):
             table: DataTable[str] = DataTable(
                 id="help-table", cursor_type="none", show_cursor=False
             )
-            table.add_columns("Key", "Action", "What it does")
+            table.add_columns("Key", "Action", "Id (for keymap)", "What it does")
             for row in self.rows:
                 table.add_row(*row)
             yield table
             yield Static(
-                "Quitting closes the tunnels; Jupyter keeps running on the remote in tmux, "
-                "so kernels survive. Close this help with q, ? or Escape.",
+                markup=False,
+                content="Quitting closes the tunnels; Jupyter keeps running on the remote in tmux, "
+                "so kernels survive. Change any key in a [keymap] table of the config, by its id. "
+                "Close this help with q, ? or Escape.",
                 id="help-footer",
             )
 

@@ -13,6 +13,7 @@ from textual.widgets import Footer, Header
 from textual.worker import Worker, WorkerState
 
 from nbterm.config import LoadedConfig
+from nbterm.screens.commands import CockpitCommands
 from nbterm.screens.confirm import TypedConfirmScreen, YesNoScreen
 from nbterm.screens.launch import LaunchChoice, LaunchScreen
 from nbterm.services.cloud.ec2 import Ec2
@@ -37,6 +38,7 @@ REFRESH_SECONDS = 30.0
 
 
 class MainScreen(Screen[None]):
+    COMMANDS = Screen.COMMANDS | {CockpitCommands}
     BINDINGS = [
         Binding("u", "up", "Up", id="host.up", tooltip="Start or reattach everything for the host"),
         Binding("o", "open", "Open", id="host.open", tooltip="Open the notebook in the browser"),
