@@ -38,6 +38,8 @@ REFRESH_SECONDS = 30.0
 
 
 class MainScreen(Screen[None]):
+    auto_refresh = True
+    """Look at EC2 on mount and every REFRESH_SECONDS (off in screenshots and snapshots)."""
     COMMANDS = Screen.COMMANDS | {CockpitCommands}
     BINDINGS = [
         Binding("u", "up", "Up", id="host.up", tooltip="Start or reattach everything for the host"),
@@ -74,7 +76,7 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.controller.target = self
-        if any(host.is_ec2 for host in self.config.hosts.values()):
+        if self.auto_refresh and any(host.is_ec2 for host in self.config.hosts.values()):
             self.action_refresh()
 
     # --- selection ----------------------------------------------------------------------------
@@ -169,7 +171,7 @@ class MainScreen(Screen[None]):
         if name is not None:
             self._forget(name)
 
-    @work(thread=True, group="keys", exit_on_error=False)
+    @work(thread=True, group="keys", name="forget key", exit_on_error=False)
     def _forget(self, name: str) -> None:
         removed = self.controller.forget_key(name)
         text = f"forgot {removed} key(s) of {name}" if removed else f"no stored key for {name}"
@@ -182,7 +184,7 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(LaunchScreen(self.config), chosen)
 
-    @work(thread=True, group="ec2", name="launch", exit_on_error=False)
+    @work(thread=True, group="ec2", name="launch", exit_on_error=False)  # noqa: RUF100
     def _launch(self, choice: LaunchChoice) -> None:
         template = self.config.templates[choice.template].model_copy(update={"spot": choice.spot})
         if not choice.spot:
@@ -199,9 +201,10 @@ class MainScreen(Screen[None]):
         self.controller.refresh_instances()
 
     def action_refresh(self) -> None:
-        self._refresh()
+        if self.auto_refresh:
+            self._refresh()
 
-    @work(thread=True, group="ec2-refresh", exclusive=True, exit_on_error=False)
+    @work(thread=True, group="ec2-refresh", name="EC2 refresh", exclusive=True, exit_on_error=False)
     def _refresh(self) -> None:
         self.controller.refresh_instances()
 
@@ -252,7 +255,8 @@ class MainScreen(Screen[None]):
     @on(InstancesRefreshed)
     def _instances(self, message: InstancesRefreshed) -> None:
         self.query_one(InstancesPane).apply_instances(message.instances, message.prices)
-        self.set_timer(REFRESH_SECONDS, self.action_refresh)  # poll by rescheduling
+        if self.auto_refresh:
+            self.set_timer(REFRESH_SECONDS, self.action_refresh)  # poll by rescheduling
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A failed worker is a notification, never a crash or a frozen pane."""

@@ -16,7 +16,14 @@ from nbterm.services.sync.events import CycleDone, CycleStarted, Progress, SyncE
 MAX_LINES = 2000
 
 
+def clock() -> str:
+    return time.strftime("%H:%M:%S")
+
+
 class SyncLogPane(Vertical):
+    clock = staticmethod(clock)
+    """The time shown on each line (screenshots and snapshot tests freeze it)."""
+
     def __init__(self, config: LoadedConfig) -> None:
         super().__init__(id="sync", classes="pane")
         self.config = config
@@ -42,7 +49,7 @@ class SyncLogPane(Vertical):
             )
 
     def write(self, text: str) -> None:
-        self.query_one(Log).write_line(f"{time.strftime('%H:%M:%S')} {text}")
+        self.query_one(Log).write_line(f"{self.clock()} {text}")
 
     def apply(self, event: SyncEvent) -> None:
         bar = self.query_one(ProgressBar)
@@ -55,7 +62,7 @@ class SyncLogPane(Vertical):
         if isinstance(event, CycleDone):
             bar.display = False
             self.last[event.rule] = time.time()
-            self.border_subtitle = f"last sync {time.strftime('%H:%M:%S')} ({event.rule})"
+            self.border_subtitle = f"last sync {self.clock()} ({event.rule})"
             if not event.files and event.ok:
                 return  # idle cycles stay quiet
         line = self.printer.line(event)

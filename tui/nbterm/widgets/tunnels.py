@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import deque
 
 from textual.app import ComposeResult
@@ -9,6 +10,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable
 
 from nbterm.config import LoadedConfig
+from nbterm.services.cloud.idle import parse_time
 from nbterm.services.remote.events import ConnectionChanged, TunnelHealth, TunnelOpened
 
 UNKNOWN = "—"
@@ -23,11 +25,19 @@ def sparkline(values: list[float]) -> str:
     return "".join(SPARKS[min(len(SPARKS) - 1, int(v / top * (len(SPARKS) - 1)))] for v in values)
 
 
-def short_time(iso: str | None) -> str:
-    """``2026-11-25T12:03:04.123Z`` -> ``12:03:04`` (UTC)."""
-    if not iso or "T" not in iso:
+def ago(iso: str | None, now: dt.datetime | None = None) -> str:
+    """Jupyter's last activity as an age: ``just now``, ``12m ago``, ``3h ago``."""
+    since = parse_time(iso or "")
+    if since is None:
         return UNKNOWN
-    return iso.split("T", 1)[1][:8]
+    seconds = ((now or dt.datetime.now(dt.UTC)) - since).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}m ago"
+    if seconds < 86400:
+        return f"{seconds // 3600:.0f}h ago"
+    return f"{seconds // 86400:.0f}d ago"
 
 
 class TunnelsPane(Vertical):
@@ -75,7 +85,7 @@ class TunnelsPane(Vertical):
             if event.kernels is not None:
                 self._set(event.host, 5, str(event.kernels))
             if event.last_activity:
-                self._set(event.host, 6, short_time(event.last_activity))
+                self._set(event.host, 6, ago(event.last_activity))
             self._set(event.host, 7, str(event.reconnects))
         elif isinstance(event, ConnectionChanged) and event.state == "reconnecting":
             self._set(event.host, 2, "reconnecting")
