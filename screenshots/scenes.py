@@ -18,7 +18,7 @@ from nbterm.app import NbtermApp
 from nbterm.config import load_config
 from nbterm.locations import resolve_paths
 from nbterm.screens.main import MainScreen
-from nbterm.services.cloud.ec2 import Instance
+from nbterm.services.cloud.instance import Instance
 from nbterm.services.remote.events import ConnectionChanged, TunnelHealth, TunnelOpened
 from nbterm.services.sync.events import CycleDone, CycleStarted, FileReceived, Progress
 from nbterm.ui.messages import HostStatus, InstancesRefreshed, ServiceEvent

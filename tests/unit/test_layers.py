@@ -68,3 +68,15 @@ def test_ci_runs_the_readme_test_command() -> None:
     readme = (root / "README.md").read_text()
     assert "```sh\ntests/run\n```" in readme
     assert "exec tests/run" in (root / ".ci" / "run").read_text()
+
+
+def test_the_cockpit_starts_without_boto3_or_asyncssh() -> None:
+    """Start-up stays light: the heavy clients load when a host is first acted on."""
+    code = (
+        "import json, sys\n"
+        "import nbterm.app, nbterm.cli.main\n"
+        "heavy = sorted(m for m in ('boto3', 'botocore', 'asyncssh', 'moto') if m in sys.modules)\n"
+        "print(json.dumps(heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == []

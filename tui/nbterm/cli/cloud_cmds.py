@@ -4,41 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from nbterm.cli.common import CliError, load
 from nbterm.cli.ec2_flow import say
-from nbterm.cli.hosts import add_accept, ec2_host
+from nbterm.cli.hosts import ec2_host
 from nbterm.cli.sync_cmds import sync_then
 from nbterm.config import Host, LoadedConfig
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error, wait_for_ssh
-
-
-def register(commands: Any) -> None:
-    launch = commands.add_parser("launch", help="launch an EC2 instance from a template")
-    launch.add_argument("template", help="template name from the config")
-    launch.add_argument("--host", help="the host it is for (default: the one using the template)")
-    launch.add_argument("--name", help="its Name tag (default: the host's instance or name)")
-    launch.add_argument(
-        "--no-wait-ssh", action="store_true", help="return once it runs, before SSH answers"
-    )
-    launch.set_defaults(handler=cmd_launch)
-
-    stop = commands.add_parser("stop", help="final sync, then stop an EC2 instance")
-    stop.add_argument("name", help="host name from the config")
-    stop.add_argument("--force", action="store_true", help="stop even if the final sync fails")
-    add_accept(stop)
-    stop.set_defaults(handler=cmd_stop)
-
-    terminate = commands.add_parser(
-        "terminate", help="final sync, then terminate an EC2 instance (its disk is deleted)"
-    )
-    terminate.add_argument("name", help="host name from the config")
-    terminate.add_argument("--yes", action="store_true", help="do not ask to type the name")
-    terminate.add_argument("--force", action="store_true", help="even if the final sync fails")
-    add_accept(terminate)
-    terminate.set_defaults(handler=cmd_terminate)
 
 
 def _host_for_template(config: LoadedConfig, template: str, name: str | None) -> Host:

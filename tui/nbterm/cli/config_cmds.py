@@ -4,24 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
 
 from nbterm.cli.common import EXIT_CONFIG, CliError, load, paths_for
 from nbterm.config.starter import ConfigExistsError, write_starter
-
-
-def register(commands: Any) -> None:
-    config = commands.add_parser("config", help="create, check or locate the config file")
-    actions = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    init = actions.add_parser("init", help="write an annotated starter config")
-    init.add_argument(
-        "--force", action="store_true", help="replace an existing file (kept as .bak)"
-    )
-    init.set_defaults(handler=cmd_init)
-    check = actions.add_parser("check", help="validate the config and print a summary")
-    check.set_defaults(handler=cmd_check)
-    path = actions.add_parser("path", help="print the path of the config file in use")
-    path.set_defaults(handler=cmd_path)
 
 
 def cmd_path(args: argparse.Namespace) -> int:

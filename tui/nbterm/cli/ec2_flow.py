@@ -12,7 +12,8 @@ from nbterm.cli.printer import Printer
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths
 from nbterm.services.cloud.console_keys import console_verifier
-from nbterm.services.cloud.ec2 import Ec2, Ec2Error, Instance
+from nbterm.services.cloud.ec2 import Ec2, Ec2Error
+from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.lifecycle import bring_up
 from nbterm.services.remote.host_keys import KnownHosts, Verifier
 from nbterm.services.remote.ssh import SshError, SshTarget, close_quietly, connect, target_for

@@ -12,14 +12,6 @@ from nbterm.locations import tildify
 from nbterm.services.remote.host_keys import HostKeyQuestion, Verifier, accept_fingerprint
 
 
-def add_accept(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--accept-host-key",
-        metavar="FINGERPRINT",
-        help="trust a new host key without asking if it has this SHA256 fingerprint",
-    )
-
-
 def get_host(config: LoadedConfig, name: str) -> Host:
     host = config.hosts.get(name)
     if host is None:

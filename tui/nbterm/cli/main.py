@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from nbterm import __version__
-from nbterm.cli import cloud_cmds, config_cmds, remote_cmds, ssh_cmds, sync_cmds
 from nbterm.cli.common import EXIT_CONFIG, CliError, fail
+from nbterm.cli.parsers import register_all
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,11 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Jupyter on 127.0.0.1, removed when you quit",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    config_cmds.register(commands)
-    ssh_cmds.register(commands)
-    remote_cmds.register(commands)
-    sync_cmds.register(commands)
-    cloud_cmds.register(commands)
+    register_all(commands)
     return parser
 
 
@@ -46,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from nbterm.cli.run_app import run_app
 
             return run_app(args)
-        handler = args.handler
+        module, _, function = str(args.handler).partition(":")
+        handler = getattr(importlib.import_module(module), function)
         result: int = handler(args)
         return result
     except CliError as exc:

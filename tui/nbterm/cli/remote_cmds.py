@@ -7,16 +7,16 @@ import asyncio
 import signal
 import webbrowser
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from nbterm.cli.common import CliError, load
 from nbterm.cli.ec2_flow import reach
-from nbterm.cli.hosts import add_accept, get_host
+from nbterm.cli.hosts import get_host
 from nbterm.cli.printer import Printer
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths, tildify
 from nbterm.services.cloud import lifecycle
-from nbterm.services.cloud.ec2 import Ec2, Ec2Error, Instance
+from nbterm.services.cloud.ec2 import Ec2, Ec2Error
+from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.pricing import price_per_hour
 from nbterm.services.host_session import HostSession
 from nbterm.services.remote import jupyter, registry
@@ -25,32 +25,6 @@ from nbterm.services.remote.ssh import SshError, close_quietly, connect, target_
 from nbterm.services.remote.tunnel import PortUnavailableError
 
 FINAL_SYNC_SECONDS = 120.0
-
-
-def register(commands: Any) -> None:
-    up = commands.add_parser(
-        "up",
-        help="connect, start or reattach Jupyter, keep a tunnel and the sync rules running "
-        "until Ctrl-C",
-    )
-    up.add_argument("name", help="host name from the config")
-    up.add_argument("--open", action="store_true", help="open the notebook in the browser")
-    add_accept(up)
-    up.set_defaults(handler=cmd_up)
-
-    status = commands.add_parser("status", help="hosts, open tunnels and remote Jupyter servers")
-    status.set_defaults(handler=cmd_status)
-
-    forget = commands.add_parser("forget-host", help="forget a host's stored SSH host key")
-    forget.add_argument("name", help="host name from the config")
-    forget.set_defaults(handler=cmd_forget_host)
-
-    stop = commands.add_parser(
-        "stop-jupyter", help="stop the Jupyter server nbterm runs on a host (kernels end)"
-    )
-    stop.add_argument("name", help="host name from the config")
-    add_accept(stop)
-    stop.set_defaults(handler=cmd_stop_jupyter)
 
 
 def cmd_up(args: argparse.Namespace) -> int:

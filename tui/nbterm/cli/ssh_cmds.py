@@ -8,7 +8,6 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
 from nbterm.cli.common import EXIT_CONFIG, CliError, load, paths_for
 from nbterm.cli.ec2_flow import reach
@@ -17,32 +16,6 @@ from nbterm.config.import_ssh import ImportSshError, import_hosts
 from nbterm.services.files import write_private
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.sync.ssh_config import render_ssh_config, write_ssh_config
-
-
-def register(commands: Any) -> None:
-    show = commands.add_parser(
-        "ssh-config", help="print the OpenSSH config nbterm generates (for an Include line)"
-    )
-    show.set_defaults(handler=cmd_ssh_config)
-
-    ssh = commands.add_parser("ssh", help="open an interactive OpenSSH session to a host")
-    ssh.add_argument("name", help="host name from the config")
-    ssh.add_argument("remote_command", nargs=argparse.REMAINDER, help="command to run instead")
-    ssh.set_defaults(handler=cmd_ssh)
-
-    imp = commands.add_parser(
-        "import-ssh", help="turn ~/.ssh/config Host entries into nbterm hosts (TOML)"
-    )
-    imp.add_argument("hosts", nargs="*", metavar="HOST", help="hosts to import (default: all)")
-    imp.add_argument(
-        "--ssh-config", metavar="PATH", default="~/.ssh/config", help="default: ~/.ssh/config"
-    )
-    where = imp.add_mutually_exclusive_group()
-    where.add_argument("--output", metavar="FILE", help="write to a new file (never overwritten)")
-    where.add_argument(
-        "--append", action="store_true", help="append to the config in use, after validating"
-    )
-    imp.set_defaults(handler=cmd_import_ssh)
 
 
 def cmd_ssh_config(args: argparse.Namespace) -> int:

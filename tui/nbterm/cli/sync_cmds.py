@@ -7,11 +7,10 @@ import asyncio
 import os
 import signal
 import time
-from typing import Any
 
 from nbterm.cli.common import CliError, load
 from nbterm.cli.ec2_flow import FINAL_SYNC_SECONDS, final_sync, reach, say
-from nbterm.cli.hosts import add_accept, get_host
+from nbterm.cli.hosts import get_host
 from nbterm.cli.printer import Printer
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths
@@ -24,24 +23,6 @@ from nbterm.services.remote.ssh import SshError, close_quietly, connect
 from nbterm.services.sync.engine import SyncEngine
 from nbterm.services.sync.ssh_config import end_master, write_ssh_config
 from nbterm.services.sync.watcher import RemoteWatcher
-
-
-def register(commands: Any) -> None:
-    sync = commands.add_parser("sync", help="pull a host's notebooks now (--watch: keep going)")
-    sync.add_argument("name", help="host name from the config")
-    sync.add_argument(
-        "--watch", action="store_true", help="keep syncing on remote changes and the timer"
-    )
-    add_accept(sync)
-    sync.set_defaults(handler=cmd_sync)
-
-    down = commands.add_parser(
-        "down",
-        help="final sync, close the host's tunnel (Jupyter keeps running), stop an EC2 instance",
-    )
-    down.add_argument("name", help="host name from the config")
-    add_accept(down)
-    down.set_defaults(handler=cmd_down)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:

@@ -16,7 +16,6 @@ from nbterm.config import LoadedConfig
 from nbterm.screens.commands import CockpitCommands
 from nbterm.screens.confirm import TypedConfirmScreen, YesNoScreen
 from nbterm.screens.launch import LaunchChoice, LaunchScreen
-from nbterm.services.cloud.ec2 import Ec2
 from nbterm.services.cloud.idle import parse_time
 from nbterm.services.remote.events import (
     IdleStopping,
@@ -189,6 +188,8 @@ class MainScreen(Screen[None]):
         template = self.config.templates[choice.template].model_copy(update={"spot": choice.spot})
         if not choice.spot:
             template = template.model_copy(update={"max_price": None})
+        from nbterm.services.cloud.ec2 import Ec2  # boto3 only once it is needed
+
         host = self.config.hosts[choice.host]
         ec2 = Ec2(self.config.aws)
         if ec2.find(host) is not None:

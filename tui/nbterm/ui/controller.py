@@ -13,21 +13,20 @@ from typing import TYPE_CHECKING, Any
 
 from nbterm.config import LoadedConfig
 from nbterm.locations import Paths
-from nbterm.services.cloud import lifecycle
-from nbterm.services.cloud.console_keys import console_verifier
-from nbterm.services.cloud.ec2 import Ec2, Instance
-from nbterm.services.cloud.pricing import price_per_hour
-from nbterm.services.host_session import HostSession
+from nbterm.services.cloud.instance import Instance
 from nbterm.services.remote.events import RemoteEvent
 from nbterm.services.remote.host_keys import HostKeyQuestion, KnownHosts, Verifier
-from nbterm.services.remote.ssh import SshTarget, target_for
 from nbterm.services.sync.events import SyncEvent
-from nbterm.services.sync.ssh_config import Ec2Address
 from nbterm.ui.messages import HostStatus, InstancesRefreshed, ServiceEvent
 
+# boto3 and asyncssh are imported where a host is first acted on, not when the cockpit starts
 if TYPE_CHECKING:
     from textual.app import App
     from textual.message_pump import MessagePump
+
+    from nbterm.services.host_session import HostSession
+    from nbterm.services.remote.ssh import SshTarget
+    from nbterm.services.sync.ssh_config import Ec2Address
 
 FINAL_SYNC_SECONDS = 120.0
 
@@ -69,6 +68,12 @@ class Controller:
     # --- up and down (run inside a worker of group host:NAME) -----------------------------------
 
     async def up(self, name: str) -> None:
+        from nbterm.services.cloud import lifecycle
+        from nbterm.services.cloud.console_keys import console_verifier
+        from nbterm.services.cloud.ec2 import Ec2
+        from nbterm.services.host_session import HostSession
+        from nbterm.services.remote.ssh import target_for
+
         host = self.config.hosts[name]
         if name in self.running:
             self._status(name, "up", self.running[name].url)
@@ -132,6 +137,9 @@ class Controller:
 
     async def down(self, name: str, *, stop_instance: bool) -> None:
         """Final sync, close the tunnel; for EC2 with ``stop_instance``, stop it (if synced)."""
+        from nbterm.services.cloud import lifecycle
+        from nbterm.services.cloud.ec2 import Ec2
+
         self._status(name, "closing", "final sync")
         ok = await self._close(name, final_sync=True)
         host = self.config.hosts[name]
@@ -143,6 +151,9 @@ class Controller:
         self._status(name, "down", "tunnel closed; Jupyter keeps running on the remote")
 
     async def terminate(self, name: str) -> None:
+        from nbterm.services.cloud import lifecycle
+        from nbterm.services.cloud.ec2 import Ec2
+
         host = self.config.hosts[name]
         self._status(name, "closing", "final sync before terminating")
         ok = await self._close(name, final_sync=True)
@@ -169,6 +180,8 @@ class Controller:
         )
 
     def forget_key(self, name: str) -> int:
+        from nbterm.services.cloud.ec2 import Ec2
+
         host = self.config.hosts[name]
         alias = host.name
         if host.is_ec2:
@@ -182,6 +195,9 @@ class Controller:
     # --- EC2 refresh (run inside a thread worker) ---------------------------------------------
 
     def refresh_instances(self) -> None:
+        from nbterm.services.cloud.ec2 import Ec2
+        from nbterm.services.cloud.pricing import price_per_hour
+
         hosts = [h for h in self.config.hosts.values() if h.is_ec2]
         if not hosts:
             return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from nbterm.services.cloud.ec2 import Instance
+from nbterm.services.cloud.instance import Instance
 from nbterm.services.remote.events import RemoteEvent, TunnelHealth
 from nbterm.services.sync.events import Progress, SyncEvent
 

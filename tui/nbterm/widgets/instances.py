@@ -7,7 +7,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable
 
 from nbterm.config import Host, LoadedConfig
-from nbterm.services.cloud.ec2 import Instance
+from nbterm.services.cloud.instance import Instance
 
 UNKNOWN = "—"
 

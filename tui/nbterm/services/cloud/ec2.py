@@ -7,11 +7,9 @@ AWS error a user can meet becomes an :class:`Ec2Error` that says what to do.
 
 from __future__ import annotations
 
-import datetime as dt
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
@@ -19,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from nbterm.config import Host
 from nbterm.config.schema import AwsConfig, TemplateConfig
 from nbterm.services.cloud.aws import ec2_client
+from nbterm.services.cloud.instance import Instance
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -29,33 +28,6 @@ LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 
 class Ec2Error(Exception):
     """An EC2 request failed; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class Instance:
-    id: str
-    name: str
-    host: str
-    """The nbterm host it belongs to (its ``nbterm:host`` tag), or ""."""
-    state: str
-    type: str
-    spot: bool
-    az: str
-    launch_time: dt.datetime | None
-    public_dns: str
-    public_ip: str
-    private_ip: str
-    state_reason: str = ""
-
-    @property
-    def address(self) -> str:
-        return self.public_dns or self.public_ip or self.private_ip
-
-    def uptime_hours(self, now: dt.datetime | None = None) -> float:
-        if self.state != "running" or self.launch_time is None:
-            return 0.0
-        now = now or dt.datetime.now(dt.UTC)
-        return max(0.0, (now - self.launch_time).total_seconds() / 3600)
 
 
 _ADVICE = {

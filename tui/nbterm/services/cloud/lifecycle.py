@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths
-from nbterm.services.cloud.ec2 import Ec2, Ec2Error, Instance, wait_for_ssh
+from nbterm.services.cloud.ec2 import Ec2, Ec2Error, wait_for_ssh
+from nbterm.services.cloud.instance import Instance
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.ssh import SshTarget, target_for
 from nbterm.services.sync.ssh_config import Ec2Address, write_ssh_config

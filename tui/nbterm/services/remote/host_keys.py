@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncssh
-
 from nbterm.services.files import write_private
 
 
@@ -119,6 +117,8 @@ class KnownHosts:
         return removed
 
     def fingerprints_for(self, alias: str) -> list[str]:
+        import asyncssh  # not at import time: the cockpit starts without it
+
         prints = []
         for entry in self.keys_for(alias):
             try:

@@ -1,0 +1,136 @@
+"""The command line's grammar: every command and its options, with no heavy import.
+
+Handlers are named as ``module:function`` and imported only when their command runs, so
+`nbterm` (the cockpit) and `nbterm --help` start without boto3 or asyncssh.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register_config(commands: Any) -> None:
+    config = commands.add_parser("config", help="create, check or locate the config file")
+    actions = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    init = actions.add_parser("init", help="write an annotated starter config")
+    init.add_argument(
+        "--force", action="store_true", help="replace an existing file (kept as .bak)"
+    )
+    init.set_defaults(handler="nbterm.cli.config_cmds:cmd_init")
+    check = actions.add_parser("check", help="validate the config and print a summary")
+    check.set_defaults(handler="nbterm.cli.config_cmds:cmd_check")
+    path = actions.add_parser("path", help="print the path of the config file in use")
+    path.set_defaults(handler="nbterm.cli.config_cmds:cmd_path")
+
+
+def register_ssh(commands: Any) -> None:
+    show = commands.add_parser(
+        "ssh-config", help="print the OpenSSH config nbterm generates (for an Include line)"
+    )
+    show.set_defaults(handler="nbterm.cli.ssh_cmds:cmd_ssh_config")
+
+    ssh = commands.add_parser("ssh", help="open an interactive OpenSSH session to a host")
+    ssh.add_argument("name", help="host name from the config")
+    ssh.add_argument("remote_command", nargs=argparse.REMAINDER, help="command to run instead")
+    ssh.set_defaults(handler="nbterm.cli.ssh_cmds:cmd_ssh")
+
+    imp = commands.add_parser(
+        "import-ssh", help="turn ~/.ssh/config Host entries into nbterm hosts (TOML)"
+    )
+    imp.add_argument("hosts", nargs="*", metavar="HOST", help="hosts to import (default: all)")
+    imp.add_argument(
+        "--ssh-config", metavar="PATH", default="~/.ssh/config", help="default: ~/.ssh/config"
+    )
+    where = imp.add_mutually_exclusive_group()
+    where.add_argument("--output", metavar="FILE", help="write to a new file (never overwritten)")
+    where.add_argument(
+        "--append", action="store_true", help="append to the config in use, after validating"
+    )
+    imp.set_defaults(handler="nbterm.cli.ssh_cmds:cmd_import_ssh")
+
+
+def register_remote(commands: Any) -> None:
+    up = commands.add_parser(
+        "up",
+        help="connect, start or reattach Jupyter, keep a tunnel and the sync rules running "
+        "until Ctrl-C",
+    )
+    up.add_argument("name", help="host name from the config")
+    up.add_argument("--open", action="store_true", help="open the notebook in the browser")
+    add_accept(up)
+    up.set_defaults(handler="nbterm.cli.remote_cmds:cmd_up")
+
+    status = commands.add_parser("status", help="hosts, open tunnels and remote Jupyter servers")
+    status.set_defaults(handler="nbterm.cli.remote_cmds:cmd_status")
+
+    forget = commands.add_parser("forget-host", help="forget a host's stored SSH host key")
+    forget.add_argument("name", help="host name from the config")
+    forget.set_defaults(handler="nbterm.cli.remote_cmds:cmd_forget_host")
+
+    stop = commands.add_parser(
+        "stop-jupyter", help="stop the Jupyter server nbterm runs on a host (kernels end)"
+    )
+    stop.add_argument("name", help="host name from the config")
+    add_accept(stop)
+    stop.set_defaults(handler="nbterm.cli.remote_cmds:cmd_stop_jupyter")
+
+
+def register_sync(commands: Any) -> None:
+    sync = commands.add_parser("sync", help="pull a host's notebooks now (--watch: keep going)")
+    sync.add_argument("name", help="host name from the config")
+    sync.add_argument(
+        "--watch", action="store_true", help="keep syncing on remote changes and the timer"
+    )
+    add_accept(sync)
+    sync.set_defaults(handler="nbterm.cli.sync_cmds:cmd_sync")
+
+    down = commands.add_parser(
+        "down",
+        help="final sync, close the host's tunnel (Jupyter keeps running), stop an EC2 instance",
+    )
+    down.add_argument("name", help="host name from the config")
+    add_accept(down)
+    down.set_defaults(handler="nbterm.cli.sync_cmds:cmd_down")
+
+
+def register_cloud(commands: Any) -> None:
+    launch = commands.add_parser("launch", help="launch an EC2 instance from a template")
+    launch.add_argument("template", help="template name from the config")
+    launch.add_argument("--host", help="the host it is for (default: the one using the template)")
+    launch.add_argument("--name", help="its Name tag (default: the host's instance or name)")
+    launch.add_argument(
+        "--no-wait-ssh", action="store_true", help="return once it runs, before SSH answers"
+    )
+    launch.set_defaults(handler="nbterm.cli.cloud_cmds:cmd_launch")
+
+    stop = commands.add_parser("stop", help="final sync, then stop an EC2 instance")
+    stop.add_argument("name", help="host name from the config")
+    stop.add_argument("--force", action="store_true", help="stop even if the final sync fails")
+    add_accept(stop)
+    stop.set_defaults(handler="nbterm.cli.cloud_cmds:cmd_stop")
+
+    terminate = commands.add_parser(
+        "terminate", help="final sync, then terminate an EC2 instance (its disk is deleted)"
+    )
+    terminate.add_argument("name", help="host name from the config")
+    terminate.add_argument("--yes", action="store_true", help="do not ask to type the name")
+    terminate.add_argument("--force", action="store_true", help="even if the final sync fails")
+    add_accept(terminate)
+    terminate.set_defaults(handler="nbterm.cli.cloud_cmds:cmd_terminate")
+
+
+def add_accept(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--accept-host-key",
+        metavar="FINGERPRINT",
+        help="trust a new host key without asking if it has this SHA256 fingerprint",
+    )
+
+
+def register_all(commands: Any) -> None:
+    register_config(commands)
+    register_ssh(commands)
+    register_remote(commands)
+    register_sync(commands)
+    register_cloud(commands)

@@ -1,0 +1,33 @@
+"""An EC2 instance as nbterm sees it (no boto3 here: the cockpit imports this at start-up)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    name: str
+    host: str
+    """The nbterm host it belongs to (its ``nbterm:host`` tag), or ""."""
+    state: str
+    type: str
+    spot: bool
+    az: str
+    launch_time: dt.datetime | None
+    public_dns: str
+    public_ip: str
+    private_ip: str
+    state_reason: str = ""
+
+    @property
+    def address(self) -> str:
+        return self.public_dns or self.public_ip or self.private_ip
+
+    def uptime_hours(self, now: dt.datetime | None = None) -> float:
+        if self.state != "running" or self.launch_time is None:
+            return 0.0
+        now = now or dt.datetime.now(dt.UTC)
+        return max(0.0, (now - self.launch_time).total_seconds() / 3600)
