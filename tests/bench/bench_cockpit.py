@@ -1,0 +1,247 @@
+"""Benchmark: the cockpit itself.
+
+    .venv/bin/python -m tests.bench.bench_cockpit [--runs 7] [--cpu-seconds 60]
+
+(1) start-up to the first full screen in real tmux, beside a bare Textual app with the same
+widgets (tests/bench/bare_app.py); target <= 1.5x. (2) CPU of the idle app with three hosts up
+(tunnels probing, sync rules watching) over 60 s, the app and the rsync/ssh it runs; target under
+2% of a core. (3) With 200 instances and 20 tunnels in the model, health events arriving at 10 Hz:
+key press to updated screen (Pilot, headless), p95 under 50 ms; resident memory under 150 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.bench.common import median, percentile
+from tests.harness.procs import descendants
+from tests.harness.remote import remote_config_text, remote_shell, stop_remote_jupyter_sync
+from tests.harness.sshd import make_sshd
+from tests.harness.tmux import TmuxScreen
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _first_screen(command: str, needles: tuple[str, ...], env_prefix: str = "") -> float:
+    screen = TmuxScreen(f"{env_prefix}{command}", width=120, height=36)
+    started = time.perf_counter()
+    screen.start()
+    try:
+        while True:
+            text = screen.capture()
+            if all(needle in text for needle in needles):
+                return time.perf_counter() - started
+            if time.perf_counter() - started > 30:
+                raise TimeoutError(f"never drew {needles}: {text}")
+            time.sleep(0.003)
+    finally:
+        screen.close()
+
+
+def startup(runs: int, home: Path) -> tuple[list[float], list[float]]:
+    hosts = ["alpha", "beta", "gamma"]
+    config = home / "startup.toml"
+    config.write_text("".join(f'[hosts.{h}]\nhostname = "127.0.0.1"\n' for h in hosts))
+    config.chmod(0o600)
+    python = shlex.quote(sys.executable)
+    env = (
+        f"HOME={shlex.quote(str(home))} NBTERM_STATE_DIR={shlex.quote(str(home / 'st'))} "
+        f"NBTERM_RUNTIME_DIR={shlex.quote(str(home / 'rt'))} "
+    )
+    ours, bare = [], []
+    needles = ("gamma", "Sync log", "Help")
+    for _ in range(runs):
+        ours.append(_first_screen(f"{python} -m nbterm --config {config}", needles, env))
+        bare.append(_first_screen(f"{python} -m tests.bench.bare_app {' '.join(hosts)}", needles,
+                                  f"cd {shlex.quote(str(ROOT))} && "))  # fmt: skip
+    return ours, bare
+
+
+def _cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
+
+
+def idle_cpu(seconds: float, home: Path) -> tuple[float, str]:
+    sshd = make_sshd()
+    sshd.start()
+    screen: TmuxScreen | None = None
+    try:
+        base = remote_config_text(sshd, local_port=37157).split("[hosts.box]")[0]
+        text = base
+        for index in range(3):
+            remote_shell(sshd, f"mkdir -p bench-idle-{index}")
+            text += (
+                f'[hosts.box{index}]\nhostname = "{sshd.host}"\nport = {sshd.port}\n'
+                f'user = "{sshd.user}"\nidentity_file = "{sshd.client_key}"\n'
+                f'jupyter = {{ tmux_session = "nbterm-bench-{index}", '
+                f"remote_port = {18890 + index} }}\n"
+            )
+        for index in range(3):
+            text += (
+                f'[[sync]]\nhost = "box{index}"\nremote = "~/bench-idle-{index}/"\n'
+                f'local = "{home / f"idle-{index}"}"\n'
+            )
+        config = home / "idle.toml"
+        config.write_text(text)
+        config.chmod(0o600)
+        state = home / "idle-state"
+        state.mkdir(mode=0o700)
+        (state / "known_hosts").write_text(
+            "".join(f"box{i} {sshd.host_key_pub}\n" for i in range(3))
+        )
+        env = (
+            f"HOME={shlex.quote(str(home))} NBTERM_STATE_DIR={shlex.quote(str(state))} "
+            f"NBTERM_RUNTIME_DIR={shlex.quote(str(home / 'idle-rt'))} "
+        )
+        screen = TmuxScreen(f"{env}{shlex.quote(sys.executable)} -m nbterm --config {config}",
+                            width=120, height=36)  # fmt: skip
+        screen.start()
+        screen.wait_for("box2", "Help")
+        for key in ("u", "Down", "u", "Down", "u"):
+            screen.send(key)
+            time.sleep(0.3)
+        deadline = time.monotonic() + 60
+        while screen.capture().count(" up ") < 3 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert screen.server_pid is not None
+        app = next(
+            pid for pid in descendants(screen.server_pid)
+            if b"nbterm" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        )  # fmt: skip
+        time.sleep(5)  # settled: first syncs done
+        before, started = _cpu_ticks(app), time.monotonic()
+        time.sleep(seconds)
+        used = (_cpu_ticks(app) - before) / os.sysconf("SC_CLK_TCK")
+        elapsed = time.monotonic() - started
+        states = [
+            line for line in screen.capture().splitlines() if "box" in line and "http" in line
+        ]
+        return used / elapsed * 100, "\n".join(states)
+    finally:
+        if screen is not None:
+            screen.close()
+        for index in range(3):
+            remote_shell(sshd, f"rm -rf bench-idle-{index}")
+            subprocess.run(
+                ["ssh", "-i", str(sshd.client_key), "-p", str(sshd.port), "-o", "BatchMode=yes",
+                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                 f"{sshd.user}@{sshd.host}",
+                 f"tmux kill-session -t nbterm-bench-{index} 2>/dev/null; "
+                 f"for f in .nbterm/runtime/nbterm-bench-{index}/jpserver-*.json; do "
+                 "kill $(sed -n 's/.*\"pid\": \\([0-9]*\\).*/\\1/p' $f) 2>/dev/null; done; true"],
+                capture_output=True, check=False,
+            )  # fmt: skip
+        stop_remote_jupyter_sync(sshd, home / "cleanup-known")
+        sshd.remove()
+
+
+async def responsiveness(home: Path) -> tuple[list[float], float]:
+    os.environ.update(HOME=str(home), NBTERM_STATE_DIR=str(home / "rs"),
+                      NBTERM_RUNTIME_DIR=str(home / "rr"),
+                      AWS_ENDPOINT_URL="http://127.0.0.1:9")  # fmt: skip
+    from nbterm.app import NbtermApp
+    from nbterm.config import load_config
+    from nbterm.locations import resolve_paths
+    from nbterm.screens.main import MainScreen
+    from nbterm.services.cloud.instance import Instance
+    from nbterm.services.remote.events import TunnelHealth
+    from nbterm.ui.messages import InstancesRefreshed, ServiceEvent
+
+    config = home / "big.toml"
+    text = '[aws]\nregion = "us-east-1"\n'
+    text += "".join(f'[hosts.gpu{i:03}]\ninstance = "nb-{i:03}"\n' for i in range(200))
+    text += "".join(f'[hosts.lab{i:02}]\nhostname = "10.0.0.{i}"\n' for i in range(20))
+    config.write_text(text)
+    config.chmod(0o600)
+    MainScreen.auto_refresh = False
+    app = NbtermApp(resolve_paths(config), load_config(config))
+    now = dt.datetime.now(dt.UTC)
+    instances: dict[str, Instance | None] = {
+        f"gpu{i:03}": Instance(
+            f"i-{i:017x}",
+            f"nb-{i:03}",
+            f"gpu{i:03}",
+            "running",
+            "g5.xlarge",
+            i % 2 == 0,
+            "us-east-1a",
+            now - dt.timedelta(hours=i % 50),
+            "",
+            "198.51.100.1",
+            "10.0.0.1",
+        )
+        for i in range(200)
+    }
+    times: list[float] = []
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        app.screen.post_message(InstancesRefreshed(instances, {name: 0.42 for name in instances}))
+        await pilot.pause()
+        stop = False
+
+        async def health() -> None:
+            tick = 0
+            while not stop:
+                tick += 1
+                for i in range(20):
+                    app.screen.post_message(ServiceEvent(TunnelHealth(
+                        f"lab{i:02}", "up", 8157 + i, latency_ms=3.0 + (tick + i) % 7,
+                        kernels=1, connections=1, last_activity=now.isoformat())))  # fmt: skip
+                await asyncio.sleep(0.1)
+
+        feeder = asyncio.create_task(health())
+        await asyncio.sleep(1)
+        for index in range(120):
+            started = time.perf_counter()
+            await pilot.press("down" if index % 40 < 30 else "up")
+            await pilot.pause()
+            times.append((time.perf_counter() - started) * 1000)
+        stop = True
+        await feeder
+    rss_kb = 0
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                rss_kb = int(line.split()[1])
+    return times, rss_kb / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--cpu-seconds", type=float, default=60)
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="nbterm-bench-cockpit-"))
+    ours, bare = startup(args.runs, home)
+    print(
+        "(1) start-up to the first full screen in tmux (median of "
+        f"{args.runs}): bare Textual {median(bare) * 1000:.0f} ms, nbterm "
+        f"{median(ours) * 1000:.0f} ms: {median(ours) / median(bare):.2f}x   target <= 1.5x"
+    )
+    share, states = idle_cpu(args.cpu_seconds, home)
+    print(
+        f"(2) idle, three hosts up and syncing, over {args.cpu_seconds:g} s: "
+        f"{share:.2f}% of a core   target < 2%"
+    )
+    print("    " + states.replace("\n", "\n    "))
+    times, rss = asyncio.run(responsiveness(home))
+    print(
+        f"(3) 220 hosts (200 EC2 instances), 20 tunnels at 10 Hz: key to screen p50 "
+        f"{median(times):.1f} ms, p95 {percentile(times, 95):.1f} ms (target < 50 ms); "
+        f"peak RSS {rss:.0f} MB (target < 150 MB)"
+    )
+
+
+if __name__ == "__main__":
+    main()
