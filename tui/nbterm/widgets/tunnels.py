@@ -56,15 +56,19 @@ class TunnelsPane(Vertical):
             table.add_column(label, width=width)
             for label, width in zip(self.COLUMNS, self.WIDTHS, strict=True)
         ]
+        self._rows = set(self.config.hosts)
+        self._cells: dict[tuple[str, int], str] = {}
         for host in self.config.hosts.values():
             url = f"http://127.0.0.1:{host.jupyter.local_port}/"
             table.add_row(host.name, url, "down", UNKNOWN, "", UNKNOWN, UNKNOWN, "0", key=host.name)
         yield table
 
     def _set(self, host: str, column: int, value: str) -> None:
-        table = self.query_one(DataTable)
-        if host in {str(key.value) for key in table.rows}:
-            table.update_cell(host, self._columns[column], value)
+        """Update one cell, only if it changed: health arrives every few seconds per host."""
+        if self._cells.get((host, column), value + "\0") == value or host not in self._rows:
+            return
+        self._cells[(host, column)] = value
+        self.query_one(DataTable).update_cell(host, self._columns[column], value)
 
     def set_state(self, host: str, state: str) -> None:
         self._set(host, 2, state)
