@@ -5,14 +5,19 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+import itertools
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from nbterm.config import schema
 from nbterm.config.schema import (
     AwsConfig,
     DefaultsConfig,
@@ -79,12 +84,33 @@ def _inherits(model: type[BaseModel], name: str) -> str:
     return ""
 
 
+def attribute_docs() -> dict[tuple[str, str], str]:
+    """(class name, field name) -> the docstring written under the field in schema.py."""
+    source = Path(schema.__file__).read_text()
+    docs: dict[tuple[str, str], str] = {}
+    for node in ast.parse(source).body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        body = node.body
+        for first, second in itertools.pairwise(body):
+            if (
+                isinstance(first, ast.AnnAssign)
+                and isinstance(first.target, ast.Name)
+                and isinstance(second, ast.Expr)
+                and isinstance(second.value, ast.Constant)
+                and isinstance(second.value.value, str)
+            ):
+                docs[(node.name, first.target.id)] = inspect.cleandoc(second.value.value)
+    return docs
+
+
 def _markdown(text: str) -> str:
     """Docstrings use reStructuredText literals; the README is Markdown."""
     return text.replace("``", "`")
 
 
 def render() -> str:
+    docs = attribute_docs()
     parts = [START, ""]
     for title, model in SECTIONS:
         doc = (model.__doc__ or "").strip().split("\n")[0]
@@ -100,7 +126,7 @@ def render() -> str:
         ]
         for name, field in model.model_fields.items():
             default = _default(field) or _inherits(model, name) or "—"
-            description = " ".join((field.description or "").split()).replace("|", "\\|")
+            description = " ".join(docs.get((model.__name__, name), "").split()).replace("|", "\\|")
             if not description and model is HostJupyterConfig:
                 description = f"This host's own `{name}`."
             description = _markdown(description)

@@ -29,9 +29,9 @@ PathText = Annotated[StrictStr, Field(pattern=r"^[^\x00-\x1f\"]+$")]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, validate_default=True, use_attribute_docstrings=True
-    )
+    # Field docs are attribute docstrings, read by config/reference.py (not at run time:
+    # pydantic's use_attribute_docstrings reads the source on import, which slows start-up).
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 class AwsConfig(_Model):
