@@ -88,8 +88,8 @@ async def main_screen(pilot: Pilot[None]) -> None:
     app = pilot.app
     _post(
         app,
-        InstancesRefreshed({"gpu": _gpu()}, {"gpu": 0.4213}),
         HostStatus("gpu", "up", "http://127.0.0.1:8157/?token=…"),
+        InstancesRefreshed({"gpu": _gpu()}, {"gpu": 0.4213}),
         TunnelOpened("gpu", 8157, 8157, 8888, url="http://127.0.0.1:8157/"),
     )
     for latency in (4.1, 3.8, 5.2, 4.4, 9.7, 4.0, 3.9, 4.2):

@@ -124,3 +124,39 @@ async def test_first_run_imports_hosts_from_the_users_ssh_config(
         await pilot.pause()
         assert isinstance(app.screen, MainScreen)
         assert app.screen.config.hosts["lab"].port == 2200
+
+
+async def test_a_running_instance_without_a_tunnel_is_pointed_out_once(
+    paths: Paths, write_config: Callable[[str], Path]
+) -> None:
+    import datetime as dt
+
+    from nbterm.services.cloud.instance import Instance
+    from nbterm.ui.messages import InstancesRefreshed
+
+    MainScreen.auto_refresh = False
+    try:
+        app = NbtermApp(paths, load_config(write_config(CONFIG)))
+        started = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+        forgotten = Instance(
+            "i-0123",
+            "nb-gpu",
+            "gpu",
+            "running",
+            "g5.xlarge",
+            True,
+            "us-east-1a",
+            started,
+            "",
+            "",
+            "",
+        )
+        async with app.run_test(size=(120, 36)) as pilot:
+            for _ in range(2):
+                app.screen.post_message(InstancesRefreshed({"gpu": forgotten}, {"gpu": 0.5}))
+                await pilot.pause()
+            notes = [n.message for n in app._notifications if "no tunnel open" in n.message]
+            assert len(notes) == 1
+            assert "gpu (i-0123) has been running 2.0 h with no tunnel open, $0.50/h" in notes[0]
+    finally:
+        MainScreen.auto_refresh = True

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import OptionList, Static
+from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from nbterm.config import LoadedConfig
@@ -19,12 +19,15 @@ class LaunchChoice:
     template: str
     host: str
     spot: bool
+    name: str | None = None
+    """The instance's Name tag (None: the host's instance name, or the host's name)."""
 
 
 class LaunchScreen(ModalScreen[LaunchChoice | None]):
     BINDINGS = [
         Binding("m", "toggle_market", "Spot / on-demand", id="launch.market"),
-        Binding("escape,q", "cancel", "Cancel", id="launch.cancel"),
+        Binding("escape", "cancel", "Cancel", id="launch.cancel"),
+        Binding("q", "cancel", "Cancel", id="launch.cancel_q", show=False),
     ]
 
     def __init__(self, config: LoadedConfig) -> None:
@@ -44,7 +47,12 @@ class LaunchScreen(ModalScreen[LaunchChoice | None]):
             if not self.choices:
                 yield Static('No host uses a template: add template = "..." to an EC2 host.')
             yield OptionList(*self._options(), id="launch-options")
-            yield Static("Enter launches · m switches spot / on-demand · Escape or q cancels")
+            yield Input(
+                placeholder="Name tag (default: the host's instance name)", id="launch-name"
+            )
+            yield Static(
+                "Enter launches · m switches spot / on-demand · Tab: name it · Escape cancels"
+            )
 
     def _options(self) -> list[Option]:
         options = []
@@ -71,8 +79,17 @@ class LaunchScreen(ModalScreen[LaunchChoice | None]):
         options.highlighted = index
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        name, host = self.choices[int(event.option_id or 0)]
-        self.dismiss(LaunchChoice(name, host, self.spot[name]))
+        self._choose(int(event.option_id or 0))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        index = self.query_one(OptionList).highlighted
+        if index is not None and self.choices:
+            self._choose(index)
+
+    def _choose(self, index: int) -> None:
+        template, host = self.choices[index]
+        label = self.query_one(Input).value.strip() or None
+        self.dismiss(LaunchChoice(template, host, self.spot[template], label))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from nbterm.ui.controller import Controller
 
 REFRESH_SECONDS = 30.0
+NO_TUNNEL_WARN_HOURS = 0.5
+"""An instance running this long with no tunnel is probably forgotten: say so, loudly, once."""
 
 
 class MainScreen(Screen[None]):
@@ -61,6 +63,9 @@ class MainScreen(Screen[None]):
     def __init__(self, config: LoadedConfig) -> None:
         super().__init__()
         self.config = config
+        self._warned_idle_instances: set[str] = set()
+        self._up: set[str] = set()
+        """Hosts whose session is up, as the screen has been told."""
 
     @property
     def controller(self) -> Controller:
@@ -197,7 +202,7 @@ class MainScreen(Screen[None]):
                 self.notify, f"{host.name} already has an instance: press u", severity="warning"
             )
             return
-        instance = ec2.launch(host, template)
+        instance = ec2.launch(host, template, choice.name)
         self.app.call_from_thread(self.notify, f"launched {instance.id} for {host.name}")
         self.controller.refresh_instances()
 
@@ -235,6 +240,10 @@ class MainScreen(Screen[None]):
 
     @on(HostStatus)
     def _host_status(self, message: HostStatus) -> None:
+        if message.status in ("up", "starting", "closing"):
+            self._up.add(message.host)
+        else:
+            self._up.discard(message.host)
         self.query_one(TunnelsPane).set_state(message.host, message.status)
         if not self.config.hosts[message.host].is_ec2:
             self.query_one(InstancesPane).set_state(message.host, message.status)
@@ -256,6 +265,24 @@ class MainScreen(Screen[None]):
     @on(InstancesRefreshed)
     def _instances(self, message: InstancesRefreshed) -> None:
         self.query_one(InstancesPane).apply_instances(message.instances, message.prices)
+        for name, instance in message.instances.items():
+            if (
+                instance is not None
+                and instance.state == "running"
+                and name not in self._up
+                and instance.uptime_hours() >= NO_TUNNEL_WARN_HOURS
+                and instance.id not in self._warned_idle_instances
+            ):
+                self._warned_idle_instances.add(instance.id)
+                price = message.prices.get(name)
+                cost = f", ${price:.2f}/h" if price else ""
+                self.notify(
+                    f"{name} ({instance.id}) has been running {instance.uptime_hours():.1f} h with "
+                    f"no tunnel open{cost}. Press u to use it, d to stop it.",
+                    title="Running, unused?",
+                    severity="warning",
+                    timeout=60,
+                )
         if self.auto_refresh:
             self.set_timer(REFRESH_SECONDS, self.action_refresh)  # poll by rescheduling
 

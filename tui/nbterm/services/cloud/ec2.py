@@ -135,11 +135,13 @@ class Ec2:
             one = self.get(host.instance)
             return one if one is not None and one.state != "terminated" else None
         states = {"Name": "instance-state-name", "Values": LIVE_STATES}
+        by_host = {"Name": f"tag:{HOST_TAG}", "Values": [host.name]}
+        found: list[Instance] = []
         if host.instance:
-            flt = {"Name": "tag:Name", "Values": [host.instance]}
-        else:
-            flt = {"Name": f"tag:{HOST_TAG}", "Values": [host.name]}
-        found = self._describe(f"looking up {host.name}", Filters=[flt, states])
+            by_name = {"Name": "tag:Name", "Values": [host.instance]}
+            found = self._describe(f"looking up {host.name}", Filters=[by_name, states])
+        if not found:  # launched by nbterm for this host, under another name
+            found = self._describe(f"looking up {host.name}", Filters=[by_host, states])
         if len(found) > 1:
             ids = ", ".join(i.id for i in found)
             raise Ec2Error(
