@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ import pytest
 
 from nbterm.locations import Paths, resolve_paths
 from tests.harness.moto_ec2 import MotoEc2, start_moto
+from tests.harness.remote import stop_remote_jupyter_sync
 from tests.harness.sshd import SshServer, make_sshd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +81,10 @@ def sshd() -> Iterator[SshServer]:
         server.start()
         yield server
     finally:
+        # Jupyter servers the tests started on the "remote", and (for the dedicated test user)
+        # its tmux server: ended by pid before sshd goes
+        with contextlib.suppress(Exception):
+            stop_remote_jupyter_sync(server, Path(tempfile.mkdtemp(prefix="nbt-")) / "known_hosts")
         server.remove()
 
 

@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,6 @@ from tests.harness.remote import (
     api_status,
     remote_config_text,
     remote_shell,
-    stop_remote_jupyter_sync,
 )
 from tests.harness.sshd import SshServer
 from tests.harness.tmux import TmuxScreen
@@ -32,14 +31,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.sshd, pytest.mark.moto]
 def notebook(text: str) -> str:
     return json.dumps({"cells": [{"cell_type": "raw", "metadata": {}, "source": text}],
                        "metadata": {}, "nbformat": 4, "nbformat_minor": 5})  # fmt: skip
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _end_remote_jupyter(
-    sshd: SshServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
-    yield
-    stop_remote_jupyter_sync(sshd, tmp_path_factory.mktemp("cleanup") / "known_hosts")
 
 
 def test_launch_up_sync_terminate_as_a_person_does(

@@ -15,14 +15,9 @@ from nbterm.locations import resolve_paths
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.ec2 import Ec2
 from nbterm.services.host_session import HostSession
-from nbterm.services.remote.host_keys import HostKeyQuestion
-from tests.harness.remote import api_status
+from tests.harness.remote import api_status, trust_all
 
 pytestmark = pytest.mark.e2e
-
-
-async def trust_all(question: HostKeyQuestion) -> bool:
-    return True
 
 
 def alive(pid: int) -> bool:

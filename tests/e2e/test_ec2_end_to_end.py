@@ -8,7 +8,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,6 @@ from tests.harness.remote import (
     api_status,
     remote_config_text,
     remote_shell,
-    stop_remote_jupyter_sync,
 )
 from tests.harness.sshd import SshServer
 
@@ -48,14 +47,6 @@ class ConsoleOf(Ec2):
             f"ec2: {self.host_key_pub} root@ip-10-0-0-5\n"
             "-----END SSH HOST KEY KEYS-----\n"
         )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _end_remote_jupyter(
-    sshd: SshServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
-    yield
-    stop_remote_jupyter_sync(sshd, tmp_path_factory.mktemp("cleanup") / "known_hosts")
 
 
 async def test_launch_up_sync_terminate(

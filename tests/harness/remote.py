@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nbterm.config import LoadedConfig, parse_config
 from nbterm.services.remote import jupyter
-from nbterm.services.remote.host_keys import KnownHosts
+from nbterm.services.remote.host_keys import HostKeyQuestion, KnownHosts
 from nbterm.services.remote.ssh import close_quietly, connect, run, target_for
 from tests.harness.sshd import TEST_USER, SshServer
 
@@ -97,3 +97,8 @@ def remote_shell(sshd: SshServer, command: str, data: bytes | None = None) -> st
     if done.returncode != 0:
         raise RuntimeError(f"remote command failed: {command}: {done.stderr.decode()}")
     return done.stdout.decode()
+
+
+async def trust_all(question: HostKeyQuestion) -> bool:
+    """A verifier for tests against the loopback sshd, whose key the test made itself."""
+    return True

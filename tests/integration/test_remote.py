@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import asyncssh
@@ -33,18 +33,10 @@ from nbterm.services.remote.ssh import (
     run,
     target_for,
 )
-from tests.harness.remote import api_status, http_get, remote_config_text, stop_remote_jupyter_sync
+from tests.harness.remote import api_status, http_get, remote_config_text, trust_all
 from tests.harness.sshd import SshServer
 
 pytestmark = pytest.mark.sshd
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _end_remote_jupyter(
-    sshd: SshServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
-    yield
-    stop_remote_jupyter_sync(sshd, tmp_path_factory.mktemp("cleanup") / "known_hosts")
 
 
 @pytest.fixture
@@ -75,10 +67,6 @@ class Recorder:
                     return event
             await asyncio.sleep(0.05)
         raise AssertionError(f"no matching event within {timeout}s; saw: {self.events[since:]}")
-
-
-async def trust_all(question: HostKeyQuestion) -> bool:
-    return True
 
 
 def make_session(

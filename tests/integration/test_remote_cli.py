@@ -17,18 +17,10 @@ import pytest
 
 from nbterm.locations import Paths
 from tests.harness.procs import end_process
-from tests.harness.remote import api_status, remote_config_text, stop_remote_jupyter_sync
+from tests.harness.remote import api_status, remote_config_text
 from tests.harness.sshd import SshServer
 
 pytestmark = pytest.mark.sshd
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _end_remote_jupyter(
-    sshd: SshServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
-    yield
-    stop_remote_jupyter_sync(sshd, tmp_path_factory.mktemp("cleanup") / "known_hosts")
 
 
 @pytest.fixture

@@ -17,9 +17,8 @@ from nbterm.config import LoadedConfig, load_config
 from nbterm.locations import Paths
 from nbterm.services.host_session import HostSession
 from nbterm.services.remote.events import IdleStopping, RemoteEvent, SpotInterruption
-from nbterm.services.remote.host_keys import HostKeyQuestion
 from nbterm.services.sync.events import CycleDone, SyncEvent
-from tests.harness.remote import remote_config_text, remote_shell, stop_remote_jupyter_sync
+from tests.harness.remote import remote_config_text, remote_shell, trust_all
 from tests.harness.sshd import SshServer
 
 pytestmark = pytest.mark.sshd
@@ -65,14 +64,6 @@ class FakeImds:
         self.server.server_close()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _end_remote_jupyter(
-    sshd: SshServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
-    yield
-    stop_remote_jupyter_sync(sshd, tmp_path_factory.mktemp("cleanup") / "known_hosts")
-
-
 @pytest.fixture
 def folder(sshd: SshServer) -> Iterator[str]:
     name = f"nbterm-spot-{uuid.uuid4().hex[:8]}"
@@ -90,10 +81,6 @@ def config(
         "interval = 600\n"
     )
     return load_config(write_config(text))
-
-
-async def trust_all(question: HostKeyQuestion) -> bool:
-    return True
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float) -> None:

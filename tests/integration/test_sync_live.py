@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncssh
@@ -20,12 +20,11 @@ import pytest
 from nbterm.config import LoadedConfig, load_config
 from nbterm.locations import Paths
 from nbterm.services.host_session import HostSession
-from nbterm.services.remote.host_keys import HostKeyQuestion
 from nbterm.services.remote.ssh import run
 from nbterm.services.sync.events import CycleDone
 from nbterm.services.sync.watcher import WatchMode
 from tests.harness.procs import end_process
-from tests.harness.remote import remote_config_text, remote_shell, stop_remote_jupyter_sync
+from tests.harness.remote import remote_config_text, remote_shell, trust_all
 from tests.harness.sshd import SshServer
 
 pytestmark = pytest.mark.sshd
@@ -34,14 +33,6 @@ pytestmark = pytest.mark.sshd
 def notebook(text: str) -> str:
     return json.dumps({"cells": [{"cell_type": "markdown", "metadata": {}, "source": text}],
                        "metadata": {}, "nbformat": 4, "nbformat_minor": 5})  # fmt: skip
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _end_remote_jupyter(
-    sshd: SshServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
-    yield
-    stop_remote_jupyter_sync(sshd, tmp_path_factory.mktemp("cleanup") / "known_hosts")
 
 
 @pytest.fixture
@@ -58,10 +49,6 @@ def config(
         "interval = 600\n"
     )
     return load_config(write_config(text))
-
-
-async def trust_all(question: HostKeyQuestion) -> bool:
-    return True
 
 
 def watch_mode(name: str) -> WatchMode:

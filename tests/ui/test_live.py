@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,19 +22,10 @@ from tests.harness.remote import (
     api_status,
     remote_config_text,
     remote_shell,
-    stop_remote_jupyter_sync,
 )
 from tests.harness.sshd import SshServer
 
 pytestmark = pytest.mark.sshd
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _end_remote_jupyter(
-    sshd: SshServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
-    yield
-    stop_remote_jupyter_sync(sshd, tmp_path_factory.mktemp("cleanup") / "known_hosts")
 
 
 def cell(app: NbtermApp, table: str, row: str, column: int) -> str:

@@ -8,6 +8,7 @@ from textual.widgets import DataTable
 
 from nbterm.config import Host, LoadedConfig
 from nbterm.services.cloud.instance import Instance
+from nbterm.widgets.cells import CellWriter, add_columns
 
 UNKNOWN = "—"
 
@@ -32,12 +33,9 @@ class InstancesPane(Vertical):
         table: DataTable[str] = DataTable(
             id="instances-table", cursor_type="row", zebra_stripes=True
         )
-        self._columns = [
-            table.add_column(label, width=width)
-            for label, width in zip(self.COLUMNS, self.WIDTHS, strict=True)
-        ]
-        self._rows = set(self.config.hosts)
-        self._cells: dict[tuple[str, int], str] = {}
+        self._cells = CellWriter(
+            table, add_columns(table, self.COLUMNS, self.WIDTHS), set(self.config.hosts)
+        )
         for host in self.config.hosts.values():
             table.add_row(*self._row(host), key=host.name)
         yield table
@@ -68,11 +66,7 @@ class InstancesPane(Vertical):
                 UNKNOWN)  # fmt: skip
 
     def _set(self, host: str, column: int, value: str) -> None:
-        """Update one cell, only if it changed: health arrives every few seconds per host."""
-        if self._cells.get((host, column), value + "\0") == value or host not in self._rows:
-            return
-        self._cells[(host, column)] = value
-        self.query_one(DataTable).update_cell(host, self._columns[column], value)
+        self._cells.set(host, column, value)
 
     def set_state(self, host: str, state: str) -> None:
         self._set(host, 3, state)

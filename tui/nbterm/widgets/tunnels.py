@@ -12,6 +12,7 @@ from textual.widgets import DataTable
 from nbterm.config import LoadedConfig
 from nbterm.services.cloud.idle import parse_time
 from nbterm.services.remote.events import ConnectionChanged, TunnelHealth, TunnelOpened
+from nbterm.widgets.cells import CellWriter, add_columns
 
 UNKNOWN = "—"
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -52,23 +53,16 @@ class TunnelsPane(Vertical):
 
     def compose(self) -> ComposeResult:
         table: DataTable[str] = DataTable(id="tunnels-table", cursor_type="row", zebra_stripes=True)
-        self._columns = [
-            table.add_column(label, width=width)
-            for label, width in zip(self.COLUMNS, self.WIDTHS, strict=True)
-        ]
-        self._rows = set(self.config.hosts)
-        self._cells: dict[tuple[str, int], str] = {}
+        self._cells = CellWriter(
+            table, add_columns(table, self.COLUMNS, self.WIDTHS), set(self.config.hosts)
+        )
         for host in self.config.hosts.values():
             url = f"http://127.0.0.1:{host.jupyter.local_port}/"
             table.add_row(host.name, url, "down", UNKNOWN, "", UNKNOWN, UNKNOWN, "0", key=host.name)
         yield table
 
     def _set(self, host: str, column: int, value: str) -> None:
-        """Update one cell, only if it changed: health arrives every few seconds per host."""
-        if self._cells.get((host, column), value + "\0") == value or host not in self._rows:
-            return
-        self._cells[(host, column)] = value
-        self.query_one(DataTable).update_cell(host, self._columns[column], value)
+        self._cells.set(host, column, value)
 
     def set_state(self, host: str, state: str) -> None:
         self._set(host, 2, state)
