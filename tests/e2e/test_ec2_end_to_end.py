@@ -109,6 +109,7 @@ async def test_launch_up_sync_terminate(
         deadline = time.monotonic() + 10
         while not (local / "experiment.ipynb").exists() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        assert (local / "experiment.ipynb").exists(), "\n".join(map(repr, events))
         assert (local / "experiment.ipynb").read_text() == saved
 
         last = saved.replace('"cells": []', '"cells": [{"cell_type": "raw", "metadata": {}, '

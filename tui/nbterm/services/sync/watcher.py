@@ -10,13 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Literal
 
 from nbterm.services.remote.ssh import Link, run
 
 WatchMode = Literal["auto", "inotify", "poll"]
 POLL_SECONDS = 0.5
+
+
+async def _lines(stream: object) -> AsyncIterator[str]:
+    async for line in stream:  # type: ignore[attr-defined]
+        yield str(line)
 
 
 def shell_dir(remote: str) -> str:
@@ -41,7 +46,7 @@ def poll_command(remote: str) -> str:
 
 def inotify_command(remote: str) -> str:
     return (
-        "exec inotifywait -m -r -q -e close_write,moved_to,delete,create "
+        "exec inotifywait -m -r -e close_write,moved_to,delete,create "
         r"--exclude '(/\.~[^/]*$|/\.ipynb_checkpoints/)' --format '%w%f' "
         f"{shell_dir(remote)}"
     )
@@ -83,24 +88,29 @@ class RemoteWatcher:
                     if self.using == "inotify"
                     else poll_command(self.remote)
                 )
-                await self._follow(link, command, skip_first=self.using == "poll")
+                await self._follow(link, command)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the link dropped; wait for the next one
                 self.last_error = str(exc)
             await asyncio.sleep(1.0)
 
-    async def _follow(self, link: Link, command: str, *, skip_first: bool) -> None:
-        process = await link.conn.create_process(command)
-        try:
-            first = True
-            async for _line in process.stdout:
-                if first and skip_first:
-                    first = False
-                    continue
-                first = False
+    async def _when_established(self, process: object) -> None:
+        """inotifywait says "Watches established." on stderr once it is watching."""
+        async for line in _lines(process.stderr):  # type: ignore[attr-defined]
+            if "Watches established" in line:
                 self.on_change()
+
+    async def _follow(self, link: Link, command: str) -> None:
+        """Report every change; and once when the watch is in place, since a save made while it
+        was being set up (after the last sync looked) would otherwise wait for the timer."""
+        process = await link.conn.create_process(command)
+        ready = asyncio.create_task(self._when_established(process))
+        try:
+            async for _line in process.stdout:
+                self.on_change()  # in poll mode the first line is the first look: also "ready"
         finally:
+            ready.cancel()
             with contextlib.suppress(Exception):
                 process.terminate()
             process.close()
