@@ -99,3 +99,36 @@ async def test_a_refused_key_is_not_stored_and_says_so(
         assert not KnownHosts(paths.known_hosts).knows("box")
         notes = [n.message for n in app._notifications]
         assert any("was not trusted" in note for note in notes)
+
+
+async def test_sync_now_forget_key_and_a_remapped_key(
+    sshd: SshServer, write_config: Callable[[str], Path], paths: Paths, tmp_path: Path
+) -> None:
+    folder = f"nbterm-ui-{uuid.uuid4().hex[:8]}"
+    local = tmp_path / "nb"
+    config = load_config(
+        write_config(
+            remote_config_text(sshd, local_port=35157)
+            + f'[[sync]]\nhost = "box"\nremote = "~/{folder}/"\nlocal = "{local}"\n'
+            + 'interval = 600\n[keymap]\n"host.sync" = "n"\n'
+        )
+    )
+    remote_shell(sshd, f"mkdir -p {folder}")
+    KnownHosts(paths.known_hosts).add("box", sshd.host_key_pub)  # known: no question this time
+    app = NbtermApp(paths, config)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.press("u")
+            await wait_until(pilot, lambda: cell(app, "#tunnels-table", "box", 2) == "up", 20)
+            log = app.screen.query_one("#sync-log", Log)
+            before = len(log.lines)
+            await pilot.press("n")  # "sync now", remapped from s by [keymap]
+            await wait_until(
+                pilot, lambda: any("now sync" in line for line in log.lines[before:]), 10
+            )
+            await pilot.press("d")
+            await wait_until(pilot, lambda: cell(app, "#tunnels-table", "box", 2) == "down", 20)
+            await pilot.press("f")  # forget the key, on purpose
+            await wait_until(pilot, lambda: not KnownHosts(paths.known_hosts).knows("box"), 10)
+    finally:
+        remote_shell(sshd, f"rm -rf {folder}")

@@ -63,8 +63,8 @@ class SyncLogPane(Vertical):
             bar.display = False
             self.last[event.rule] = time.time()
             self.border_subtitle = f"last sync {self.clock()} ({event.rule})"
-            if not event.files and event.ok:
-                return  # idle cycles stay quiet
+            if not event.files and event.ok and event.trigger in ("timer", "remote change"):
+                return  # idle background cycles stay quiet; ones a person asked for answer
         line = self.printer.line(event)
         if line:
             self.write(line)
