@@ -106,3 +106,19 @@ def test_a_bad_config_stops_before_the_screen_with_exit_2(
     text = screen.capture()
     assert f"{path}:3:1: hosts.lab.prot: unknown key 'prot'; did you mean 'port'?" in text
     assert "Traceback" not in text
+
+
+def test_it_reads_in_tmux_256_colours(
+    run_in_tmux: Callable[..., tuple[TmuxScreen, Path]], write_config: Callable[[str], Path]
+) -> None:
+    """tmux without true colour: the screen still has its colours, from the 256-colour palette."""
+    import re
+
+    write_config(CONFIG)
+    screen, rc_file = run_in_tmux()
+    screen.wait_for("lab.example.org", "Sync log")
+    coloured = screen.tmux("capture-pane", "-e", "-p", "-t", "main").stdout
+    palette = set(re.findall(r"\x1b\[(?:3|4)8;5;(\d+)m", coloured))
+    assert len(palette) >= 4, palette  # borders, highlight, text and background differ
+    screen.send("q")
+    assert wait_for_file(rc_file) == "0"

@@ -132,3 +132,30 @@ async def test_sync_now_forget_key_and_a_remapped_key(
             await wait_until(pilot, lambda: not KnownHosts(paths.known_hosts).knows("box"), 10)
     finally:
         remote_shell(sshd, f"rm -rf {folder}")
+
+
+async def test_open_and_copy_use_the_working_url(
+    sshd: SshServer, write_config: Callable[[str], Path], paths: Paths
+) -> None:
+    config = load_config(write_config(remote_config_text(sshd, local_port=38157)))
+    KnownHosts(paths.known_hosts).add("box", sshd.host_key_pub)
+    app = NbtermApp(paths, config)
+    opened: list[str] = []
+    copied: list[str] = []
+    app.open_url = lambda url, **kwargs: opened.append(url)  # type: ignore[method-assign]
+    app.copy_to_clipboard = lambda text: copied.append(text)  # type: ignore[method-assign]
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("o")  # not up yet: says so, opens nothing
+        assert opened == []
+        await pilot.press("u")
+        await wait_until(pilot, lambda: cell(app, "#tunnels-table", "box", 2) == "up", 20)
+        await pilot.press("o", "c")
+        await pilot.pause()
+        assert app.controller is not None
+        url = app.controller.running["box"].url
+        assert opened == [url]
+        assert copied == [url]
+        assert url.startswith("http://127.0.0.1:")
+        assert "token=" in url
+        await pilot.press("d")
+        await wait_until(pilot, lambda: cell(app, "#tunnels-table", "box", 2) == "down", 20)
