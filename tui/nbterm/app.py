@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import App
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
 
+if TYPE_CHECKING:  # screens shown now and then are imported when shown (start-up stays light)
+    from nbterm.screens.first_run import FirstRunScreen
+
 from nbterm.config import ConfigError, LoadedConfig, load_config
 from nbterm.locations import Paths, tildify
-from nbterm.screens.first_run import FirstRunScreen
-from nbterm.screens.help import HelpScreen
 from nbterm.screens.main import MainScreen
 from nbterm.ui.controller import Controller
 
@@ -48,6 +51,8 @@ class NbtermApp(App[None]):
     def on_mount(self) -> None:
         self.sub_title = tildify(self.paths.config_file)
         if self.config is None:
+            from nbterm.screens.first_run import FirstRunScreen
+
             self.push_screen(FirstRunScreen(self.paths.config_file))
         else:
             self._open(self.config)
@@ -56,7 +61,7 @@ class NbtermApp(App[None]):
         self.config = config
         self.controller = Controller(self, config, self.paths)
         self._apply_keymap(config.keymap)
-        if isinstance(self.screen, (MainScreen, FirstRunScreen)):
+        if isinstance(self.screen, MainScreen) or self.screen.id == "first-run":
             self.switch_screen(MainScreen(config))
         else:
             self.push_screen(MainScreen(config))
@@ -103,6 +108,8 @@ class NbtermApp(App[None]):
         self.exit()
 
     def action_help(self) -> None:
+        from nbterm.screens.help import HelpScreen
+
         if isinstance(self.screen, HelpScreen):
             return
         rows = [
