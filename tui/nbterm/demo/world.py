@@ -104,7 +104,8 @@ class DemoWorld:
     def _start_moto(self) -> str:
         from moto.server import ThreadedMotoServer
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # moto's web server logs to stderr, where Textual draws the screen: not a line of it
+        logging.getLogger("werkzeug").disabled = True
         port = _free_port()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._moto.start()

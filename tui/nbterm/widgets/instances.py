@@ -21,7 +21,7 @@ class InstancesPane(Vertical):
     """Name, kind, where, state, type, market, price, cost, uptime and idle time per host."""
 
     COLUMNS = ("Name", "Kind", "Where", "State", "Type", "Market", "$/h", "Cost", "Up", "Idle")
-    WIDTHS = (None, 4, None, 12, 12, 9, 7, 8, 7, 7)
+    WIDTHS = (None, 4, 20, 12, 12, 9, 7, 8, 7, 7)
 
     def __init__(self, config: LoadedConfig) -> None:
         super().__init__(id="instances", classes="pane")

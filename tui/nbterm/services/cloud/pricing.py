@@ -53,6 +53,8 @@ def parse_price_list(items: list[str]) -> float | None:
 def on_demand_price(
     aws: AwsConfig, region: str, instance_type: str, cache: Path, client: Any = None
 ) -> float | None:
+    if aws.endpoint_url and client is None:
+        return None  # an EC2-compatible endpoint (moto, the demo) has no AWS Pricing API
     key = f"{region}/{instance_type}"
     cached = _cached(cache, key)
     if cached is not None:
