@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import shlex
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,16 @@ class DemoSshServer:
         return " ".join(self.host_key.export_public_key("openssh").decode().split()[:2])
 
     async def _run(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
+        """One remote command; nothing it does may take the whole connection down."""
+        try:
+            await self._run_command(process)
+        except Exception:  # noqa: BLE001 - reported in the demo's log, and the command fails
+            with (self.home.parent / "demo-ssh.log").open("a") as log:
+                log.write(f"{process.command!r}\n{traceback.format_exc()}\n")
+            with contextlib.suppress(Exception):
+                process.exit(255)
+
+    async def _run_command(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         command = process.command or "exec ${SHELL:-/bin/sh} -i"
         child = await asyncio.create_subprocess_exec(
             "/bin/sh", "-c", command,
