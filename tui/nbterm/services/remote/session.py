@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
+import asyncssh
+
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths
 from nbterm.services.remote import jupyter
@@ -109,7 +111,14 @@ class Session:
 
     async def up(self) -> UpResult:
         link = await self.connection.open()
-        self.server = await self._ensure_jupyter(link)
+        try:
+            self.server = await self._ensure_jupyter(link)
+        except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, ConnectionError) as exc:
+            # the link dropped while Jupyter was being started or found: the connection's
+            # supervisor reconnects; try once more on the new link (ensure finds a started one)
+            self.on_event(ConnectionChanged(self.name, "lost", f"during start-up: {exc}"))
+            link = await self.connection.get(self.target.connect_timeout * 2)
+            self.server = await self._ensure_jupyter(link)
         tunnel = Tunnel(self.connection, self.server.port, self.host.jupyter.local_port)
         local_port = await tunnel.open()
         self.tunnel = tunnel
