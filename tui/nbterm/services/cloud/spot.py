@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from nbterm.services.remote.ssh import Link
+from nbterm.services.sync.watcher import until_disconnected
 
 IMDS = "http://169.254.169.254"
 
@@ -35,9 +36,9 @@ def watch_command(imds: str = IMDS, every: float = 5.0) -> str:
         'curl -sf -m 2 -H "X-aws-ec2-metadata-token: $T" '
         f"{imds}/latest/meta-data/spot/instance-action"
     )
-    return (
-        "command -v curl >/dev/null || { echo 'nbterm:no-curl'; exit 3; }; "
-        f'while :; do T=$({token}); if A=$({action}); then echo "$A"; fi; sleep {every}; done'
+    loop = f'while :; do T=$({token}); if A=$({action}); then echo "$A"; fi; sleep {every}; done'
+    return "command -v curl >/dev/null || { echo 'nbterm:no-curl'; exit 3; }; " + (
+        until_disconnected(loop)
     )
 
 

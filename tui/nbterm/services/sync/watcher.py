@@ -32,20 +32,29 @@ def shell_dir(remote: str) -> str:
     return shlex.quote(remote.rstrip("/") or "/")
 
 
+def until_disconnected(command: str) -> str:
+    """Run ``command`` in the background for as long as the SSH channel is open.
+
+    If nbterm goes away (quit, crash, a dead network), sshd closes the channel's stdin and the
+    watch is killed instead of lingering on the remote.
+    """
+    return f"( {command} ) & w=$!; cat >/dev/null; kill $w 2>/dev/null; wait $w 2>/dev/null"
+
+
 def poll_command(remote: str) -> str:
     folder = shell_dir(remote)
     listing = (
         f"find {folder} -name .ipynb_checkpoints -prune -o -type f ! -name '.~*' "
         "-printf '%T@ %s %P\\n' 2>/dev/null | md5sum"
     )
-    return (
+    return until_disconnected(
         f"p=; while :; do d=$({listing}); "
         f'if [ "$d" != "$p" ]; then echo "$d"; p=$d; fi; sleep {POLL_SECONDS}; done'
     )
 
 
 def inotify_command(remote: str) -> str:
-    return (
+    return until_disconnected(
         "exec inotifywait -m -r -e close_write,moved_to,delete,create "
         r"--exclude '(/\.~[^/]*$|/\.ipynb_checkpoints/)' --format '%w%f' "
         f"{shell_dir(remote)}"
