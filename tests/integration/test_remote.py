@@ -69,15 +69,13 @@ class Recorder:
         raise AssertionError(f"no matching event within {timeout}s; saw: {self.events[since:]}")
 
 
-def make_session(
-    config: LoadedConfig, paths: Paths, recorder: Recorder, **kwargs: object
-) -> Session:
+def make_session(config: LoadedConfig, paths: Paths, recorder: Recorder) -> Session:
     host = config.hosts["box"]
     return Session(
         host,
         target_for(host, config),
         paths,
-        verifier=kwargs.pop("verifier", trust_all),  # type: ignore[arg-type]
+        verifier=trust_all,
         on_event=recorder,
         probe_interval=0.5,
         probe_timeout=2.0,

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from nbterm.cli.common import CliError
 from nbterm.cli.hosts import verifier_for
-from nbterm.cli.printer import Printer
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths
+from nbterm.presenters import Printer
 from nbterm.services.cloud.console_keys import console_verifier
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.cloud.instance import Instance
@@ -67,6 +67,17 @@ async def reach(
     return Reach(target, {host.name: Ec2Address(instance.id, address)}, verifier, instance)
 
 
+async def ensure_trusted(where: Reach, paths: Paths) -> KnownHosts:
+    """rsync's OpenSSH checks host keys strictly and never asks: check and store a new key first."""
+    known = KnownHosts(paths.known_hosts)
+    if not known.knows(where.target.alias):
+        try:
+            close_quietly(await connect(where.target, known, where.verifier))
+        except SshError as exc:
+            raise CliError(str(exc)) from None
+    return known
+
+
 async def final_sync(
     config: LoadedConfig, paths: Paths, host: Host, args: argparse.Namespace
 ) -> bool:
@@ -78,12 +89,7 @@ async def final_sync(
     if where is None:
         say(host, "not running: nothing to sync")
         return True
-    known = KnownHosts(paths.known_hosts)
-    if not known.knows(where.target.alias):
-        try:
-            close_quietly(await connect(where.target, known, where.verifier))
-        except SshError as exc:
-            raise CliError(str(exc)) from None
+    await ensure_trusted(where, paths)
     ssh_config = write_ssh_config(config, paths, where.ec2)
     printer = Printer(quiet_cycles=False)
     try:

@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 from nbterm.cli.common import CliError, load
 from nbterm.cli.ec2_flow import reach
 from nbterm.cli.hosts import get_host
-from nbterm.cli.printer import Printer
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths, tildify
+from nbterm.presenters import Printer
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.cloud.instance import Instance

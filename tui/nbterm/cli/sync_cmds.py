@@ -9,17 +9,16 @@ import signal
 import time
 
 from nbterm.cli.common import CliError, load
-from nbterm.cli.ec2_flow import FINAL_SYNC_SECONDS, final_sync, reach, say
+from nbterm.cli.ec2_flow import FINAL_SYNC_SECONDS, ensure_trusted, final_sync, reach, say
 from nbterm.cli.hosts import get_host
-from nbterm.cli.printer import Printer
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths
+from nbterm.presenters import Printer
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.remote import registry
 from nbterm.services.remote.connection import HostConnection
-from nbterm.services.remote.host_keys import KnownHosts
-from nbterm.services.remote.ssh import SshError, close_quietly, connect
+from nbterm.services.remote.ssh import SshError
 from nbterm.services.sync.engine import SyncEngine
 from nbterm.services.sync.ssh_config import end_master, write_ssh_config
 from nbterm.services.sync.watcher import RemoteWatcher
@@ -37,12 +36,7 @@ async def _sync(config: LoadedConfig, paths: Paths, host: Host, args: argparse.N
     where = await reach(config, paths, host, args, start=False)
     if where is None:
         raise CliError(f"{host.name} is not running: `nbterm up {host.name}` starts it")
-    known = KnownHosts(paths.known_hosts)
-    if not known.knows(where.target.alias):  # rsync's OpenSSH checks strictly: trust it first
-        try:
-            close_quietly(await connect(where.target, known, where.verifier))
-        except SshError as exc:
-            raise CliError(str(exc)) from None
+    known = await ensure_trusted(where, paths)
     ssh_config = write_ssh_config(config, paths, where.ec2)
     printer = Printer(quiet_cycles=args.watch)
     engines = [

@@ -188,7 +188,7 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(LaunchScreen(self.config), chosen)
 
-    @work(thread=True, group="ec2", name="launch", exit_on_error=False)  # noqa: RUF100
+    @work(thread=True, group="ec2", name="launch", exit_on_error=False)
     def _launch(self, choice: LaunchChoice) -> None:
         template = self.config.templates[choice.template].model_copy(update={"spot": choice.spot})
         if not choice.spot:

@@ -85,14 +85,18 @@ class KnownHosts:
         except FileNotFoundError:
             return []
 
+    @staticmethod
+    def _entry(line: str, alias: str) -> list[str] | None:
+        """The words of ``line`` if it holds a key for ``alias``."""
+        words = line.split()
+        if len(words) >= 3 and not line.startswith("#") and alias in words[0].split(","):
+            return words
+        return None
+
     def keys_for(self, alias: str) -> list[str]:
         """The trusted keys for ``alias``, as ``type base64`` strings."""
-        found = []
-        for line in self._lines():
-            words = line.split()
-            if len(words) >= 3 and not line.startswith("#") and alias in words[0].split(","):
-                found.append(f"{words[1]} {words[2]}")
-        return found
+        entries = (self._entry(line, alias) for line in self._lines())
+        return [f"{words[1]} {words[2]}" for words in entries if words]
 
     def knows(self, alias: str) -> bool:
         return bool(self.keys_for(alias))
@@ -107,11 +111,10 @@ class KnownHosts:
         """Remove every key stored for ``alias``; return how many there were."""
         kept, removed = [], 0
         for line in self._lines():
-            words = line.split()
-            if len(words) >= 3 and not line.startswith("#") and alias in words[0].split(","):
+            if self._entry(line, alias):
                 removed += 1
-                continue
-            kept.append(line)
+            else:
+                kept.append(line)
         if removed:
             write_private(self.path, "\n".join(kept) + ("\n" if kept else ""))
         return removed

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from nbterm.config import JupyterSettings
+from nbterm.services.remote.shell import shell_path
 from nbterm.services.remote.ssh import Link, run
 
 REMOTE_DIR = ".nbterm"
@@ -57,15 +58,6 @@ class JupyterServer:
 
 class JupyterError(Exception):
     """Jupyter could not be found or started; the message says what to do."""
-
-
-def _home_path(path: str) -> str:
-    """A remote path for the shell: ``~/x`` becomes ``"$HOME"/x``, the rest is quoted."""
-    if path == "~":
-        return '"$HOME"'
-    if path.startswith("~/"):
-        return '"$HOME"/' + shlex.quote(path[2:])
-    return shlex.quote(path)
 
 
 def parse_runtime_files(output: str) -> list[dict[str, object]]:
@@ -165,12 +157,12 @@ def start_command(settings: JupyterSettings, *, as_root: bool) -> str:
     inner = (
         f'JUPYTER_RUNTIME_DIR="$HOME"/{runtime_dir(settings)} exec '
         + " ".join(shlex.quote(arg) for arg in args)
-        + f" --ServerApp.root_dir={_home_path(settings.notebook_dir)}"
+        + f" --ServerApp.root_dir={shell_path(settings.notebook_dir)}"
         + f' >"$HOME"/{_log_file(settings)} 2>&1'
     )
     return (
         f"cd && umask 077 && mkdir -p {runtime_dir(settings)} && chmod 700 {REMOTE_DIR} && "
-        f"mkdir -p {_home_path(settings.notebook_dir)} && "
+        f"mkdir -p {shell_path(settings.notebook_dir)} && "
         f"tmux new-session -d -s {shlex.quote(settings.tmux_session)} {shlex.quote(inner)}"
     )
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Literal
 
+from nbterm.services.remote.shell import shell_path
 from nbterm.services.remote.ssh import Link, run
 
 WatchMode = Literal["auto", "inotify", "poll"]
@@ -22,14 +22,6 @@ POLL_SECONDS = 0.5
 async def _lines(stream: object) -> AsyncIterator[str]:
     async for line in stream:  # type: ignore[attr-defined]
         yield str(line)
-
-
-def shell_dir(remote: str) -> str:
-    if remote in ("~", "~/"):
-        return '"$HOME"'
-    if remote.startswith("~/"):
-        return '"$HOME"/' + shlex.quote(remote[2:].rstrip("/") or ".")
-    return shlex.quote(remote.rstrip("/") or "/")
 
 
 def until_disconnected(command: str) -> str:
@@ -42,7 +34,7 @@ def until_disconnected(command: str) -> str:
 
 
 def poll_command(remote: str) -> str:
-    folder = shell_dir(remote)
+    folder = shell_path(remote)
     listing = (
         f"find {folder} -name .ipynb_checkpoints -prune -o -type f ! -name '.~*' "
         "-printf '%T@ %s %P\\n' 2>/dev/null | md5sum"
@@ -57,7 +49,7 @@ def inotify_command(remote: str) -> str:
     return until_disconnected(
         "exec inotifywait -m -r -e close_write,moved_to,delete,create "
         r"--exclude '(/\.~[^/]*$|/\.ipynb_checkpoints/)' --format '%w%f' "
-        f"{shell_dir(remote)}"
+        f"{shell_path(remote)}"
     )
 
 
@@ -83,7 +75,7 @@ class RemoteWatcher:
         if self.mode != "auto":
             return self.mode
         status, _out, _err = await run(
-            link, f"command -v inotifywait >/dev/null && test -d {shell_dir(self.remote)}"
+            link, f"command -v inotifywait >/dev/null && test -d {shell_path(self.remote)}"
         )
         return "inotify" if status == 0 else "poll"
 
