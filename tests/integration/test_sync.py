@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 import time
@@ -110,7 +111,7 @@ def engine_for(
 ) -> SyncEngine:
     rule = config.sync[0]
     if kwargs:
-        rule = rule.model_copy(update=kwargs)
+        rule = dataclasses.replace(rule, **kwargs)  # type: ignore[arg-type]
     return SyncEngine(rule, paths, paths.ssh_config, recorder, io_timeout=5)
 
 

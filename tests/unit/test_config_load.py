@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def test_automatic_local_ports_skip_explicit_ones(tmp_path: Path) -> None:
 
 def test_config_objects_are_immutable(tmp_path: Path) -> None:
     config = parse_config('[hosts.a]\nhostname = "a"\n', tmp_path / "c.toml")
-    with pytest.raises(Exception, match="frozen"):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         config.raw.hosts["a"].port = 1  # type: ignore[misc]
 
 

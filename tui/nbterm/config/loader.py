@@ -11,19 +11,14 @@ import os
 import re
 import stat
 import tomllib
-import types
-import typing
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
 
 from nbterm.config.errors import ConfigError, Problem
 from nbterm.config.locate import KeyPath, locate
 from nbterm.config.model import Host, JupyterSettings, LoadedConfig
 from nbterm.config.schema import Config
+from nbterm.config.validate import Invalid, parse
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -104,14 +99,10 @@ def parse_config(source: str, path: Path, *, check_files: bool = True) -> Loaded
     if check_files:
         _check_config_mode(path, problems)
     try:
-        config = Config.model_validate(document)
-    except ValidationError as exc:
-        errors = exc.errors()
-        suggested = _suggested_keys(errors)
-        for error in errors:
-            if error["type"] == "missing" and tuple(error["loc"]) in suggested:
-                continue  # the misspelt key's "did you mean" already says it
-            _explain(error, problems)
+        config = parse(Config, document)
+    except Invalid as exc:
+        for issue in exc.issues:
+            problems.add(issue.path, issue.message, at_value=issue.at_value)
         raise ConfigError(path, _in_order(problems.items)) from None
     hosts = _resolve_hosts(config, path, problems, check_files=check_files)
     _check_references(config, problems)
@@ -149,155 +140,6 @@ def _check_config_mode(path: Path, problems: _Problems) -> None:
                 f"run: chmod go-w {path}",
             )
         )
-
-
-# --- pydantic errors into plain words ------------------------------------------------------------
-
-_TYPE_WORDS = {
-    "int_type": "an integer",
-    "int_parsing": "an integer",
-    "int_from_float": "an integer",
-    "string_type": "a string",
-    "bool_type": "true or false",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "dict_type": "a table",
-    "model_type": "a table",
-    "model_attributes_type": "a table",
-    "tuple_type": "an array",
-    "list_type": "an array",
-}
-
-_PATTERN_WORDS = {
-    "ami": "an AMI id such as ami-0abcdef1234567890",
-    "endpoint_url": "an http:// or https:// URL",
-    "tmux_session": "a name of letters, digits, '.', '_' and '-'",
-    "hostname": "a host name or address without spaces or quotes",
-    "address": "a host name or address without spaces or quotes",
-    "user": "a user name without spaces or quotes",
-    "proxy_jump": "a host name or [user@]host[:port] without spaces or quotes",
-    "identity_file": "a path without quotes or control characters",
-}
-
-
-def _toml_type(value: Any) -> str:
-    names = {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        dict: "a table",
-        list: "an array",
-    }
-    return names.get(type(value), type(value).__name__)
-
-
-def _close_key(field: str, parent: KeyPath) -> str | None:
-    model = _model_at(parent)
-    if model is None:
-        return None
-    close = difflib.get_close_matches(field, sorted(model.model_fields), n=1, cutoff=0.6)
-    return close[0] if close else None
-
-
-def _suggested_keys(errors: list[ErrorDetails]) -> set[KeyPath]:
-    """Keys that a "did you mean" of an unknown key will name."""
-    found: set[KeyPath] = set()
-    for error in errors:
-        loc = tuple(error["loc"])
-        if error["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
-            close = _close_key(loc[-1], loc[:-1])
-            if close:
-                found.add((*loc[:-1], close))
-    return found
-
-
-def _explain(error: ErrorDetails, problems: _Problems) -> None:
-    loc = tuple(error["loc"])
-    kind = error["type"]
-    value = error.get("input")
-    field = next((part for part in reversed(loc) if isinstance(part, str)), "")
-    if loc and loc[-1] == "[key]":
-        path: KeyPath = loc[:-1]
-        problems.add(
-            path,
-            f"the name {value!r} may only contain letters, digits, '.', '_' and '-' "
-            "(and must start with a letter or digit)",
-        )
-        return
-    if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
-        known = sorted(parent.model_fields) if parent else []
-        message = f"unknown key {field!r}"
-        close = _close_key(field, loc[:-1])
-        if close:
-            message += f"; did you mean {close!r}?"
-        elif known:
-            message += f" (known keys: {', '.join(known)})"
-        problems.add(loc, message)
-    elif kind == "missing":
-        problems.add(loc, "required key is missing")
-    elif kind == "value_error":
-        ctx = error.get("ctx") or {}
-        problems.add(loc, str(ctx.get("error", error["msg"])))
-    elif kind in _TYPE_WORDS:
-        problems.add(
-            loc, f"expected {_TYPE_WORDS[kind]}, got {_toml_type(value)} ({value!r})", at_value=True
-        )
-    elif kind in {"greater_than_equal", "less_than_equal"} and field.endswith("port"):
-        problems.add(loc, f"port must be between 1 and 65535, got {value!r}", at_value=True)
-    elif kind in {"greater_than", "greater_than_equal"}:
-        ctx = error.get("ctx") or {}
-        bound = ctx.get("gt", ctx.get("ge"))
-        word = "greater than" if kind == "greater_than" else "at least"
-        problems.add(loc, f"must be {word} {bound}, got {value!r}", at_value=True)
-    elif kind == "string_too_short":
-        problems.add(loc, "must not be empty", at_value=True)
-    elif kind == "string_too_long":
-        problems.add(loc, "is too long", at_value=True)
-    elif kind == "string_pattern_mismatch":
-        expected = _PATTERN_WORDS.get(field, "a name of letters, digits, '.', '_' and '-'")
-        problems.add(loc, f"expected {expected}, got {value!r}", at_value=True)
-    else:
-        problems.add(loc, error["msg"], at_value=True)
-
-
-def _model_at(path: KeyPath) -> type[BaseModel] | None:
-    """The schema model that describes the table at ``path`` (for "did you mean")."""
-    model: type[BaseModel] = Config
-    annotation: Any = None
-    for part in path:
-        if annotation is not None:
-            annotation = _unwrap(annotation)
-            origin = typing.get_origin(annotation)
-            if origin in (dict, tuple, list):
-                annotation = typing.get_args(annotation)[-1 if origin is dict else 0]
-                annotation = _unwrap(annotation)
-                if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                    model, annotation = annotation, None
-                continue
-            return None
-        if not isinstance(part, str) or part not in model.model_fields:
-            return None
-        annotation = _unwrap(model.model_fields[part].annotation)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model, annotation = annotation, None
-    if annotation is not None:
-        return None
-    return model
-
-
-def _unwrap(annotation: Any) -> Any:
-    """Strip ``Annotated`` and ``X | None``."""
-    while True:
-        origin = typing.get_origin(annotation)
-        if origin is typing.Annotated:
-            annotation = typing.get_args(annotation)[0]
-        elif origin in (typing.Union, types.UnionType):
-            args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-            annotation = args[0]
-        else:
-            return annotation
 
 
 # --- checks across tables, and inheritance ------------------------------------------------------

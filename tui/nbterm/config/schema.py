@@ -1,57 +1,68 @@
 """The shape of the user's TOML file: typed, immutable, and strict about unknown keys.
 
-Field docs here are the config reference: the README's reference section is checked against them.
+Each class is a table of the file; ``validate.py`` builds them from the parsed TOML and explains
+every problem. Field docs here are the config reference: the README's reference section is
+generated from them (``config/reference.py`` reads them from this file's source).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Annotated
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictInt,
-    StrictStr,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from nbterm.config.validate import Length, Pattern, Range
 
-Port = Annotated[StrictInt, Field(ge=1, le=65535)]
-PositiveInt = Annotated[StrictInt, Field(gt=0)]
-Name = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64)]
-NonEmpty = Annotated[StrictStr, Field(min_length=1)]
+Port = Annotated[int, Range(ge=1, le=65535, says="port must be between 1 and 65535")]
+PositiveInt = Annotated[int, Range(gt=0)]
+NonEmpty = Annotated[str, Length(min=1)]
+Name = Annotated[
+    str,
+    Length(max=64),
+    Pattern(
+        r"[A-Za-z0-9][A-Za-z0-9._-]*",
+        "a name of letters, digits, '.', '_' and '-'",
+        as_name="may only contain letters, digits, '.', '_' and '-' "
+        "(and must start with a letter or digit)",
+    ),
+]
 # Values that end up in the generated OpenSSH config must not be able to smuggle in a directive.
-Token = Annotated[StrictStr, Field(pattern=r"^[^\s\"'\\#]+$")]
-PathText = Annotated[StrictStr, Field(pattern=r"^[^\x00-\x1f\"]+$")]
+_SSH_WORD = r"[^\s\"'\\#]+"
+HostAddress = Annotated[str, Pattern(_SSH_WORD, "a host name or address without spaces or quotes")]
+UserName = Annotated[str, Pattern(_SSH_WORD, "a user name without spaces or quotes")]
+JumpHost = Annotated[
+    str, Pattern(_SSH_WORD, "a host name or [user@]host[:port] without spaces or quotes")
+]
+PathText = Annotated[
+    str, Pattern(r"[^\x00-\x1f\"]+", "a path without quotes or control characters")
+]
+Url = Annotated[str, Pattern(r"https?://\S+", "an http:// or https:// URL")]
+AmiId = Annotated[str, Pattern(r"ami-[0-9a-f]+", "an AMI id such as ami-0abcdef1234567890")]
+BindingId = Annotated[
+    str, Pattern(r"[a-z_]+\.[a-z_]+", "a binding id such as host.up (see the help screen)")
+]
 
 
-class _Model(BaseModel):
-    # Field docs are attribute docstrings, read by config/reference.py (not at run time:
-    # pydantic's use_attribute_docstrings reads the source on import, which slows start-up).
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
-
-
-class AwsConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class AwsConfig:
     """``[aws]``: where EC2 is. Omitted keys fall back to boto3's usual chain."""
 
     profile: NonEmpty | None = None
     """AWS profile from ``~/.aws/config``; default: ``$AWS_PROFILE`` or boto3's default."""
     region: NonEmpty | None = None
     """AWS region, for example ``us-east-1``; default: the profile's region."""
-    endpoint_url: Annotated[StrictStr, Field(pattern=r"^https?://\S+$")] | None = None
+    endpoint_url: Url | None = None
     """An EC2-compatible endpoint instead of AWS (moto in tests and the demo)."""
-    console_key_wait: Annotated[StrictInt, Field(ge=0)] = 180
+    console_key_wait: Annotated[int, Range(ge=0)] = 180
     """Seconds to wait for a new instance to print its host keys on the console (cloud-init does
     a little after boot) before asking you to check the fingerprint yourself."""
 
 
-class DefaultsConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class DefaultsConfig:
     """``[defaults]``: SSH settings every host inherits unless it sets its own."""
 
-    user: Token | None = None
+    user: UserName | None = None
     """Login user; default: your local user name, as OpenSSH does."""
     identity_file: PathText | None = None
     """Private key to log in with (must be mode 0600); default: ssh-agent and OpenSSH's defaults."""
@@ -65,7 +76,8 @@ class DefaultsConfig(_Model):
     """Unanswered keepalives before the connection is declared dead."""
 
 
-class JupyterConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class JupyterConfig:
     """``[jupyter]``: how Jupyter runs on the remote and where the tunnel listens locally."""
 
     command: NonEmpty = "jupyter lab"
@@ -80,7 +92,8 @@ class JupyterConfig(_Model):
     """Name of the remote tmux session that keeps Jupyter running after you disconnect."""
 
 
-class HostJupyterConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class HostJupyterConfig:
     """``[hosts.NAME.jupyter]``: per-host overrides of ``[jupyter]``."""
 
     command: NonEmpty | None = None
@@ -90,61 +103,63 @@ class HostJupyterConfig(_Model):
     tmux_session: Name | None = None
 
 
-class HostConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class HostConfig:
     """``[hosts.NAME]``: a machine to run Jupyter on: a plain SSH host or an EC2 instance."""
 
-    hostname: Token | None = None
+    hostname: HostAddress | None = None
     """Address of a plain SSH host (no AWS)."""
     instance: NonEmpty | None = None
     """EC2 instance: its Name tag or instance id. Its address is looked up live, never pasted."""
     template: Name | None = None
     """Template used to launch this host's instance (``[templates.NAME]``)."""
-    address: Token | None = None
+    address: HostAddress | None = None
     """EC2 only: reach the instance's SSH at this address instead of its public DNS name (a port
     forward, a VPN, the demo). Its host key is still checked under the instance id."""
     port: Port | None = None
     """SSH port; default: ``defaults.port``."""
-    user: Token | None = None
+    user: UserName | None = None
     """Login user; default: ``defaults.user``."""
     identity_file: PathText | None = None
     """Private key; default: ``defaults.identity_file``."""
-    proxy_jump: Token | None = None
+    proxy_jump: JumpHost | None = None
     """Jump host: the name of another host here, or ``[user@]host[:port]``."""
-    jupyter: HostJupyterConfig = HostJupyterConfig()
+    jupyter: HostJupyterConfig = field(default_factory=HostJupyterConfig)
     """Overrides of ``[jupyter]`` for this host."""
 
-    @model_validator(mode="after")
-    def _one_kind(self) -> Self:
+    def validate(self) -> Iterator[tuple[str, str]]:
         ec2 = self.instance is not None or self.template is not None
         if self.hostname is not None and ec2:
-            raise ValueError(
+            yield (
+                "",
                 "set either hostname (a plain SSH host) or instance/template (an EC2 instance), "
-                "not both"
+                "not both",
             )
-        if self.address is not None and not ec2:
-            raise ValueError("address only applies to EC2 hosts; a plain host uses hostname")
-        if self.hostname is None and not ec2:
-            raise ValueError(
+        elif self.address is not None and not ec2:
+            yield "", "address only applies to EC2 hosts; a plain host uses hostname"
+        elif self.hostname is None and not ec2:
+            yield (
+                "",
                 'say where this host is: hostname = "..." for a plain SSH host, or '
-                'instance = "..." / template = "..." for an EC2 instance'
+                'instance = "..." / template = "..." for an EC2 instance',
             )
-        return self
 
     @property
     def is_ec2(self) -> bool:
         return self.hostname is None
 
 
-class TemplateConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class TemplateConfig:
     """``[templates.NAME]``: how to launch an EC2 instance."""
 
-    ami: Annotated[StrictStr, Field(pattern=r"^ami-[0-9a-f]+$")]
+    ami: AmiId
     """Image id, for example ``ami-0abcdef1234567890``."""
     instance_type: NonEmpty
     """Instance type, for example ``g5.xlarge``."""
-    spot: StrictBool = False
+    spot: bool = False
     """Launch as a spot instance (cheaper, can be interrupted with two minutes' notice)."""
-    max_price: Annotated[float, Field(gt=0, strict=False)] | None = None
+    max_price: Annotated[float, Range(gt=0)] | None = None
     """Highest spot price per hour, in USD; default: the on-demand price."""
     key_name: NonEmpty | None = None
     """EC2 key pair to install on the instance."""
@@ -156,20 +171,18 @@ class TemplateConfig(_Model):
     """Root volume size in GiB; default: the AMI's."""
     idle_stop_minutes: PositiveInt | None = None
     """Stop the instance (after a final sync) when Jupyter has been idle this long."""
-    user_data: StrictStr | None = None
+    user_data: str | None = None
     """cloud-init user data passed at launch."""
-    tags: dict[NonEmpty, StrictStr] = {}
+    tags: dict[NonEmpty, str] = field(default_factory=dict)
     """Extra tags for the instance (nbterm adds Name and its own tag)."""
 
-    @field_validator("max_price")
-    @classmethod
-    def _price_needs_spot(cls, value: float | None, info: ValidationInfo) -> float | None:
-        if value is not None and not info.data.get("spot", False):
-            raise ValueError("max_price only applies to spot instances: add spot = true")
-        return value
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if self.max_price is not None and not self.spot:
+            yield "max_price", "max_price only applies to spot instances: add spot = true"
 
 
-class SyncRule(_Model):
+@dataclass(frozen=True, kw_only=True)
+class SyncRule:
     """``[[sync]]``: pull notebooks from a host into a local folder. Never deletes local files."""
 
     host: Name
@@ -184,20 +197,21 @@ class SyncRule(_Model):
     """rsync patterns to skip (``.ipynb_checkpoints/`` and Jupyter's ``.~*`` files always are)."""
     interval: PositiveInt = 30
     """Seconds between timed syncs; remote changes also trigger one within seconds."""
-    git_commit: StrictBool = False
+    git_commit: bool = False
     """Commit the local copy after each sync that changed something."""
-    git_init: StrictBool = False
+    git_init: bool = False
     """Create the git repository in ``local`` if there is none (with ``git_commit``)."""
 
 
-class Config(_Model):
+@dataclass(frozen=True, kw_only=True)
+class Config:
     """The whole file."""
 
-    aws: AwsConfig = AwsConfig()
-    defaults: DefaultsConfig = DefaultsConfig()
-    jupyter: JupyterConfig = JupyterConfig()
-    hosts: dict[Name, HostConfig] = {}
-    templates: dict[Name, TemplateConfig] = {}
+    aws: AwsConfig = field(default_factory=AwsConfig)
+    defaults: DefaultsConfig = field(default_factory=DefaultsConfig)
+    jupyter: JupyterConfig = field(default_factory=JupyterConfig)
+    hosts: dict[Name, HostConfig] = field(default_factory=dict)
+    templates: dict[Name, TemplateConfig] = field(default_factory=dict)
     sync: tuple[SyncRule, ...] = ()
-    keymap: dict[Annotated[StrictStr, Field(pattern=r"^[a-z_]+\.[a-z_]+$")], NonEmpty] = {}
+    keymap: dict[BindingId, NonEmpty] = field(default_factory=dict)
     """Your own keys, by binding id (see the help screen): ``"host.up" = "ctrl+u"``."""

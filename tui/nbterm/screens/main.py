@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from textual import on, work
@@ -190,9 +191,9 @@ class MainScreen(Screen[None]):
 
     @work(thread=True, group="ec2", name="launch", exit_on_error=False)
     def _launch(self, choice: LaunchChoice) -> None:
-        template = self.config.templates[choice.template].model_copy(update={"spot": choice.spot})
+        template = replace(self.config.templates[choice.template], spot=choice.spot)
         if not choice.spot:
-            template = template.model_copy(update={"max_price": None})
+            template = replace(template, max_price=None)
         from nbterm.services.cloud.ec2 import Ec2  # boto3 only once it is needed
 
         host = self.config.hosts[choice.host]
