@@ -52,6 +52,12 @@ class DemoSshServer:
                 process.exit(255)
 
     async def _run_command(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
+        """Run the command as sshd would: the channel closes after its output has been sent.
+
+        Output is copied here rather than with ``process.redirect``: a redirect keeps copying in
+        the background after the command exits, and a write into the channel that ``exit`` has
+        just closed raised inside asyncssh and took the whole connection down with it.
+        """
         command = process.command or "exec ${SHELL:-/bin/sh} -i"
         child = await asyncio.create_subprocess_exec(
             "/bin/sh", "-c", command,
@@ -60,15 +66,27 @@ class DemoSshServer:
             stderr=asyncio.subprocess.PIPE, start_new_session=True,
         )  # fmt: skip
         self._children.add(child)
+        stdin, stdout, stderr = child.stdin, child.stdout, child.stderr
+        if stdin is None or stdout is None or stderr is None:  # pragma: no cover - all are PIPE
+            raise RuntimeError("the command's pipes were not created")
+        feeding = asyncio.ensure_future(_feed_stdin(process.stdin, stdin))
+        copies = (_copy_output(stdout, process.stdout), _copy_output(stderr, process.stderr))
+        output = asyncio.ensure_future(asyncio.gather(*copies))
+        closed = asyncio.ensure_future(process.wait_closed())
         try:
-            await process.redirect(stdin=child.stdin, stdout=child.stdout, stderr=child.stderr)
-            process.exit(await child.wait())
-        except (asyncssh.BreakReceived, asyncssh.TerminalSizeChanged, ConnectionError):
-            process.exit(255)
+            either: list[asyncio.Future[Any]] = [output, closed]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if output.done() and not output.exception():
+                # all output is out (as with sshd, a command's end is the end of its output)
+                process.exit(await child.wait())
         finally:
-            if child.returncode is None:
+            for task in (feeding, output, closed):
+                task.cancel()
+            await asyncio.gather(feeding, output, closed, return_exceptions=True)
+            if child.returncode is None:  # the client closed the channel first
                 with contextlib.suppress(ProcessLookupError):
                     child.terminate()
+                await child.wait()
             self._children.discard(child)
 
     async def start(self) -> int:
@@ -94,6 +112,32 @@ class DemoSshServer:
             self._acceptor.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._acceptor.wait_closed(), 5)
+
+
+async def _feed_stdin(source: asyncssh.SSHReader[bytes], sink: asyncio.StreamWriter) -> None:
+    """The channel's input into the command; its end (EOF, or the channel closing) closes stdin."""
+    try:
+        while True:
+            try:
+                data = await source.read(65536)
+            except asyncssh.Error:
+                break
+            except (asyncssh.BreakReceived, asyncssh.SignalReceived, asyncssh.TerminalSizeChanged):
+                continue  # nothing in the demo sends these; they are not input
+            if not data:
+                break
+            sink.write(data)
+            await sink.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the command stopped reading
+    finally:
+        sink.close()
+
+
+async def _copy_output(source: asyncio.StreamReader, sink: asyncssh.SSHWriter[bytes]) -> None:
+    while data := await source.read(65536):
+        sink.write(data)
+        await sink.drain()
 
 
 def shell_env(home: Path, extra_path: list[str]) -> dict[str, str]:
