@@ -306,6 +306,8 @@ class SyncEngine:
                     await asyncio.wait_for(self._wake.wait(), DEBOUNCE_QUIET)
                 except TimeoutError:
                     break
+            if self._pending == "now":  # "sync now" pressed while the burst settled: say so
+                trigger = "now"
         self._wake.clear()
         self._pending = None
         return trigger
