@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nbterm.config import ConfigError, load_config
+from nbterm.config import ConfigError, load_config, parse_config
 
 BAD = Path(__file__).resolve().parent.parent / "data" / "bad_configs"
 
@@ -185,3 +185,69 @@ def test_cli_reports_a_bad_config_with_exit_2_and_no_traceback(stem: str, tmp_pa
     _key, _message, line, column = EXPECTED[stem]
     assert done.stderr.startswith("nbterm: invalid config\n")
     assert f"{path}:{line}:{column}: " in done.stderr
+
+
+# Inline cases for what the schema's types and rules say; (config text, dotted key, message).
+TYPE_CASES = [
+    ('[defaults]\nport = true\n', "defaults.port", "expected an integer, got a boolean (True)"),
+    ("[defaults]\nport = 22.0\n", "defaults.port", "expected an integer, got a number (22.0)"),
+    ("[defaults]\nconnect_timeout = 0\n", "defaults.connect_timeout",
+     "must be greater than 0, got 0"),
+    ("[aws]\nconsole_key_wait = -1\n", "aws.console_key_wait", "must be at least 0, got -1"),
+    ('[aws]\nendpoint_url = "ftp://x"\n', "aws.endpoint_url",
+     "expected an http:// or https:// URL, got 'ftp://x'"),
+    ('[aws]\nregion = ""\n', "aws.region", "must not be empty"),
+    ("jupyter = 5\n", "jupyter", "expected a table, got an integer (5)"),
+    ('[hosts.a]\nhostname = "a"\njupyter = "x"\n', "hosts.a.jupyter",
+     "expected a table, got a string ('x')"),
+    ('hosts = [1]\n', "hosts", "expected a table, got an array ([1])"),
+    ('[hosts.a]\nhostname = "a\\n"\n', "hosts.a.hostname",
+     "expected a host name or address without spaces or quotes, got 'a\\n'"),
+    ('[hosts.a]\nhostname = "a"\nuser = "me you"\n', "hosts.a.user",
+     "expected a user name without spaces or quotes, got 'me you'"),
+    ('[hosts.a]\nhostname = "a"\naddress = "b"\n', "hosts.a",
+     "address only applies to EC2 hosts; a plain host uses hostname"),
+    ('[hosts.a]\nhostname = "a"\njupyter = { tmux_session = "my session" }\n',
+     "hosts.a.jupyter.tmux_session",
+     "expected a name of letters, digits, '.', '_' and '-', got 'my session'"),
+    ('[hosts.' + "a" * 65 + ']\nhostname = "a"\n', "hosts." + "a" * 65,
+     f"the name {'a' * 65!r} is too long (at most 64 characters)"),
+    ('[templates.t]\nami = "ami-1"\ninstance_type = "t3.micro"\nspot = true\nmax_price = "0.5"\n',
+     "templates.t.max_price", "expected a number, got a string ('0.5')"),
+    ('[templates.t]\nami = "ami-1"\ninstance_type = "t3.micro"\nspot = true\nmax_price = 0\n',
+     "templates.t.max_price", "must be greater than 0, got 0.0"),
+    ('[templates.t]\nami = "ami-1"\ninstance_type = "t3.micro"\nsecurity_group_ids = "sg-1"\n',
+     "templates.t.security_group_ids", "expected an array, got a string ('sg-1')"),
+    ('[templates.t]\nami = "ami-1"\ninstance_type = "t3.micro"\nsecurity_group_ids = ["sg-1", 2]\n',
+     "templates.t.security_group_ids[1]", "expected a string, got an integer (2)"),
+    ('[templates.t]\nami = "ami-1"\ninstance_type = "t3.micro"\ntags = { team = 1 }\n',
+     "templates.t.tags.team", "expected a string, got an integer (1)"),
+    ('[templates.t]\nami = "ami-1"\n', "templates.t.instance_type", "required key is missing"),
+    ('[[sync]]\nhost = "a"\nremote = "r"\nlocal = "l"\ngit_commit = "yes"\n',
+     "sync[0].git_commit", "expected true or false, got a string ('yes')"),
+    ('[keymap]\n"up" = "u"\n', 'keymap.up',
+     "expected a binding id such as host.up (see the help screen) here, got 'up'"),
+    ("[keymap]\n\"host.up\" = 1\n", 'keymap."host.up"', "expected a string, got an integer (1)"),
+    ("when = 2026-01-01\n", "when",
+     "unknown key 'when' (known keys: aws, defaults, hosts, jupyter, keymap, sync, templates)"),
+    ("[defaults]\nport = 2026-01-01\n", "defaults.port",
+     "expected an integer, got a date (datetime.date(2026, 1, 1))"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "key", "message"), TYPE_CASES, ids=[c[1] for c in TYPE_CASES])
+def test_types_and_rules_are_explained(text: str, key: str, message: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, tmp_path / "config.toml", check_files=False)
+    problems = [(p.key, p.message) for p in caught.value.problems]
+    assert problems == [(key, message)]
+    assert caught.value.first.line is not None  # every one is placed in the file
+
+
+def test_a_misspelt_required_key_is_reported_once(tmp_path: Path) -> None:
+    text = '[templates.t]\nami = "ami-1"\ninstance_typ = "t3.micro"\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, tmp_path / "config.toml", check_files=False)
+    assert [(p.key, p.message) for p in caught.value.problems] == [
+        ("templates.t.instance_typ", "unknown key 'instance_typ'; did you mean 'instance_type'?")
+    ]
