@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +27,23 @@ def alive(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except OSError:
         return False
+
+
+def started_under(root: Path, wait: float = 10) -> list[str]:
+    """Live processes whose command line names the demo's own folder (it is unique to the run)."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if str(root) in cmdline and alive(int(proc.name)):
+                found.append(f"{proc.name}: {cmdline}")
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
 
 
 async def test_the_demo_world_serves_the_real_services_and_cleans_up() -> None:
@@ -67,4 +85,5 @@ async def test_the_demo_world_serves_the_real_services_and_cleans_up() -> None:
     while alive(jupyter_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not alive(jupyter_pid)
+    assert await asyncio.to_thread(started_under, root) == []  # no watcher or loop left behind
     assert os.environ["NBTERM_STATE_DIR"].startswith(str(root))  # the demo never touched yours

@@ -72,6 +72,16 @@ async def test_input_reaches_the_command(
     assert result.stdout == "100000\n"
 
 
+async def _gone(pid: int) -> bool:
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)  # only pids this test's server started
+        except ProcessLookupError:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
 async def test_closing_the_channel_ends_the_command(served: Served, tmp_path: Path) -> None:
     _server, conn = served
     pid_file = tmp_path / "pid"
@@ -85,10 +95,22 @@ async def test_closing_the_channel_ends_the_command(served: Served, tmp_path: Pa
     pid = int(pid_file.read_text())
     process.close()
     await process.wait_closed()
+    assert await _gone(pid), f"the command (pid {pid}) still runs after its channel closed"
+
+
+async def test_what_a_command_left_in_the_background_ends_with_its_channel(
+    served: Served, tmp_path: Path
+) -> None:
+    """The remote watchers' shape: a background job, and a foreground that reads stdin."""
+    _server, conn = served
+    pids = tmp_path / "pids"
+    ignores_input = f"sleep 61 & echo $! > {pids}.new; mv {pids}.new {pids}; wait"
+    process = await conn.create_process(ignores_input)
     for _ in range(100):
-        try:
-            os.kill(pid, 0)  # ours to check: the server reaps what it started
-        except ProcessLookupError:
-            return
+        if pids.exists():
+            break
         await asyncio.sleep(0.05)
-    pytest.fail(f"the command (pid {pid}) still runs after its channel closed")
+    background = int(pids.read_text())
+    process.close()
+    await process.wait_closed()
+    assert await _gone(background), f"pid {background} outlived its command's channel"

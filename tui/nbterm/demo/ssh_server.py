@@ -10,11 +10,15 @@ import asyncio
 import contextlib
 import os
 import shlex
+import signal
 import traceback
 from pathlib import Path
 from typing import Any
 
 import asyncssh
+
+END_GRACE = 2.0
+"""Seconds a command gets to end by itself once its channel is gone."""
 
 
 class _Server(asyncssh.SSHServer):
@@ -84,9 +88,7 @@ class DemoSshServer:
                 task.cancel()
             await asyncio.gather(feeding, output, closed, return_exceptions=True)
             if child.returncode is None:  # the client closed the channel first
-                with contextlib.suppress(ProcessLookupError):
-                    child.terminate()
-                await child.wait()
+                await _end(child)
             self._children.discard(child)
 
     async def start(self) -> int:
@@ -105,13 +107,28 @@ class DemoSshServer:
         return self.port
 
     async def stop(self) -> None:
-        for child in list(self._children):
-            with contextlib.suppress(ProcessLookupError):
-                child.terminate()
+        await asyncio.gather(*(_end(child) for child in list(self._children)))
         if self._acceptor is not None:
             self._acceptor.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._acceptor.wait_closed(), 5)
+
+
+async def _end(child: asyncio.subprocess.Process) -> None:
+    """End a command whose channel is gone, with everything it started in the background.
+
+    As with sshd, its input is closed first (a remote watcher ends itself on that); whatever is
+    left of its process group after a grace period is terminated. Each command is a session
+    leader (``start_new_session``), so its group is exactly what it started; tmux and Jupyter
+    detach into sessions of their own and are not touched.
+    """
+    if child.stdin is not None:
+        child.stdin.close()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(child.wait(), END_GRACE)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGTERM)
+    await child.wait()
 
 
 async def _feed_stdin(source: asyncssh.SSHReader[bytes], sink: asyncio.StreamWriter) -> None:
