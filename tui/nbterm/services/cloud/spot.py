@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from nbterm.services.remote.ssh import Link
-from nbterm.services.sync.watcher import until_disconnected
+from nbterm.services.sync.watcher import WATCH_ENDED, until_disconnected
 
 IMDS = "http://169.254.169.254"
 
@@ -78,6 +78,8 @@ class SpotWatcher:
                 process = await link.conn.create_process(watch_command(self.imds, self.every))
                 try:
                     async for line in process.stdout:
+                        if str(line).startswith(WATCH_ENDED):
+                            break  # the loop never ends by itself; look again
                         if str(line).strip() == "nbterm:no-curl":
                             self.on_problem(
                                 "spot interruption notices cannot be watched: curl is not "

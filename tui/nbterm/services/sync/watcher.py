@@ -24,13 +24,25 @@ async def _lines(stream: object) -> AsyncIterator[str]:
         yield str(line)
 
 
+WATCH_ENDED = "nbterm:watch-ended"
+"""The last line of a watch whose command ended by itself (followed by its exit status)."""
+
+
 def until_disconnected(command: str) -> str:
     """Run ``command`` in the background for as long as the SSH channel is open.
 
     If nbterm goes away (quit, crash, a dead network), sshd closes the channel's stdin and the
-    watch is killed instead of lingering on the remote.
+    watch is killed instead of lingering on the remote. If the command ends by itself (inotifywait
+    refusing a folder that does not exist yet), the last line says so, since the channel stays
+    open while the shell waits for its stdin: the client then closes it and starts over.
+    A long-running program should be started with ``exec`` (it is then what is killed); a loop
+    is killed between its short-lived steps.
     """
-    return f"( {command} ) & w=$!; cat >/dev/null; kill $w 2>/dev/null; wait $w 2>/dev/null"
+    watch = (
+        f"trap 'kill $c 2>/dev/null' TERM; {{ {command}; }} & c=$!; "
+        f'wait $c; echo "{WATCH_ENDED} $?"'
+    )
+    return f"( {watch} ) & w=$!; cat >/dev/null; kill $w 2>/dev/null; wait $w 2>/dev/null"
 
 
 def poll_command(remote: str) -> str:
@@ -101,6 +113,8 @@ class RemoteWatcher:
         async for line in _lines(process.stderr):  # type: ignore[attr-defined]
             if "Watches established" in line:
                 self.on_change()
+            elif line.strip():
+                self.last_error = line.strip()
 
     async def _follow(self, link: Link, command: str) -> None:
         """Report every change; and once when the watch is in place, since a save made while it
@@ -108,7 +122,9 @@ class RemoteWatcher:
         process = await link.conn.create_process(command)
         ready = asyncio.create_task(self._when_established(process))
         try:
-            async for _line in process.stdout:
+            async for line in process.stdout:
+                if str(line).startswith(WATCH_ENDED):
+                    return  # e.g. the folder is not there (yet): look again
                 self.on_change()  # in poll mode the first line is the first look: also "ready"
         finally:
             ready.cancel()
