@@ -137,9 +137,7 @@ def idle_cpu(seconds: float, home: Path) -> tuple[float, str]:
         for index in range(3):
             remote_shell(sshd, f"rm -rf bench-idle-{index}")
             subprocess.run(
-                ["ssh", "-i", str(sshd.client_key), "-p", str(sshd.port), "-o", "BatchMode=yes",
-                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                 f"{sshd.user}@{sshd.host}",
+                ["ssh", *sshd.openssh_args(),
                  f"tmux kill-session -t nbterm-bench-{index} 2>/dev/null; "
                  f"for f in .nbterm/runtime/nbterm-bench-{index}/jpserver-*.json; do "
                  "kill $(sed -n 's/.*\"pid\": \\([0-9]*\\).*/\\1/p' $f) 2>/dev/null; done; true"],

@@ -87,11 +87,7 @@ def stop_remote_jupyter_sync(sshd: SshServer, known_hosts: Path) -> None:
 def remote_shell(sshd: SshServer, command: str, data: bytes | None = None) -> str:
     """Run ``command`` as the test sshd's user with plain OpenSSH (no nbterm involved)."""
     done = subprocess.run(
-        [
-            "ssh", "-i", str(sshd.client_key), "-p", str(sshd.port),
-            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", f"{sshd.user}@{sshd.host}", command,
-        ],
+        ["ssh", *sshd.openssh_args(), command],
         input=data, capture_output=True, timeout=60, check=False,
     )  # fmt: skip
     if done.returncode != 0:

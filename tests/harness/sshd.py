@@ -65,6 +65,17 @@ class SshServer:
     def known_hosts_line(self, alias: str) -> str:
         return f"{alias} {self.host_key_pub}\n"
 
+    def openssh_args(self) -> list[str]:
+        """Plain OpenSSH to this server as its user, its host key checked like any other."""
+        known = self.workdir / "client_known_hosts"
+        if not known.exists():
+            known.write_text(self.known_hosts_line(f"[{self.host}]:{self.port}"))
+        return [
+            "-i", str(self.client_key), "-p", str(self.port),
+            "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes",
+            "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", f"{self.user}@{self.host}",
+        ]  # fmt: skip
+
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [str(SSHD), "-D", "-f", str(self.config_file), "-E", str(self.log_file)],
