@@ -82,17 +82,23 @@ async def _gone(pid: int) -> bool:
     return False
 
 
-async def test_closing_the_channel_ends_the_command(served: Served, tmp_path: Path) -> None:
-    _server, conn = served
-    pid_file = tmp_path / "pid"
+async def _start(
+    conn: asyncssh.SSHClientConnection, pid_file: Path, command: str
+) -> tuple[asyncssh.SSHClientProcess[str], int]:
+    """Start ``command``, which writes a pid to ``{pid}``; return the process and that pid."""
     process = await conn.create_process(
-        f"echo $$ > {pid_file}.new; mv {pid_file}.new {pid_file}; exec sleep 60"
+        command.format(pid=f"{pid_file}.new; mv {pid_file}.new {pid_file}")
     )
     for _ in range(100):
         if pid_file.exists():
             break
         await asyncio.sleep(0.05)
-    pid = int(pid_file.read_text())
+    return process, int(pid_file.read_text())
+
+
+async def test_closing_the_channel_ends_the_command(served: Served, tmp_path: Path) -> None:
+    _server, conn = served
+    process, pid = await _start(conn, tmp_path / "pid", "echo $$ > {pid}; exec sleep 60")
     process.close()
     await process.wait_closed()
     assert await _gone(pid), f"the command (pid {pid}) still runs after its channel closed"
@@ -101,16 +107,9 @@ async def test_closing_the_channel_ends_the_command(served: Served, tmp_path: Pa
 async def test_what_a_command_left_in_the_background_ends_with_its_channel(
     served: Served, tmp_path: Path
 ) -> None:
-    """The remote watchers' shape: a background job, and a foreground that reads stdin."""
+    """A background job of a command that ignores its input: its process group is ended."""
     _server, conn = served
-    pids = tmp_path / "pids"
-    ignores_input = f"sleep 61 & echo $! > {pids}.new; mv {pids}.new {pids}; wait"
-    process = await conn.create_process(ignores_input)
-    for _ in range(100):
-        if pids.exists():
-            break
-        await asyncio.sleep(0.05)
-    background = int(pids.read_text())
+    process, pid = await _start(conn, tmp_path / "pid", "sleep 61 & echo $! > {pid}; wait")
     process.close()
     await process.wait_closed()
-    assert await _gone(background), f"pid {background} outlived its command's channel"
+    assert await _gone(pid), f"pid {pid} outlived its command's channel"

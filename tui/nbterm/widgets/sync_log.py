@@ -54,13 +54,17 @@ class SyncLogPane(Vertical):
     def apply(self, event: SyncEvent) -> None:
         bar = self.query_one(ProgressBar)
         if isinstance(event, Progress):
-            bar.display = True
+            if event.bytes == 0:
+                return  # nothing is moving: every idle cycle reports one such line
+            if not bar.display:
+                bar.display = True  # showing or hiding it lays the screen out again
             bar.update(progress=event.percent)
             return
         if isinstance(event, CycleStarted):
             return
         if isinstance(event, CycleDone):
-            bar.display = False
+            if bar.display:
+                bar.display = False
             self.last[event.rule] = time.time()
             self.border_subtitle = f"last sync {self.clock()} ({event.rule})"
             if not event.files and event.ok and event.trigger in ("timer", "remote change"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 
 import asyncssh
@@ -195,7 +196,17 @@ class Session:
             await self.probe_once()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.probe_interval)
+                await asyncio.wait_for(self._wake.wait(), self._until_next_tick())
+
+    def _until_next_tick(self) -> float:
+        """Seconds to the next multiple of the interval on the monotonic clock.
+
+        Every host probes on the same ticks, so their health reaches the screen together (one
+        redraw per tick, not one per host); a tick closer than half an interval is skipped.
+        """
+        interval = self.probe_interval
+        wait = interval - time.monotonic() % interval
+        return wait + interval if wait < interval / 2 else wait
 
     async def down(self) -> None:
         """Close the tunnel and the connection. Jupyter keeps running on the remote."""
