@@ -35,7 +35,7 @@ from nbterm.services.sync.events import (
     SyncWarning,
     Trigger,
 )
-from nbterm.services.sync.promote import Manifest, promote
+from nbterm.services.sync.promote import Manifest, PromoteResult, promote
 from nbterm.services.sync.rsync_output import (
     Item,
     ProgressLine,
@@ -159,10 +159,12 @@ class SyncEngine:
         code, stderr = await self._run_rsync(received, deleted, find_deletions)
         manifest = Manifest(self.places.manifest)
         paths = [item.path for item in received] + sorted(manifest.rejected)
-        result = await asyncio.to_thread(
-            promote, self.places.staging, self.places.local, paths, manifest
-        )
-        await asyncio.to_thread(manifest.save)
+        result = PromoteResult()
+        if paths:  # an idle cycle has nothing to place and nothing to save
+            result = await asyncio.to_thread(
+                promote, self.places.staging, self.places.local, paths, manifest
+            )
+            await asyncio.to_thread(manifest.save)
         sizes = {item.path: item.size for item in received}
         new = {item.path for item in received if item.new}
         for path in result.placed:
