@@ -79,6 +79,8 @@ class Printer:
             if self.quiet_cycles and not event.files and event.ok:
                 return None
             verdict = "done" if event.ok else "incomplete"
+            if not event.files:
+                return f"{event.trigger} sync {verdict}: nothing new ({event.duration:.2f}s)"
             return (
                 f"{event.trigger} sync {verdict}: {len(event.files)} file(s), "
                 f"{size(event.bytes)} in {event.duration:.2f}s"
