@@ -215,3 +215,6 @@ async def _cancel_the_rest() -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    # the ended commands' pipes report their end on the next turns of the loop; let them, or
+    # their transports are closed only at exit, on a loop that is gone (a traceback on quit)
+    await asyncio.sleep(0.1)
