@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.bench.common import median, percentile
+from tests.bench.common import bench_home, median, percentile
 from tests.harness.openssh import end_master
 from tests.harness.procs import end_process, free_port
 from tests.harness.remote import remote_config_text, remote_shell
@@ -214,12 +214,7 @@ def main() -> None:
     from nbterm.services.remote.host_keys import KnownHosts
     from nbterm.services.sync.ssh_config import write_ssh_config
 
-    home = Path(tempfile.mkdtemp(prefix="nbterm-bench-sync-"))
-    os.environ.update(
-        NBTERM_CONFIG=str(home / "config.toml"),
-        NBTERM_STATE_DIR=str(home / "state"),
-        NBTERM_RUNTIME_DIR=str(home / "run"),
-    )
+    home = bench_home("nbterm-bench-sync-")
     sshd = make_sshd()
     sshd.start()
     ssh_config = None

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench.common import (
+    bench_home,
     bulk_handler,
     bulk_mb_per_s,
     echo_handler,
@@ -209,12 +210,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
     from nbterm.services.remote.host_keys import KnownHosts
     from nbterm.services.sync.ssh_config import write_ssh_config
 
-    home = Path(tempfile.mkdtemp(prefix="nbterm-bench-"))
-    os.environ.update(
-        NBTERM_CONFIG=str(home / "config.toml"),
-        NBTERM_STATE_DIR=str(home / "state"),
-        NBTERM_RUNTIME_DIR=str(home / "run"),
-    )
+    home = bench_home("nbterm-bench-")
     sshd = make_sshd()
     sshd.start()
     procs: list[Any] = []

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -18,6 +21,17 @@ def percentile(values: Sequence[float], pct: float) -> float:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
+
+
+def bench_home(prefix: str) -> Path:
+    """A fresh folder for one benchmark run, with nbterm's config, state and runtime inside."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ.update(
+        NBTERM_CONFIG=str(home / "config.toml"),
+        NBTERM_STATE_DIR=str(home / "state"),
+        NBTERM_RUNTIME_DIR=str(home / "run"),
+    )
+    return home
 
 
 def wait_port(port: int, timeout: float = 20.0) -> None:
