@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,49 +41,59 @@ async def wait_until(pilot: object, predicate: Callable[[], bool], timeout: floa
         await asyncio.sleep(0.05)
 
 
-async def test_up_asks_about_the_key_then_syncs_and_down_closes(
-    sshd: SshServer, write_config: Callable[[str], Path], paths: Paths, tmp_path: Path
-) -> None:
+@pytest.fixture
+def remote_folder(sshd: SshServer) -> Iterator[str]:
+    """A fresh folder in the test user's home on the remote, removed afterwards."""
     folder = f"nbterm-ui-{uuid.uuid4().hex[:8]}"
-    local = tmp_path / "nb"
-    config = load_config(
-        write_config(
-            remote_config_text(sshd, local_port=33157)
-            + f'[[sync]]\nhost = "box"\nremote = "~/{folder}/"\nlocal = "{local}"\n'
-        )
-    )
     remote_shell(sshd, f"mkdir -p {folder}")
-    app = NbtermApp(paths, config)
     try:
-        async with app.run_test(size=(120, 36)) as pilot:
-            assert isinstance(app.screen, MainScreen)
-            await pilot.press("u")
-            await wait_until(pilot, lambda: isinstance(app.screen, HostKeyScreen), 10)
-            await pilot.press("y")
-            await wait_until(pilot, lambda: cell(app, "#tunnels-table", "box", 2) == "up", 20)
-            assert app.controller is not None
-            running = app.controller.running["box"]
-            assert KnownHosts(paths.known_hosts).knows("box")
-            token = running.url.split("token=")[1]
-            status = await asyncio.to_thread(api_status, running.local_port, token)
-            assert "kernels" in status
-            assert (
-                cell(app, "#tunnels-table", "box", 1) == f"http://127.0.0.1:{running.local_port}/"
-            )
-
-            notebook = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
-            remote_shell(sshd, f"cat > {folder}/seen.ipynb", notebook.encode())
-            log = app.screen.query_one("#sync-log", Log)
-            await wait_until(
-                pilot, lambda: any("received seen.ipynb" in line for line in log.lines), 10
-            )
-            assert (local / "seen.ipynb").read_text() == notebook
-
-            await pilot.press("d")
-            await wait_until(pilot, lambda: "box" not in app.controller.running, 20)  # type: ignore[union-attr]
-            await wait_until(pilot, lambda: cell(app, "#tunnels-table", "box", 2) == "down", 10)
+        yield folder
     finally:
         remote_shell(sshd, f"rm -rf {folder}")
+
+
+def synced_config(sshd: SshServer, local_port: int, folder: str, local: Path) -> str:
+    """The loopback host "box" with one sync rule from ``~/folder/`` into ``local``."""
+    return remote_config_text(sshd, local_port=local_port) + (
+        f'[[sync]]\nhost = "box"\nremote = "~/{folder}/"\nlocal = "{local}"\n'
+    )
+
+
+async def test_up_asks_about_the_key_then_syncs_and_down_closes(
+    sshd: SshServer,
+    write_config: Callable[[str], Path],
+    paths: Paths,
+    tmp_path: Path,
+    remote_folder: str,
+) -> None:
+    folder, local = remote_folder, tmp_path / "nb"
+    config = load_config(write_config(synced_config(sshd, 33157, folder, local)))
+    app = NbtermApp(paths, config)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert isinstance(app.screen, MainScreen)
+        await pilot.press("u")
+        await wait_until(pilot, lambda: isinstance(app.screen, HostKeyScreen), 10)
+        await pilot.press("y")
+        await wait_until(pilot, lambda: cell(app, "#tunnels-table", "box", 2) == "up", 20)
+        assert app.controller is not None
+        running = app.controller.running["box"]
+        assert KnownHosts(paths.known_hosts).knows("box")
+        token = running.url.split("token=")[1]
+        status = await asyncio.to_thread(api_status, running.local_port, token)
+        assert "kernels" in status
+        assert cell(app, "#tunnels-table", "box", 1) == f"http://127.0.0.1:{running.local_port}/"
+
+        notebook = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+        remote_shell(sshd, f"cat > {folder}/seen.ipynb", notebook.encode())
+        log = app.screen.query_one("#sync-log", Log)
+        await wait_until(
+            pilot, lambda: any("received seen.ipynb" in line for line in log.lines), 10
+        )
+        assert (local / "seen.ipynb").read_text() == notebook
+
+        await pilot.press("d")
+        await wait_until(pilot, lambda: "box" not in app.controller.running, 20)  # type: ignore[union-attr]
+        await wait_until(pilot, lambda: cell(app, "#tunnels-table", "box", 2) == "down", 10)
 
 
 async def test_a_refused_key_is_not_stored_and_says_so(
@@ -102,36 +112,27 @@ async def test_a_refused_key_is_not_stored_and_says_so(
 
 
 async def test_sync_now_forget_key_and_a_remapped_key(
-    sshd: SshServer, write_config: Callable[[str], Path], paths: Paths, tmp_path: Path
+    sshd: SshServer,
+    write_config: Callable[[str], Path],
+    paths: Paths,
+    tmp_path: Path,
+    remote_folder: str,
 ) -> None:
-    folder = f"nbterm-ui-{uuid.uuid4().hex[:8]}"
-    local = tmp_path / "nb"
-    config = load_config(
-        write_config(
-            remote_config_text(sshd, local_port=35157)
-            + f'[[sync]]\nhost = "box"\nremote = "~/{folder}/"\nlocal = "{local}"\n'
-            + 'interval = 600\n[keymap]\n"host.sync" = "n"\n'
-        )
-    )
-    remote_shell(sshd, f"mkdir -p {folder}")
+    text = synced_config(sshd, 35157, remote_folder, tmp_path / "nb")
+    config = load_config(write_config(text + 'interval = 600\n[keymap]\n"host.sync" = "n"\n'))
     KnownHosts(paths.known_hosts).add("box", sshd.host_key_pub)  # known: no question this time
     app = NbtermApp(paths, config)
-    try:
-        async with app.run_test(size=(120, 36)) as pilot:
-            await pilot.press("u")
-            await wait_until(pilot, lambda: cell(app, "#tunnels-table", "box", 2) == "up", 20)
-            log = app.screen.query_one("#sync-log", Log)
-            before = len(log.lines)
-            await pilot.press("n")  # "sync now", remapped from s by [keymap]
-            await wait_until(
-                pilot, lambda: any("now sync" in line for line in log.lines[before:]), 10
-            )
-            await pilot.press("d")
-            await wait_until(pilot, lambda: cell(app, "#tunnels-table", "box", 2) == "down", 20)
-            await pilot.press("f")  # forget the key, on purpose
-            await wait_until(pilot, lambda: not KnownHosts(paths.known_hosts).knows("box"), 10)
-    finally:
-        remote_shell(sshd, f"rm -rf {folder}")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("u")
+        await wait_until(pilot, lambda: cell(app, "#tunnels-table", "box", 2) == "up", 20)
+        log = app.screen.query_one("#sync-log", Log)
+        before = len(log.lines)
+        await pilot.press("n")  # "sync now", remapped from s by [keymap]
+        await wait_until(pilot, lambda: any("now sync" in line for line in log.lines[before:]), 10)
+        await pilot.press("d")
+        await wait_until(pilot, lambda: cell(app, "#tunnels-table", "box", 2) == "down", 20)
+        await pilot.press("f")  # forget the key, on purpose
+        await wait_until(pilot, lambda: not KnownHosts(paths.known_hosts).knows("box"), 10)
 
 
 async def test_open_and_copy_use_the_working_url(
