@@ -30,10 +30,11 @@ def register_ssh(commands: Any) -> None:
     )
     show.set_defaults(handler="nbterm.cli.ssh_cmds:cmd_ssh_config")
 
-    ssh = commands.add_parser("ssh", help="open an interactive OpenSSH session to a host")
-    ssh.add_argument("name", help="host name from the config")
+    ssh = _on_host(
+        commands, "ssh", "open an interactive OpenSSH session to a host",
+        "nbterm.cli.ssh_cmds:cmd_ssh",
+    )  # fmt: skip
     ssh.add_argument("remote_command", nargs=argparse.REMAINDER, help="command to run instead")
-    ssh.set_defaults(handler="nbterm.cli.ssh_cmds:cmd_ssh")
 
     imp = commands.add_parser(
         "import-ssh", help="turn ~/.ssh/config Host entries into nbterm hosts (TOML)"
@@ -51,47 +52,45 @@ def register_ssh(commands: Any) -> None:
 
 
 def register_remote(commands: Any) -> None:
-    up = commands.add_parser(
-        "up",
-        help="connect, start or reattach Jupyter, keep a tunnel and the sync rules running "
-        "until Ctrl-C",
-    )
-    up.add_argument("name", help="host name from the config")
+    up = _on_host(
+        commands, "up",
+        "connect, start or reattach Jupyter, keep a tunnel and the sync rules running until Ctrl-C",
+        "nbterm.cli.remote_cmds:cmd_up",
+    )  # fmt: skip
     up.add_argument("--open", action="store_true", help="open the notebook in the browser")
     add_accept(up)
-    up.set_defaults(handler="nbterm.cli.remote_cmds:cmd_up")
 
     status = commands.add_parser("status", help="hosts, open tunnels and remote Jupyter servers")
     status.set_defaults(handler="nbterm.cli.remote_cmds:cmd_status")
 
-    forget = commands.add_parser("forget-host", help="forget a host's stored SSH host key")
-    forget.add_argument("name", help="host name from the config")
-    forget.set_defaults(handler="nbterm.cli.remote_cmds:cmd_forget_host")
+    _on_host(
+        commands, "forget-host", "forget a host's stored SSH host key",
+        "nbterm.cli.remote_cmds:cmd_forget_host",
+    )  # fmt: skip
 
-    stop = commands.add_parser(
-        "stop-jupyter", help="stop the Jupyter server nbterm runs on a host (kernels end)"
-    )
-    stop.add_argument("name", help="host name from the config")
+    stop = _on_host(
+        commands, "stop-jupyter", "stop the Jupyter server nbterm runs on a host (kernels end)",
+        "nbterm.cli.remote_cmds:cmd_stop_jupyter",
+    )  # fmt: skip
     add_accept(stop)
-    stop.set_defaults(handler="nbterm.cli.remote_cmds:cmd_stop_jupyter")
 
 
 def register_sync(commands: Any) -> None:
-    sync = commands.add_parser("sync", help="pull a host's notebooks now (--watch: keep going)")
-    sync.add_argument("name", help="host name from the config")
+    sync = _on_host(
+        commands, "sync", "pull a host's notebooks now (--watch: keep going)",
+        "nbterm.cli.sync_cmds:cmd_sync",
+    )  # fmt: skip
     sync.add_argument(
         "--watch", action="store_true", help="keep syncing on remote changes and the timer"
     )
     add_accept(sync)
-    sync.set_defaults(handler="nbterm.cli.sync_cmds:cmd_sync")
 
-    down = commands.add_parser(
-        "down",
-        help="final sync, close the host's tunnel (Jupyter keeps running), stop an EC2 instance",
-    )
-    down.add_argument("name", help="host name from the config")
+    down = _on_host(
+        commands, "down",
+        "final sync, close the host's tunnel (Jupyter keeps running), stop an EC2 instance",
+        "nbterm.cli.sync_cmds:cmd_down",
+    )  # fmt: skip
     add_accept(down)
-    down.set_defaults(handler="nbterm.cli.sync_cmds:cmd_down")
 
 
 def register_cloud(commands: Any) -> None:
@@ -104,20 +103,27 @@ def register_cloud(commands: Any) -> None:
     )
     launch.set_defaults(handler="nbterm.cli.cloud_cmds:cmd_launch")
 
-    stop = commands.add_parser("stop", help="final sync, then stop an EC2 instance")
-    stop.add_argument("name", help="host name from the config")
+    stop = _on_host(
+        commands, "stop", "final sync, then stop an EC2 instance", "nbterm.cli.cloud_cmds:cmd_stop"
+    )
     stop.add_argument("--force", action="store_true", help="stop even if the final sync fails")
     add_accept(stop)
-    stop.set_defaults(handler="nbterm.cli.cloud_cmds:cmd_stop")
 
-    terminate = commands.add_parser(
-        "terminate", help="final sync, then terminate an EC2 instance (its disk is deleted)"
-    )
-    terminate.add_argument("name", help="host name from the config")
+    terminate = _on_host(
+        commands, "terminate", "final sync, then terminate an EC2 instance (its disk is deleted)",
+        "nbterm.cli.cloud_cmds:cmd_terminate",
+    )  # fmt: skip
     terminate.add_argument("--yes", action="store_true", help="do not ask to type the name")
     terminate.add_argument("--force", action="store_true", help="even if the final sync fails")
     add_accept(terminate)
-    terminate.set_defaults(handler="nbterm.cli.cloud_cmds:cmd_terminate")
+
+
+def _on_host(commands: Any, command: str, help: str, handler: str) -> argparse.ArgumentParser:
+    """A command that acts on one configured host: ``nbterm COMMAND NAME``."""
+    parser: argparse.ArgumentParser = commands.add_parser(command, help=help)
+    parser.add_argument("name", help="host name from the config")
+    parser.set_defaults(handler=handler)
+    return parser
 
 
 def add_accept(parser: argparse.ArgumentParser) -> None:

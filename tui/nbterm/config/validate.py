@@ -94,13 +94,6 @@ def schema_fields(model: type[Any]) -> dict[str, tuple[Any, dataclasses.Field[An
     return _fields(model)
 
 
-def strip_optional(annotation: Any) -> Any:
-    """``X | None`` -> ``X``."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return next(arg for arg in typing.get_args(annotation) if arg is not type(None))
-    return annotation
-
-
 # --- internals ----------------------------------------------------------------------------------
 
 _BAD: Any = object()
@@ -145,8 +138,15 @@ def _got(value: Any) -> str:
     return f"{kind or type(value).__name__} ({value!r})"
 
 
+def _strip_optional(annotation: Any) -> Any:
+    """``X | None`` -> ``X``."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return next(arg for arg in typing.get_args(annotation) if arg is not type(None))
+    return annotation
+
+
 def _value(annotation: Any, value: Any, path: KeyPath, issues: list[Issue]) -> Any:
-    annotation = strip_optional(annotation)
+    annotation = _strip_optional(annotation)
     rules: tuple[Any, ...] = ()
     if typing.get_origin(annotation) is typing.Annotated:
         annotation, *extras = typing.get_args(annotation)
