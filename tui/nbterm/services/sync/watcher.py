@@ -113,8 +113,8 @@ class RemoteWatcher:
         async for line in _lines(process.stderr):  # type: ignore[attr-defined]
             if "Watches established" in line:
                 self.on_change()
-            elif line.strip():
-                self.last_error = line.strip()
+            elif line.strip() and not line.startswith("Setting up watches"):
+                self.last_error = line.strip()  # e.g. "Couldn't watch ...: No such file"
 
     async def _follow(self, link: Link, command: str) -> None:
         """Report every change; and once when the watch is in place, since a save made while it
