@@ -29,7 +29,7 @@ from typing import Any
 from tests.bench.common import bench_home, median, percentile
 from tests.harness.openssh import end_master
 from tests.harness.procs import end_process, free_port
-from tests.harness.remote import remote_config_text, remote_shell
+from tests.harness.remote import remote_config_text, remote_shell, sync_rule
 from tests.harness.sshd import SshServer, make_sshd
 
 FOLDER = "nbterm-bench-sync"
@@ -45,10 +45,8 @@ def notebook(text: str) -> str:
 def _config(sshd: SshServer, home: Path, watch: str = "auto") -> Any:
     from nbterm.config import load_config
 
-    text = remote_config_text(sshd, local_port=free_port()) + (
-        f'\n[[sync]]\nhost = "box"\nremote = "~/{FOLDER}/"\nlocal = "{home / "local"}"\n'
-        f'\n[[sync]]\nhost = "box"\nremote = "~/{TREE}/"\nlocal = "{home / "tree-local"}"\n'
-    )
+    text = remote_config_text(sshd, local_port=free_port())
+    text += sync_rule(FOLDER, home / "local") + sync_rule(TREE, home / "tree-local")
     (home / "config.toml").write_text(text)
     (home / "config.toml").chmod(0o600)
     return load_config(home / "config.toml")

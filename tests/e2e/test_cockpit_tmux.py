@@ -21,6 +21,7 @@ from tests.harness.remote import (
     api_status,
     remote_config_text,
     remote_shell,
+    sync_rule,
 )
 from tests.harness.sshd import SshServer
 from tests.harness.tmux import TmuxScreen
@@ -45,7 +46,7 @@ def test_launch_up_sync_terminate_as_a_person_does(
         'instance = "nb-gpu"\ntemplate = "gpu"\naddress = "127.0.0.1"\n'
         f'port = {sshd.port}\nuser = "{sshd.user}"\nidentity_file = "{sshd.client_key}"\n'
         '[templates.gpu]\nami = "ami-0abcdef1234567890"\ninstance_type = "g5.xlarge"\nspot = true\n'
-        f'[[sync]]\nhost = "gpu"\nremote = "~/{folder}/"\nlocal = "{local}"\n'
+        + sync_rule(folder, local, host="gpu")
     )
     config = load_config(path)
     remote_shell(sshd, f"mkdir -p {folder}")

@@ -27,6 +27,7 @@ from tests.harness.remote import (
     api_status,
     remote_config_text,
     remote_shell,
+    sync_rule,
 )
 from tests.harness.sshd import SshServer
 
@@ -72,8 +73,7 @@ async def test_launch_up_sync_terminate(
         'ami = "ami-0abcdef1234567890"\n'
         'instance_type = "g5.xlarge"\n'
         "spot = true\n"
-        f'[[sync]]\nhost = "gpu"\nremote = "~/{folder}/"\nlocal = "{local}"\n'
-    )
+    ) + sync_rule(folder, local, host="gpu")
     config = load_config(write_config(text))
     host = config.hosts["gpu"]
     ec2 = ConsoleOf(config.aws, sshd.host_key_pub)

@@ -84,6 +84,12 @@ def stop_remote_jupyter_sync(sshd: SshServer, known_hosts: Path) -> None:
     asyncio.run(stop_remote_jupyter(sshd, known_hosts))
 
 
+def sync_rule(folder: str, local: Path | str, *, host: str = "box", extra: str = "") -> str:
+    """A ``[[sync]]`` table pulling ``~/folder/`` on ``host`` into ``local`` (``extra``: more
+    keys of the rule, one per line)."""
+    return f'\n[[sync]]\nhost = "{host}"\nremote = "~/{folder}/"\nlocal = "{local}"\n{extra}'
+
+
 def remote_shell(sshd: SshServer, command: str, data: bytes | None = None) -> str:
     """Run ``command`` as the test sshd's user with plain OpenSSH (no nbterm involved)."""
     done = subprocess.run(

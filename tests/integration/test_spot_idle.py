@@ -18,7 +18,7 @@ from nbterm.locations import Paths
 from nbterm.services.host_session import HostSession
 from nbterm.services.remote.events import IdleStopping, RemoteEvent, SpotInterruption
 from nbterm.services.sync.events import CycleDone, SyncEvent
-from tests.harness.remote import remote_config_text, remote_shell, trust_all
+from tests.harness.remote import remote_config_text, remote_shell, sync_rule, trust_all
 from tests.harness.sshd import SshServer
 
 pytestmark = pytest.mark.sshd
@@ -76,10 +76,8 @@ def folder(sshd: SshServer) -> Iterator[str]:
 def config(
     sshd: SshServer, write_config: Callable[[str], Path], tmp_path: Path, folder: str
 ) -> LoadedConfig:
-    text = remote_config_text(sshd, local_port=32157) + (
-        f'\n[[sync]]\nhost = "box"\nremote = "~/{folder}/"\nlocal = "{tmp_path / "local"}"\n'
-        "interval = 600\n"
-    )
+    text = remote_config_text(sshd, local_port=32157)
+    text += sync_rule(folder, tmp_path / "local", extra="interval = 600\n")
     return load_config(write_config(text))
 
 

@@ -29,7 +29,7 @@ from nbterm.services.sync.events import (
 from nbterm.services.sync.promote import BACKUP_DIR
 from nbterm.services.sync.ssh_config import write_ssh_config
 from tests.harness.openssh import end_master
-from tests.harness.remote import remote_config_text
+from tests.harness.remote import remote_config_text, sync_rule
 from tests.harness.sshd import SshServer
 
 pytestmark = pytest.mark.sshd
@@ -91,10 +91,7 @@ def setup(
 ) -> Iterator[tuple[LoadedConfig, Remote, Path]]:
     folder = f"nbterm-sync-{uuid.uuid4().hex[:8]}"
     local = tmp_path / "local notebooks"
-    text = remote_config_text(sshd) + (
-        f'\n[[sync]]\nhost = "box"\nremote = "~/{folder}/"\nlocal = "{local}"\n'
-        'exclude = ["scratch/"]\n'
-    )
+    text = remote_config_text(sshd) + sync_rule(folder, local, extra='exclude = ["scratch/"]\n')
     config = load_config(write_config(text))
     trust_sshd("box")
     remote = Remote(write_ssh_config(config, paths), folder)

@@ -24,7 +24,7 @@ from nbterm.services.remote.ssh import run
 from nbterm.services.sync.events import CycleDone
 from nbterm.services.sync.watcher import WatchMode
 from tests.harness.procs import end_process
-from tests.harness.remote import remote_config_text, remote_shell, trust_all
+from tests.harness.remote import remote_config_text, remote_shell, sync_rule, trust_all
 from tests.harness.sshd import SshServer
 
 pytestmark = pytest.mark.sshd
@@ -44,10 +44,8 @@ def folder() -> str:
 def config(
     sshd: SshServer, write_config: Callable[[str], Path], tmp_path: Path, folder: str
 ) -> LoadedConfig:
-    text = remote_config_text(sshd, local_port=30157) + (
-        f'\n[[sync]]\nhost = "box"\nremote = "~/{folder}/"\nlocal = "{tmp_path / "local"}"\n'
-        "interval = 600\n"
-    )
+    text = remote_config_text(sshd, local_port=30157)
+    text += sync_rule(folder, tmp_path / "local", extra="interval = 600\n")
     return load_config(write_config(text))
 
 

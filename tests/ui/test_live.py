@@ -22,6 +22,7 @@ from tests.harness.remote import (
     api_status,
     remote_config_text,
     remote_shell,
+    sync_rule,
 )
 from tests.harness.sshd import SshServer
 
@@ -54,9 +55,7 @@ def remote_folder(sshd: SshServer) -> Iterator[str]:
 
 def synced_config(sshd: SshServer, local_port: int, folder: str, local: Path) -> str:
     """The loopback host "box" with one sync rule from ``~/folder/`` into ``local``."""
-    return remote_config_text(sshd, local_port=local_port) + (
-        f'[[sync]]\nhost = "box"\nremote = "~/{folder}/"\nlocal = "{local}"\n'
-    )
+    return remote_config_text(sshd, local_port=local_port) + sync_rule(folder, local)
 
 
 async def test_up_asks_about_the_key_then_syncs_and_down_closes(
