@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import subprocess
 import time
 import uuid
@@ -15,7 +14,7 @@ import pytest
 
 from nbterm.config import LoadedConfig, load_config
 from nbterm.locations import Paths
-from nbterm.services.sync.engine import PARTIAL_DIR, SyncEngine
+from nbterm.services.sync.engine import SyncEngine
 from nbterm.services.sync.events import (
     Committed,
     ConflictKept,
@@ -23,62 +22,15 @@ from nbterm.services.sync.events import (
     FileReceived,
     NotebookRejected,
     RemoteDeleted,
-    SyncEvent,
     SyncFailed,
 )
-from nbterm.services.sync.promote import BACKUP_DIR
+from nbterm.services.sync.promote import BACKUP_DIR, PARTIAL_DIR
 from nbterm.services.sync.ssh_config import write_ssh_config
-from tests.harness.openssh import end_master
 from tests.harness.remote import remote_config_text, sync_rule
 from tests.harness.sshd import SshServer
+from tests.harness.sync import Recorder, Remote, notebook
 
 pytestmark = pytest.mark.sshd
-
-
-def notebook(text: str = "", pad: int = 0) -> str:
-    return json.dumps(
-        {
-            "cells": [{"cell_type": "markdown", "metadata": {}, "source": text + "x" * pad}],
-            "metadata": {},
-            "nbformat": 4,
-            "nbformat_minor": 5,
-        }
-    )
-
-
-class Remote:
-    """Shell access to the test sshd through the generated config (its master ended after)."""
-
-    def __init__(self, ssh_config: Path, folder: str) -> None:
-        self.ssh_config = ssh_config
-        self.folder = folder
-
-    def sh(self, command: str, data: bytes | None = None) -> str:
-        done = subprocess.run(
-            ["ssh", "-F", str(self.ssh_config), "box", command],
-            input=data, capture_output=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr.decode()
-        return done.stdout.decode()
-
-    def write(self, rel: str, text: str) -> None:
-        path = f"{self.folder}/{rel}"
-        parent = path.rsplit("/", 1)[0]
-        self.sh(f"mkdir -p '{parent}' && cat > '{path}'", text.encode())
-
-    def end_master(self) -> None:
-        end_master(self.ssh_config, "box")
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[SyncEvent] = []
-
-    def __call__(self, event: SyncEvent) -> None:
-        self.events.append(event)
-
-    def of(self, kind: type) -> list[SyncEvent]:
-        return [event for event in self.events if isinstance(event, kind)]
 
 
 @pytest.fixture

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+from nbterm.services.sync import promote as promote_module
+from nbterm.services.sync.manifest import Manifest
 from nbterm.services.sync.notebooks import problem_with
-from nbterm.services.sync.promote import BACKUP_DIR, Manifest, digest, promote
+from nbterm.services.sync.promote import (
+    BACKUP_DIR,
+    Promoter,
+    PromoteResult,
+    clean_leftovers,
+    digest,
+    refused,
+)
 
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 
@@ -56,80 +66,224 @@ def test_other_files_are_not_judged(tmp_path: Path) -> None:
     assert problem_with(path) is None
 
 
+_clock = iter(range(1_700_000_000, 1_800_000_000, 10))
+
+
+def stage(path: Path, text: str) -> None:
+    """Write a staged file as rsync does: a new file with the remote's (distinct) mtime."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    when = next(_clock)
+    os.utime(path, (when, when))
+
+
+def promote(staging: Path, local: Path, manifest: Manifest, **kwargs: bool) -> PromoteResult:
+    return Promoter(staging, local, manifest, **kwargs).run()  # type: ignore[arg-type]
+
+
+def placed(result: PromoteResult) -> list[str]:
+    return [item.path for item in result.placed]
+
+
 def test_new_files_are_placed_and_remembered(places: tuple[Path, Path, Manifest]) -> None:
     staging, local, manifest = places
-    (staging / "sub").mkdir()
-    (staging / "sub" / "a.ipynb").write_text(notebook("one"))
-    result = promote(staging, local, ["sub/a.ipynb"], manifest)
-    assert result.placed == ["sub/a.ipynb"]
+    stage(staging / "sub" / "a.ipynb", notebook("one"))
+    result = promote(staging, local, manifest)
+    assert placed(result) == ["sub/a.ipynb"]
+    assert result.placed[0].new
     assert (local / "sub" / "a.ipynb").read_text() == notebook("one")
-    assert manifest.entries["sub/a.ipynb"] == digest(local / "sub" / "a.ipynb")
+    assert manifest.files["sub/a.ipynb"].sha == digest(local / "sub" / "a.ipynb")
     assert list((local / "sub").iterdir()) == [local / "sub" / "a.ipynb"]  # no temp left
+
+
+def test_an_idle_pass_reads_no_file(
+    places: tuple[Path, Path, Manifest], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    staging, local, manifest = places
+    stage(staging / "a.ipynb", notebook("one"))
+    promote(staging, local, manifest)
+    monkeypatch.setattr(promote_module, "digest", lambda path: pytest.fail(f"read {path}"))
+    assert promote(staging, local, manifest).placed == []
 
 
 def test_an_update_replaces_an_untouched_local_copy(places: tuple[Path, Path, Manifest]) -> None:
     staging, local, manifest = places
-    (staging / "a.ipynb").write_text(notebook("one"))
-    promote(staging, local, ["a.ipynb"], manifest)
-    (staging / "a.ipynb").write_text(notebook("two"))
-    result = promote(staging, local, ["a.ipynb"], manifest)
-    assert result.placed == ["a.ipynb"]
+    stage(staging / "a.ipynb", notebook("one"))
+    promote(staging, local, manifest)
+    stage(staging / "a.ipynb", notebook("two"))
+    result = promote(staging, local, manifest)
+    assert placed(result) == ["a.ipynb"]
     assert result.conflicts == []
     assert (local / "a.ipynb").read_text() == notebook("two")
+    assert sorted(p.name for p in local.iterdir()) == ["a.ipynb"]  # nothing set aside is left
 
 
 def test_a_local_edit_is_backed_up_before_it_is_replaced(
     places: tuple[Path, Path, Manifest],
 ) -> None:
     staging, local, manifest = places
-    (staging / "a.ipynb").write_text(notebook("one"))
-    promote(staging, local, ["a.ipynb"], manifest)
+    stage(staging / "a.ipynb", notebook("one"))
+    promote(staging, local, manifest)
     (local / "a.ipynb").write_text(notebook("my local edit"))
-    (staging / "a.ipynb").write_text(notebook("two"))
-    result = promote(staging, local, ["a.ipynb"], manifest, stamp="20261125-120000")
-    backup = local / BACKUP_DIR / "20261125-120000" / "a.ipynb"
-    assert result.conflicts == [("a.ipynb", str(backup))]
-    assert backup.read_text() == notebook("my local edit")
+    stage(staging / "a.ipynb", notebook("two"))
+    result = promote(staging, local, manifest)
+    [(path, backup, why)] = result.conflicts
+    assert (path, why) == ("a.ipynb", "edited")
+    assert Path(backup).parent.parent == local / BACKUP_DIR
+    assert Path(backup).read_text() == notebook("my local edit")
     assert (local / "a.ipynb").read_text() == notebook("two")
+
+
+def test_backups_in_the_same_second_never_share_a_folder(
+    places: tuple[Path, Path, Manifest],
+) -> None:
+    staging, local, manifest = places
+    stage(staging / "a.ipynb", notebook("remote 0"))
+    promote(staging, local, manifest)
+    backups = []
+    for run in range(1, 6):
+        (local / "a.ipynb").write_text(notebook(f"edit {run}"))
+        stage(staging / "a.ipynb", notebook(f"remote {run}"))
+        [(_path, backup, _why)] = promote(staging, local, manifest).conflicts
+        backups.append(backup)
+    assert len(set(backups)) == 5
+    assert [Path(b).read_text() for b in backups] == [notebook(f"edit {r}") for r in range(1, 6)]
 
 
 def test_an_unknown_local_file_counts_as_a_local_edit(places: tuple[Path, Path, Manifest]) -> None:
     staging, local, manifest = places
     (local / "a.ipynb").write_text(notebook("was here first"))
-    (staging / "a.ipynb").write_text(notebook("remote"))
-    result = promote(staging, local, ["a.ipynb"], manifest, stamp="s")
-    assert result.conflicts
-    assert (local / BACKUP_DIR / "s" / "a.ipynb").read_text() == notebook("was here first")
+    stage(staging / "a.ipynb", notebook("remote"))
+    result = promote(staging, local, manifest)
+    [(_path, backup, why)] = result.conflicts
+    assert why == "already there"
+    assert Path(backup).read_text() == notebook("was here first")
 
 
 def test_a_half_written_notebook_never_replaces_a_good_copy(
     places: tuple[Path, Path, Manifest],
 ) -> None:
     staging, local, manifest = places
-    (staging / "a.ipynb").write_text(notebook("good"))
-    promote(staging, local, ["a.ipynb"], manifest)
-    (staging / "a.ipynb").write_text(notebook("better")[:25])
-    result = promote(staging, local, ["a.ipynb"], manifest)
+    stage(staging / "a.ipynb", notebook("good"))
+    promote(staging, local, manifest)
+    stage(staging / "a.ipynb", notebook("better")[:25])
+    result = promote(staging, local, manifest)
     assert result.placed == []
     assert result.rejected[0][0] == "a.ipynb"
     assert (local / "a.ipynb").read_text() == notebook("good")
-    assert manifest.rejected == {"a.ipynb"}
-    # once the remote save completes, the retry places it
-    (staging / "a.ipynb").write_text(notebook("better"))
-    result = promote(staging, local, sorted(manifest.rejected), manifest)
-    assert result.placed == ["a.ipynb"]
-    assert manifest.rejected == set()
+    assert set(manifest.rejected) == {"a.ipynb"}
+    assert promote(staging, local, manifest).rejected == []  # judged (and said) once
+    # once the remote save completes, the next pass places it
+    stage(staging / "a.ipynb", notebook("better"))
+    result = promote(staging, local, manifest)
+    assert placed(result) == ["a.ipynb"]
+    assert manifest.rejected == {}
 
 
-def test_paths_cannot_escape_the_folder(places: tuple[Path, Path, Manifest]) -> None:
+def test_a_half_written_local_notebook_is_left_for_the_next_pass(
+    places: tuple[Path, Path, Manifest],
+) -> None:
     staging, local, manifest = places
-    assert promote(staging, local, ["../evil.ipynb", "/etc/passwd"], manifest).placed == []
+    stage(staging / "a.ipynb", notebook("one"))
+    promote(staging, local, manifest)
+    (local / "a.ipynb").write_text(notebook("being saved")[:20])
+    stage(staging / "a.ipynb", notebook("two"))
+    result = promote(staging, local, manifest)
+    assert result.placed == []
+    assert "being written" in result.pending["a.ipynb"]
+    assert (local / "a.ipynb").read_text() == notebook("being saved")[:20]
+
+
+def test_a_missing_local_copy_comes_back_unless_the_rule_says_no(
+    places: tuple[Path, Path, Manifest],
+) -> None:
+    staging, local, manifest = places
+    stage(staging / "a.ipynb", notebook("one"))
+    promote(staging, local, manifest)
+    (local / "a.ipynb").unlink()
+    assert promote(staging, local, manifest, restore_deleted=False).placed == []
+    assert not (local / "a.ipynb").exists()
+    result = promote(staging, local, manifest)
+    assert result.placed[0].restored
+    assert (local / "a.ipynb").read_text() == notebook("one")
+
+
+@pytest.mark.parametrize(
+    "rel", [".git/config", "sub/.git/hooks/x", ".git", "sub/.GIT/x", ".nbterm-backups/x.ipynb"]
+)
+def test_names_nbterm_never_writes(places: tuple[Path, Path, Manifest], rel: str) -> None:
+    staging, local, manifest = places
+    stage(staging / rel, "[core]\n\tfsmonitor = touch /tmp/pwned\n")
+    result = promote(staging, local, manifest)
+    assert result.placed == []
+    assert result.failed[rel].startswith("refused")
+    assert not (local / rel).exists()
+
+
+def test_a_folder_in_the_way_is_that_files_failure(places: tuple[Path, Path, Manifest]) -> None:
+    staging, local, manifest = places
+    (local / "a.ipynb").mkdir()
+    stage(staging / "a.ipynb", notebook("a"))
+    stage(staging / "b.ipynb", notebook("b"))
+    result = promote(staging, local, manifest)
+    assert placed(result) == ["b.ipynb"]
+    assert "folder is in the way" in result.failed["a.ipynb"]
+
+
+def test_refused_relative_paths() -> None:
+    for rel in ["../evil.ipynb", "/etc/passwd", "a/../../b", "", "a//b"]:
+        assert refused(rel) is not None
+    assert refused("sub/a.ipynb") is None
+
+
+def test_leftovers_of_an_interrupted_pass(places: tuple[Path, Path, Manifest]) -> None:
+    staging, local, manifest = places
+    stage(staging / "a.ipynb", notebook("one"))
+    promote(staging, local, manifest)
+    (local / ".a.ipynb.x1.nbterm-tmp").write_text("half")
+    os.link(local / "a.ipynb", local / ".a.ipynb.1234abcd.nbterm-old")  # the file in place
+    (local / ".b.ipynb.5678abcd.nbterm-old").write_text(notebook("maybe an edit"))
+    kept = clean_leftovers(local, manifest)
+    assert [path for path, _backup in kept] == ["b.ipynb"]
+    assert Path(kept[0][1]).read_text() == notebook("maybe an edit")
+    assert sorted(p.name for p in local.iterdir()) == [BACKUP_DIR, "a.ipynb"]
 
 
 def test_the_manifest_survives_a_restart(places: tuple[Path, Path, Manifest]) -> None:
     staging, local, manifest = places
-    (staging / "a.ipynb").write_text(notebook("one"))
-    promote(staging, local, ["a.ipynb"], manifest)
+    stage(staging / "a.ipynb", notebook("one"))
+    promote(staging, local, manifest)
     manifest.save()
     again = Manifest(manifest.path)
-    assert again.entries == manifest.entries
+    assert again.files == manifest.files
+    assert again.damaged is None
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"files": null}', b'{"version": 2, "files": {"a": 1}}', b"[]", b"\xff", b"{"]
+)
+def test_a_damaged_manifest_is_not_trusted(tmp_path: Path, raw: bytes) -> None:
+    path = tmp_path / "manifest.json"
+    path.write_bytes(raw)
+    manifest = Manifest(path)
+    assert manifest.files == {}
+    assert manifest.damaged
+
+
+def test_a_manifest_from_before_version_2_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps({"files": {"a.ipynb": "0" * 64}, "rejected": ["b.ipynb"]}))
+    manifest = Manifest(path)
+    assert manifest.damaged is None
+    assert manifest.files["a.ipynb"].sha == "0" * 64
+    assert manifest.files["a.ipynb"].staged is None
+
+
+def test_a_name_that_is_not_utf8_round_trips(places: tuple[Path, Path, Manifest]) -> None:
+    staging, local, manifest = places
+    name = os.fsdecode(b"caf\xe9.ipynb")
+    stage(staging / name, notebook("latin-1"))
+    assert placed(promote(staging, local, manifest)) == [name]
+    manifest.save()
+    assert name in Manifest(manifest.path).files
+    assert os.path.exists(os.fsencode(local) + b"/caf\xe9.ipynb")

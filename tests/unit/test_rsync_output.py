@@ -61,7 +61,7 @@ def test_unescape_octal_and_keep_other_backslashes() -> None:
     assert unescape(rb"a\#012b") == "a\nb"
     assert unescape(rb"back\slash \#134#") == "back\\slash \\#"
     assert unescape("ü".encode()) == "ü"
-    assert unescape(b"\xff") == "\ufffd"
+    assert unescape(b"\xff") == "\udcff"  # kept as os.fsdecode keeps it: the name still opens
 
 
 def test_split_keeps_the_unfinished_tail() -> None:
@@ -73,6 +73,11 @@ def test_split_keeps_the_unfinished_tail() -> None:
 def test_exit_codes_have_advice() -> None:
     assert "vanished" in exit_message(24)
     assert "ssh failed" in exit_message(255)
+    dropped = "rsync: connection unexpectedly closed (59 bytes received so far) [generator]\n"
+    assert "closed mid-transfer" in exit_message(255, dropped)  # a killed ControlMaster
+    refused = "ssh: connect to host 10.0.0.9 port 22: Connection refused\n" + dropped
+    assert "ssh failed" in exit_message(255, refused)
+    assert "next cycle" not in exit_message(12) + exit_message(30)  # one-shot sync has none
     assert "I/O timeout" in exit_message(30)
     assert exit_message(99) == "rsync failed with exit code 99"
     assert "code 23" in (DATA / "partial-23.err").read_text()

@@ -4,6 +4,7 @@ pane alike (no Textual, no Rich)."""
 from __future__ import annotations
 
 from nbterm.locations import tildify
+from nbterm.safe_text import shown
 from nbterm.services.remote.events import (
     ConnectionChanged,
     HostKeyTrusted,
@@ -20,13 +21,23 @@ from nbterm.services.sync.events import (
     Committed,
     ConflictKept,
     CycleDone,
+    FileFailed,
     FileReceived,
     NotebookRejected,
     RemoteDeleted,
     SyncEvent,
     SyncFailed,
+    SyncRecovered,
     SyncWarning,
 )
+
+BACKUP_WORDS = {
+    "edited": "was edited locally",
+    "being written": "was being written locally while the new copy arrived",
+    "unknown": "differs from the remote and nbterm's record of it was lost",
+    "already there": "was already there before nbterm synced it",
+    "interrupted": "was set aside by an interrupted sync",
+}
 
 
 def size(count: int) -> str:
@@ -60,31 +71,47 @@ class Printer:
 
     def _sync(self, event: SyncEvent) -> str | None:
         if isinstance(event, FileReceived):
-            return f"received {event.path} ({size(event.size)}{', new' if event.new else ''})"
+            what = "restored" if event.restored else "received"
+            extra = ", new" if event.new else ""
+            return f"{what} {shown(event.path)} ({size(event.size)}{extra})"
         if isinstance(event, ConflictKept):
             return (
-                f"{event.path} was edited locally: your version is kept in {tildify(event.backup)}"
+                f"{shown(event.path)} {BACKUP_WORDS[event.why]}: that version is kept in "
+                f"{shown(tildify(event.backup))}"
             )
         if isinstance(event, NotebookRejected):
-            return f"not taking {event.path} ({event.reason}); the local copy stays, retrying"
+            return (
+                f"not taking {shown(event.path)} ({shown(event.reason)}); the local copy stays, "
+                "retrying"
+            )
+        if isinstance(event, FileFailed):
+            return f"not synced: {shown(event.path)}: {shown(event.reason)}"
         if isinstance(event, RemoteDeleted):
-            return f"{event.path} is gone on the remote; the local copy is kept"
+            return f"{shown(event.path)} is gone on the remote; the local copy is kept"
         if isinstance(event, SyncWarning):
-            return f"warning: {event.message}"
+            return f"warning: {shown(event.message)}"
         if isinstance(event, SyncFailed):
-            return f"sync failed (rsync exit {event.code}): {event.message}"
+            cause = "" if event.code is None else f" (rsync exit {event.code})"
+            retry = "" if event.retry_in is None else f"; retrying in {event.retry_in:g}s"
+            return f"sync failed{cause}: {shown(event.message)}{retry}"
+        if isinstance(event, SyncRecovered):
+            return f"sync works again (after {event.failed_cycles} failed cycle(s))"
         if isinstance(event, Committed):
             return f"committed {event.commit} ({len(event.files)} file(s))"
         if isinstance(event, CycleDone):
-            if self.quiet_cycles and not event.files and event.ok:
+            if self.quiet_cycles and not event.files:  # failures are said once, by their own events
                 return None
             verdict = "done" if event.ok else "incomplete"
             if not event.files:
-                return f"{event.trigger} sync {verdict}: nothing new ({event.duration:.2f}s)"
-            return (
-                f"{event.trigger} sync {verdict}: {len(event.files)} file(s), "
-                f"{size(event.bytes)} in {event.duration:.2f}s"
-            )
+                text = f"{event.trigger} sync {verdict}: nothing new ({event.duration:.2f}s)"
+            else:
+                text = (
+                    f"{event.trigger} sync {verdict}: {len(event.files)} file(s), "
+                    f"{size(event.bytes)} in {event.duration:.2f}s"
+                )
+            if event.pending and not self.quiet_cycles:
+                text += f"; {len(event.pending)} not synced yet"
+            return text
         return None
 
     def _remote(self, event: RemoteEvent) -> str | None:

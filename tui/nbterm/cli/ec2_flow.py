@@ -94,7 +94,9 @@ async def final_sync(
     printer = Printer(quiet_cycles=False)
     try:
         results = [
-            await SyncEngine(rule, paths, ssh_config, printer).final_sync(FINAL_SYNC_SECONDS)
+            await SyncEngine(rule, paths, ssh_config, printer, retries=False).final_sync(
+                FINAL_SYNC_SECONDS
+            )
             for rule in rules
         ]
     finally:

@@ -7,6 +7,8 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from nbterm.cli.common import CliError, load
 from nbterm.cli.ec2_flow import FINAL_SYNC_SECONDS, ensure_trusted, final_sync, reach, say
@@ -14,6 +16,7 @@ from nbterm.cli.hosts import get_host
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths
 from nbterm.presenters import Printer
+from nbterm.safe_text import shown
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.remote import registry
@@ -22,6 +25,14 @@ from nbterm.services.remote.ssh import SshError
 from nbterm.services.sync.engine import SyncEngine
 from nbterm.services.sync.ssh_config import end_master, write_ssh_config
 from nbterm.services.sync.watcher import RemoteWatcher
+from nbterm.services.tasks import supervise
+
+
+def crashed(name: str, exc: BaseException, restart_in: float) -> None:
+    print(
+        f"nbterm: {name} ended by an error ({shown(repr(exc))}); restarting in {restart_in:g}s",
+        flush=True,
+    )
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -29,10 +40,52 @@ def cmd_sync(args: argparse.Namespace) -> int:
     host = get_host(config, args.name)
     if not config.sync_rules_for(host.name):
         raise CliError(f"{host.name} has no [[sync]] rules in the config")
-    return asyncio.run(_sync(config, paths, host, args))
+    if args.watch:
+        return asyncio.run(_sync(config, paths, host, args))
+    guard = _SignalGuard()
+    try:
+        return asyncio.run(guard.run(_sync(config, paths, host, args, guard)))
+    except asyncio.CancelledError:
+        say(host, "sync interrupted before it began")
+        return 130
 
 
-async def _sync(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Namespace) -> int:
+class _SignalGuard:
+    """SIGINT, SIGTERM and SIGHUP end a one-shot sync the way Ctrl-C does: the running rsync
+    is stopped and the shared connection closed before nbterm exits. A signal that arrives once
+    that clean-up has begun lets it finish."""
+
+    def __init__(self) -> None:
+        self.closing = False
+        self._sent = False
+
+    async def run(self, work: Coroutine[Any, Any, int]) -> int:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            if not self._sent and not self.closing:
+                self._sent = True
+                task.cancel()
+
+        signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        for sig in signals:
+            loop.add_signal_handler(sig, stop)
+        try:
+            return await work
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+
+async def _sync(
+    config: LoadedConfig,
+    paths: Paths,
+    host: Host,
+    args: argparse.Namespace,
+    guard: _SignalGuard | None = None,
+) -> int:
     where = await reach(config, paths, host, args, start=False)
     if where is None:
         raise CliError(f"{host.name} is not running: `nbterm up {host.name}` starts it")
@@ -40,12 +93,12 @@ async def _sync(config: LoadedConfig, paths: Paths, host: Host, args: argparse.N
     ssh_config = write_ssh_config(config, paths, where.ec2)
     printer = Printer(quiet_cycles=args.watch)
     engines = [
-        SyncEngine(rule, paths, ssh_config, printer) for rule in config.sync_rules_for(host.name)
+        SyncEngine(rule, paths, ssh_config, printer, retries=args.watch)
+        for rule in config.sync_rules_for(host.name)
     ]
     try:
         if not args.watch:
-            cycles = [await engine.cycle("now") for engine in engines]
-            return 0 if all(cycle.ok for cycle in cycles) else 1
+            return await _once(host, engines)
         connection = HostConnection(where.target, known, where.verifier, printer)
         try:
             await connection.open()
@@ -53,7 +106,26 @@ async def _sync(config: LoadedConfig, paths: Paths, host: Host, args: argparse.N
             raise CliError(str(exc)) from None
         return await _watch(host, engines, connection)
     finally:
+        if guard is not None:
+            guard.closing = True
         await end_master(ssh_config, host.name)
+
+
+async def _once(host: Host, engines: list[SyncEngine]) -> int:
+    """One cycle of every rule; exit 1 unless every staged file is home, saying which are not."""
+    try:
+        cycles = [await engine.cycle("now") for engine in engines]
+    except asyncio.CancelledError:  # rsync was stopped on the way out (the engine's finally)
+        say(host, "sync interrupted; what was already transferred comes home on the next sync")
+        return 130
+    pending = [(cycle.rule, path, why) for cycle in cycles for path, why in cycle.pending]
+    for rule, path, why in pending:
+        print(f"{rule}: not synced: {shown(path)} ({shown(why)})", flush=True)
+    if pending or not all(cycle.ok for cycle in cycles):
+        count = f": {len(pending)} file(s) not synced" if pending else ""
+        say(host, f"sync did NOT complete{count}")
+        return 1
+    return 0
 
 
 async def _watch(host: Host, engines: list[SyncEngine], connection: HostConnection) -> int:
@@ -66,7 +138,10 @@ async def _watch(host: Host, engines: list[SyncEngine], connection: HostConnecti
         watcher = RemoteWatcher(
             lambda: connection.get(3600), engine.rule.remote, engine.remote_changed
         )
-        tasks += [asyncio.create_task(engine.run()), asyncio.create_task(watcher.run())]
+        tasks += [
+            asyncio.create_task(supervise(f"sync {engine.label}", engine.run, crashed)),
+            asyncio.create_task(supervise(f"watch {engine.label}", watcher.run, crashed)),
+        ]
     say(host, "watching for changes; Ctrl-C stops")
     try:
         await stop.wait()

@@ -201,6 +201,9 @@ class SyncRule:
     """Commit the local copy after each sync that changed something."""
     git_init: bool = False
     """Create the git repository in ``local`` if there is none (with ``git_commit``)."""
+    restore_deleted: bool = True
+    """Bring back a local copy that disappeared (the remote is the source of truth); false
+    keeps a notebook you deleted locally deleted until the remote has a new version of it."""
 
 
 @dataclass(frozen=True, kw_only=True)

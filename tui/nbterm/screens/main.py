@@ -14,6 +14,7 @@ from textual.widgets import Footer, Header
 from textual.worker import Worker, WorkerState
 
 from nbterm.config import LoadedConfig
+from nbterm.safe_text import shown
 from nbterm.screens.commands import CockpitCommands
 from nbterm.screens.confirm import TypedConfirmScreen, YesNoScreen
 from nbterm.screens.launch import LaunchChoice, LaunchScreen
@@ -25,7 +26,7 @@ from nbterm.services.remote.events import (
     SpotInterruption,
     TunnelHealth,
 )
-from nbterm.services.sync.events import SyncEvent, SyncFailed
+from nbterm.services.sync.events import FileFailed, SyncEvent, SyncFailed
 from nbterm.ui.messages import HostStatus, InstancesRefreshed, ServiceEvent
 from nbterm.widgets.instances import InstancesPane
 from nbterm.widgets.sync_log import SyncLogPane
@@ -222,8 +223,10 @@ class MainScreen(Screen[None]):
         event = message.event
         if isinstance(event, SyncEvent):
             self.query_one(SyncLogPane).apply(event)
-            if isinstance(event, SyncFailed):
-                self.notify(event.message, title=f"Sync failing: {event.rule}", severity="error")
+            if isinstance(event, (SyncFailed, FileFailed)):
+                said = self.query_one(SyncLogPane).printer.line(event) or ""
+                self.notify(said, title=f"Sync failing: {shown(event.rule)}", severity="error",
+                            markup=False)  # fmt: skip
             return
         self.query_one(TunnelsPane).apply(event)
         if isinstance(event, TunnelHealth) and event.last_activity:
@@ -237,7 +240,7 @@ class MainScreen(Screen[None]):
         elif isinstance(event, (IdleWarning, IdleStopping, Notice)):
             line = self.query_one(SyncLogPane).printer.line(event)
             if line:
-                self.notify(line, severity="warning", timeout=30)
+                self.notify(line, severity="warning", timeout=30, markup=False)
 
     @on(HostStatus)
     def _host_status(self, message: HostStatus) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from nbterm.config import LoadedConfig
 from nbterm.locations import Paths
+from nbterm.safe_text import shown
 from nbterm.services.cloud.idle import IdlePolicy
 from nbterm.services.cloud.spot import IMDS, SpotNotice, SpotWatcher
 from nbterm.services.remote.events import (
@@ -30,7 +31,7 @@ from nbterm.services.sync.engine import SyncEngine
 from nbterm.services.sync.events import CycleDone, SyncEvent
 from nbterm.services.sync.ssh_config import Ec2Address, end_master, write_ssh_config
 from nbterm.services.sync.watcher import RemoteWatcher, WatchMode
-from nbterm.services.tasks import cancel_and_wait
+from nbterm.services.tasks import cancel_and_wait, supervise
 
 Sink = Callable[[RemoteEvent | SyncEvent], None]
 
@@ -117,8 +118,9 @@ class HostSession:
                     self._link, rule.remote, engine.remote_changed, mode=self.watch_mode
                 )
                 self.engines.append(engine)
-                self._tasks.append(asyncio.create_task(engine.run(), name=f"sync:{rule.host}"))
-                self._tasks.append(asyncio.create_task(watcher.run(), name=f"watch:{rule.host}"))
+                for kind, work in (("sync", engine.run), ("watch", watcher.run)):
+                    supervised = supervise(f"{kind} {engine.label}", work, self._crashed)
+                    self._tasks.append(asyncio.create_task(supervised, name=f"{kind}:{rule.host}"))
         if self.spot:
             spot = SpotWatcher(
                 self._link,
@@ -135,6 +137,15 @@ class HostSession:
                 asyncio.create_task(self._watch_outside(), name=f"outside:{self.name}")
             )
         return result
+
+    def _crashed(self, name: str, exc: BaseException, restart_in: float) -> None:
+        """A sync or watch task ended by an error: never silent, and started again."""
+        self.on_event(
+            Notice(
+                self.name,
+                f"{name} ended by an error ({shown(repr(exc))}); restarting it in {restart_in:g}s",
+            )
+        )
 
     async def _watch_outside(self) -> None:
         assert self.outside_check is not None

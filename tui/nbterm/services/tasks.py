@@ -1,9 +1,10 @@
-"""Small asyncio helpers: every wait has a bound."""
+"""Small asyncio helpers: every wait has a bound, and no task dies without a word."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 
@@ -14,3 +15,30 @@ async def cancel_and_wait(task: asyncio.Task[Any] | None, timeout: float = 5.0) 
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
         await asyncio.wait_for(asyncio.shield(task), timeout)
+
+
+async def supervise(
+    name: str,
+    work: Callable[[], Awaitable[None]],
+    on_crash: Callable[[str, BaseException, float], None],
+    *,
+    first_delay: float = 1.0,
+    max_delay: float = 60.0,
+) -> None:
+    """Run ``work()`` until it returns; if it raises, say so and start it again, backing off.
+
+    A task that dies quietly (its exception kept by a ``gather(..., return_exceptions=True)``)
+    would leave the user believing it still runs: here the death is reported through
+    ``on_crash(name, exception, restart_in)`` and the work goes on. Cancellation ends it.
+    """
+    delay = first_delay
+    while True:
+        try:
+            await work()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported, then restarted
+            on_crash(name, exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)

@@ -11,7 +11,14 @@ from textual.widgets import Log, ProgressBar
 from nbterm.config import LoadedConfig
 from nbterm.locations import tildify
 from nbterm.presenters import Printer
-from nbterm.services.sync.events import CycleDone, CycleStarted, Progress, SyncEvent
+from nbterm.services.sync.events import (
+    CycleDone,
+    CycleStarted,
+    Progress,
+    SyncEvent,
+    SyncFailed,
+    SyncRecovered,
+)
 
 MAX_LINES = 2000
 
@@ -30,6 +37,9 @@ class SyncLogPane(Vertical):
         self.border_title = "Sync log"
         self.printer = Printer(quiet_cycles=False)
         self.last: dict[str, float] = {}
+        self.failing: set[str] = set()
+        """Rules whose last cycle failed as a whole: named in the pane's subtitle until one
+        completes."""
 
     def compose(self) -> ComposeResult:
         yield Log(id="sync-log", max_lines=MAX_LINES, auto_scroll=True)
@@ -62,13 +72,20 @@ class SyncLogPane(Vertical):
             return
         if isinstance(event, CycleStarted):
             return
+        if isinstance(event, SyncFailed):
+            self.failing.add(event.rule)
+        elif isinstance(event, SyncRecovered):
+            self.failing.discard(event.rule)
         if isinstance(event, CycleDone):
             if bar.display:
                 bar.display = False
             self.last[event.rule] = time.time()
-            self.border_subtitle = f"last sync {self.clock()} ({event.rule})"
-            if not event.files and event.ok and event.trigger in ("timer", "remote change"):
-                return  # idle background cycles stay quiet; ones a person asked for answer
+            subtitle = f"last sync {self.clock()} ({event.rule})"
+            if self.failing:
+                subtitle += f" · FAILING: {', '.join(sorted(self.failing))}"
+            self.border_subtitle = subtitle
+            if not event.files and event.trigger in ("timer", "remote change"):
+                return  # background cycles with nothing new stay quiet (failures say so once)
         line = self.printer.line(event)
         if line:
             self.write(line)

@@ -1,9 +1,10 @@
 """One ``[[sync]]`` rule, kept in step: rsync cycles on a timer, on demand and on remote changes.
 
 Each cycle pulls with a real rsync over OpenSSH (nbterm's generated config, one reused
-connection) into nbterm's private staging mirror, then promotes what arrived into the user's
+connection) into nbterm's private staging mirror, then reconciles the mirror with the user's
 folder (see :mod:`promote`): never deleting, backing up local edits, refusing half-written
-notebooks. Everything it does is reported as events.
+notebooks, healing whatever an interrupted cycle left. Everything it does is reported as events;
+a failure is said once while it lasts, retried with back-off, and never ends the engine.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,32 +23,41 @@ from pathlib import Path
 
 from nbterm.config.schema import SyncRule
 from nbterm.locations import Paths, ensure_private_dir
+from nbterm.safe_text import shown, shown_lines
 from nbterm.services.sync import git
 from nbterm.services.sync.events import (
     Committed,
     ConflictKept,
     CycleDone,
     CycleStarted,
+    FileFailed,
     FileReceived,
     NotebookRejected,
     Progress,
     RemoteDeleted,
     SyncEvent,
     SyncFailed,
+    SyncRecovered,
     SyncWarning,
     Trigger,
 )
-from nbterm.services.sync.promote import Manifest, PromoteResult, promote
+from nbterm.services.sync.manifest import Manifest
+from nbterm.services.sync.promote import (
+    PARTIAL_DIR,
+    Promoter,
+    PromoteResult,
+    clean_leftovers,
+)
 from nbterm.services.sync.rsync_output import (
     Item,
     ProgressLine,
     exit_message,
+    is_mid_transfer_drop,
     parse_line,
     split_segments,
 )
 
 ALWAYS_EXCLUDED = (".~*", ".ipynb_checkpoints/")
-PARTIAL_DIR = ".nbterm-partial"
 DEBOUNCE_QUIET = 0.2
 DEBOUNCE_MAX = 1.0
 PROGRESS_EVERY = 0.1
@@ -91,6 +103,26 @@ class SyncPlaces:
         return cls(local=local, staging=base / "staging", manifest=base / "manifest.json")
 
 
+RETRY_FIRST = 2.0
+RETRY_MAX = 60.0
+GIT_RETRY_EVERY = 60.0
+"""A commit that git refused (a merge, a lock) is tried again after this long, or sooner when
+a new file arrives."""
+
+_DEATH_SIGNAL = (
+    ["setpriv", "--pdeathsig", "TERM", "--"]
+    if sys.platform.startswith("linux") and shutil.which("setpriv")
+    else []
+)
+"""On Linux, rsync is told to end when nbterm does, even after a SIGKILL (elsewhere it ends at
+its next write to the closed pipe, or at its I/O timeout)."""
+
+
+def backoff(failures: int) -> float:
+    """2, 4, 8 ... seconds, at most a minute."""
+    return float(min(RETRY_FIRST * 2.0 ** max(0, failures - 1), RETRY_MAX))
+
+
 class SyncEngine:
     def __init__(
         self,
@@ -101,6 +133,7 @@ class SyncEngine:
         *,
         io_timeout: int = 30,
         bwlimit_kib: int | None = None,
+        retries: bool = True,
     ) -> None:
         self.rule = rule
         self.label = rule_label(rule)
@@ -109,18 +142,31 @@ class SyncEngine:
         self.on_event = on_event
         self.io_timeout = io_timeout
         self.bwlimit_kib = bwlimit_kib
+        self.retries = retries
+        """False for one-shot sync: nothing will try again, so nothing promises to."""
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._pending: Trigger | None = None
         self.last_cycle: CycleDone | None = None
         self._timer_cycles = 0
         self.next_cycle_at: float | None = None
+        self._started = False
+        self._failure: tuple[int | None, str] | None = None
+        self.failed_cycles = 0
+        """Cycles in a row that failed as a whole (0: the rule works)."""
+        self._file_failures: dict[str, tuple[str, int, float]] = {}
+        """path -> (reason, failures in a row, when to try again)"""
+        self._git_problem: str | None = None
+        self._git_next_try = 0.0
+        self._uncommitted: list[str] = []
+        """Placed files that wait for a git commit (kept in the manifest across runs)."""
 
     def _emit(self, event: SyncEvent) -> None:
         self.on_event(event)
 
     def rsync_command(self, *, find_deletions: bool = True) -> list[str]:
         command = [
+            *_DEATH_SIGNAL,
             "rsync", "-rt", "-m", "--no-h",
             f"--partial-dir={PARTIAL_DIR}",
             # compare nanoseconds: by default rsync sees two saves of the same size within one
@@ -148,55 +194,162 @@ class SyncEngine:
     async def _cycle(self, trigger: Trigger) -> CycleDone:
         started = time.monotonic()
         self._emit(CycleStarted(self.label, trigger))
-        ensure_private_dir(self.places.staging)
-        self.places.local.mkdir(parents=True, exist_ok=True)
         received: list[Item] = []
         deleted: list[str] = []
+        try:
+            ensure_private_dir(self.places.staging)
+            self._check_local_folder()
+        except OSError as exc:
+            return self._cycle_failed(trigger, started, None, _local_problem(exc, self.places))
         find_deletions = True
         if trigger == "timer":
             find_deletions = self._timer_cycles % DELETION_SCAN_EVERY == 0
             self._timer_cycles += 1
+        synced_before = _has_entries(self.places.staging)
         code, stderr = await self._run_rsync(received, deleted, find_deletions)
-        manifest = Manifest(self.places.manifest)
-        paths = [item.path for item in received] + sorted(manifest.rejected)
-        result = PromoteResult()
-        if paths:  # an idle cycle has nothing to place and nothing to save
-            result = await asyncio.to_thread(
-                promote, self.places.staging, self.places.local, paths, manifest
+        if code == 255 and is_mid_transfer_drop(stderr):  # the shared connection died: retry once
+            received.clear()
+            deleted.clear()
+            code, stderr = await self._run_rsync(received, deleted, find_deletions)
+        try:
+            result, damaged, kept = await asyncio.to_thread(self._reconcile, trigger, synced_before)
+        except OSError as exc:
+            return self._cycle_failed(trigger, started, None, _local_problem(exc, self.places))
+        if damaged is not None:
+            self._emit(
+                SyncWarning(
+                    self.label,
+                    f"nbterm's record of {self.places.local} could not be used "
+                    f"({shown(damaged)}): rebuilt from the folder; local files it cannot vouch "
+                    "for are backed up before anything replaces them",
+                )
             )
-            await asyncio.to_thread(manifest.save)
-        sizes = {item.path: item.size for item in received}
-        new = {item.path for item in received if item.new}
-        for path in result.placed:
-            self._emit(FileReceived(self.label, path, sizes.get(path, 0), path in new))
-        for path, backup in result.conflicts:
-            self._emit(ConflictKept(self.label, path, backup))
-        for path, reason in result.rejected:
-            self._emit(NotebookRejected(self.label, path, reason))
+        for path, backup in kept:
+            self._emit(ConflictKept(self.label, path, backup, "interrupted"))
+        self._report_files(result)
         for path in deleted:
             if (self.places.local / path).is_file():
                 self._emit(RemoteDeleted(self.label, path))
-        ok = code in (0, 24)
+        rsync_ok = code in (0, 24)
         if code == 24:
             self._emit(SyncWarning(self.label, exit_message(24)))
-        elif code != 0:
+        placed = [item.path for item in result.placed]
+        if self.rule.git_commit:
+            await self._commit(bool(placed), trigger)
+        if not rsync_ok:
             detail = _last_lines(stderr)
-            self._emit(
-                SyncFailed(self.label, code, exit_message(code) + (f": {detail}" if detail else ""))
-            )
-        if result.placed and self.rule.git_commit:
-            await self._commit(result.placed)
+            message = exit_message(code, stderr) + (f": {detail}" if detail else "")
+            return self._cycle_failed(trigger, started, code, message, result)
+        self._recovered()
         done = CycleDone(
             self.label,
             trigger,
-            tuple(result.placed),
-            sum(sizes.get(path, 0) for path in result.placed),
+            tuple(placed),
+            sum(item.size for item in result.placed),
             time.monotonic() - started,
-            ok,
+            not result.failed and not result.waiting,
+            tuple(sorted(result.pending.items())),
         )
         self.last_cycle = done
         self._emit(done)
         return done
+
+    def _check_local_folder(self) -> None:
+        local = self.places.local
+        if local.exists() and not local.is_dir():
+            raise NotADirectoryError(20, "not a folder", str(local))
+        local.mkdir(parents=True, exist_ok=True)
+
+    def _reconcile(
+        self, trigger: Trigger, synced_before: bool
+    ) -> tuple[PromoteResult, str | None, list[tuple[str, str]]]:
+        """Runs in a thread (so it reports nothing itself): compare staging, the record and the
+        local folder; place what is missing. The record is saved whatever happened to single
+        files. Returns the result, why the record could not be used, and leftovers kept."""
+        manifest = Manifest(self.places.manifest, expected=synced_before)
+        damaged = manifest.damaged
+        kept: list[tuple[str, str]] = []
+        if not self._started:
+            self._started = True
+            kept = clean_leftovers(self.places.local, manifest)
+        now = time.monotonic()
+        explicit = trigger in ("now", "final", "start")
+        skip = {
+            path: reason
+            for path, (reason, _count, retry_at) in self._file_failures.items()
+            if retry_at > now and not explicit
+        }
+        promoter = Promoter(
+            self.places.staging,
+            self.places.local,
+            manifest,
+            restore_deleted=self.rule.restore_deleted,
+            skip=skip,
+        )
+        try:
+            result = promoter.run()
+        finally:
+            for item in promoter.result.placed:
+                manifest.uncommitted.add(item.path)
+            if not self.rule.git_commit:
+                manifest.uncommitted.clear()
+            manifest.save()
+            self._uncommitted = sorted(manifest.uncommitted)
+        return result, damaged, kept
+
+    def _report_files(self, result: PromoteResult) -> None:
+        for item in result.placed:
+            self._emit(FileReceived(self.label, item.path, item.size, item.new, item.restored))
+        for path, backup, why in result.conflicts:
+            self._emit(ConflictKept(self.label, path, backup, why))
+        for path, reason in result.rejected:
+            self._emit(NotebookRejected(self.label, path, reason))
+        now = time.monotonic()
+        for path, reason in result.failed.items():
+            previous = self._file_failures.get(path)
+            count = previous[1] + 1 if previous else 1
+            self._file_failures[path] = (reason, count, now + backoff(count))
+            if previous is None or previous[0] != reason:
+                self._emit(FileFailed(self.label, path, reason))
+        for path in list(self._file_failures):
+            if path not in result.pending:
+                del self._file_failures[path]
+
+    def _cycle_failed(
+        self,
+        trigger: Trigger,
+        started: float,
+        code: int | None,
+        message: str,
+        result: PromoteResult | None = None,
+    ) -> CycleDone:
+        self.failed_cycles += 1
+        retry_in = backoff(self.failed_cycles) if self.retries and trigger != "final" else None
+        # said once while it lasts: the same rsync exit again (its details vary with the file
+        # names, as exit 23 does in a burst of saves) is the same failure
+        key = (code, message if code is None else "")
+        if self._failure != key:
+            self._failure = key
+            self._emit(SyncFailed(self.label, code, message, retry_in))
+        result = result or PromoteResult()
+        done = CycleDone(
+            self.label,
+            trigger,
+            tuple(item.path for item in result.placed),
+            sum(item.size for item in result.placed),
+            time.monotonic() - started,
+            False,
+            tuple(sorted(result.pending.items())),
+        )
+        self.last_cycle = done
+        self._emit(done)
+        return done
+
+    def _recovered(self) -> None:
+        if self.failed_cycles:
+            self._emit(SyncRecovered(self.label, self.failed_cycles))
+        self.failed_cycles = 0
+        self._failure = None
 
     async def _run_rsync(
         self, received: list[Item], deleted: list[str], find_deletions: bool
@@ -247,26 +400,54 @@ class SyncEngine:
                     await proc.wait()
             stderr_task.cancel()
 
-    async def _commit(self, files: list[str]) -> None:
+    async def _commit(self, placed: bool, trigger: Trigger) -> None:
+        """Commit every placed file that no commit has taken yet (this cycle's and any an
+        earlier, refused commit left), when git is in a state that allows it."""
+        files = self._uncommitted
+        if not files:
+            return
+        if not placed and trigger not in ("now", "final") and time.monotonic() < self._git_next_try:
+            return
+        self._git_next_try = time.monotonic() + GIT_RETRY_EVERY
         folder = self.places.local
         try:
             if not await git.ensure_repo(folder, init=self.rule.git_init):
-                self._emit(
-                    SyncWarning(
-                        self.label,
-                        f"git_commit is on but {folder} is not a git repository "
-                        "(create one, or set git_init = true)",
-                    )
+                self._git_says(
+                    f"git_commit is on but {folder} is not a git repository "
+                    "(create one, or set git_init = true)"
                 )
                 return
-            lines = "\n".join(f"- {path}" for path in files)
+            lines = "\n".join(f"- {shown(path)}" for path in files)
             message = f"nbterm: {len(files)} file(s) from {self.rule.host}\n\n{lines}\n"
-            commit = await git.commit(folder, files, message)
-        except (git.GitError, OSError, TimeoutError) as exc:
-            self._emit(SyncWarning(self.label, f"git: {exc}"))
+            commit, conflicted = await git.commit(folder, files, message)
+        except git.GitRefused as exc:
+            self._git_says(str(exc))
             return
+        except (git.GitError, OSError, TimeoutError) as exc:
+            self._git_says(f"git: {exc}")
+            return
+        done = [path for path in files if path not in conflicted]
+        await asyncio.to_thread(self._mark_committed, done)
+        if conflicted:
+            self._git_says(
+                "not committing " + ", ".join(shown(p) for p in conflicted)
+                + ": git has an unresolved merge conflict there (resolve it first)"
+            )  # fmt: skip
+        else:
+            self._git_problem = None
         if commit:
-            self._emit(Committed(self.label, commit, tuple(files)))
+            self._emit(Committed(self.label, commit, tuple(done)))
+
+    def _mark_committed(self, files: list[str]) -> None:
+        manifest = Manifest(self.places.manifest)
+        manifest.uncommitted.difference_update(files)
+        manifest.save()
+        self._uncommitted = sorted(manifest.uncommitted)
+
+    def _git_says(self, message: str) -> None:
+        if message != self._git_problem:
+            self._git_problem = message
+            self._emit(SyncWarning(self.label, shown_lines(message)))
 
     # --- final sync -------------------------------------------------------------------------------
 
@@ -294,9 +475,12 @@ class SyncEngine:
         self.request("remote change")
 
     async def _next_trigger(self) -> Trigger:
-        self.next_cycle_at = time.time() + self.rule.interval
+        wait = float(self.rule.interval)
+        if self.failed_cycles:  # a failing rule tries again sooner, backing off
+            wait = min(wait, backoff(self.failed_cycles))
+        self.next_cycle_at = time.time() + wait
         try:
-            await asyncio.wait_for(self._wake.wait(), self.rule.interval)
+            await asyncio.wait_for(self._wake.wait(), wait)
         except TimeoutError:
             return "timer"
         trigger = self._pending or "now"
@@ -308,20 +492,42 @@ class SyncEngine:
                     await asyncio.wait_for(self._wake.wait(), DEBOUNCE_QUIET)
                 except TimeoutError:
                     break
-            if self._pending == "now":  # "sync now" pressed while the burst settled: say so
+            if self._pending == "now":  # "sync now" pressed while a burst settled: say so
                 trigger = "now"
         self._wake.clear()
         self._pending = None
         return trigger
 
     async def run(self) -> None:
-        """Cycle now, then on every trigger, until cancelled."""
-        await self.cycle("start")
+        """Cycle now, then on every trigger, until cancelled. A cycle that raises (a bug) is
+        reported and retried: the engine itself never ends on its own."""
+        trigger: Trigger = "start"
         while True:
+            try:
+                await self.cycle(trigger)
+            except Exception as exc:  # noqa: BLE001 - said, then retried with back-off
+                self.failed_cycles += 1
+                message = f"internal error in nbterm's sync ({exc.__class__.__name__}: {exc})"
+                self._failure = (None, message)
+                self._emit(SyncFailed(self.label, None, message, backoff(self.failed_cycles)))
             trigger = await self._next_trigger()
-            await self.cycle(trigger)
+
+
+def _has_entries(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return next(entries, None) is not None
+    except OSError:
+        return False
+
+
+def _local_problem(exc: OSError, places: SyncPlaces) -> str:
+    where = exc.filename or places.local
+    if isinstance(exc, NotADirectoryError) or exc.errno == 20:
+        return f"the local folder {where} is not a folder (a file is there): fix the rule's local"
+    return f"the local folder {where} cannot be used: {exc.strerror or exc}"
 
 
 def _last_lines(text: str, count: int = 3) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    lines = [shown(line.strip()) for line in text.strip().splitlines() if line.strip()]
     return " | ".join(lines[-count:])

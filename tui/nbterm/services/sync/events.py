@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 Trigger = Literal["start", "timer", "remote change", "now", "final"]
+BackupReason = Literal["edited", "being written", "unknown", "already there", "interrupted"]
+"""Why a local file was kept in the backup folder before a replacement: edited since nbterm
+placed it; written to while the new copy arrived; nbterm's record of it was lost; it was there
+before nbterm ever synced it; left aside by a sync that was interrupted."""
 
 
 @dataclass(frozen=True)
@@ -22,8 +26,11 @@ class CycleStarted(SyncEvent):
 @dataclass(frozen=True)
 class FileReceived(SyncEvent):
     path: str
+    """Relative to the rule's folders; bytes that are not UTF-8 are kept (``os.fsdecode``)."""
     size: int
     new: bool
+    restored: bool = False
+    """The local copy had disappeared (moved or deleted) and came back from the remote."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class ConflictKept(SyncEvent):
 
     path: str
     backup: str
+    why: BackupReason = "edited"
 
 
 @dataclass(frozen=True)
@@ -62,9 +70,30 @@ class SyncWarning(SyncEvent):
 
 
 @dataclass(frozen=True)
+class FileFailed(SyncEvent):
+    """One file could not be brought home (a folder in the way, a full disk, a refused name);
+    said once per reason, retried, and listed as not synced until it arrives."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class SyncFailed(SyncEvent):
-    code: int
+    """A whole cycle failed (said once while it keeps failing the same way)."""
+
+    code: int | None
+    """rsync's exit code, or None when the problem is local (the folder cannot be used)."""
     message: str
+    retry_in: float | None = None
+    """Seconds until the next try; None when nothing will retry (one-shot sync)."""
+
+
+@dataclass(frozen=True)
+class SyncRecovered(SyncEvent):
+    """A rule that was failing completed a cycle again."""
+
+    failed_cycles: int
 
 
 @dataclass(frozen=True)
@@ -81,3 +110,6 @@ class CycleDone(SyncEvent):
     bytes: int
     duration: float
     ok: bool
+    """rsync completed and no file failed locally."""
+    pending: tuple[tuple[str, str], ...] = ()
+    """(path, why) of each staged file that is not home yet."""

@@ -1,27 +1,53 @@
-"""Optional git commit of the local copy after a sync that changed something."""
+"""Optional git commit of the local copy after a sync that changed something.
+
+The repository is the user's: nbterm commits only the files it placed, and only when git is in
+a plain state. It never stages a path with a merge conflict, never commits during a merge,
+rebase, cherry-pick, revert or bisect, nor on a detached HEAD (it says why instead); it waits out
+a short ``index.lock``. Paths are literal (``--literal-pathspecs``): a remote file named
+``:(glob)**`` is a name, not a pattern.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from nbterm.services.sync.promote import BACKUP_DIR
 
 NBTERM_IDENTITY = ["-c", "user.name=nbterm", "-c", "user.email=nbterm@localhost"]
+LOCK_WAIT_SECONDS = 5.0
+IN_PROGRESS = {
+    "MERGE_HEAD": "a merge is in progress",
+    "rebase-merge": "a rebase is in progress",
+    "rebase-apply": "a rebase or am is in progress",
+    "CHERRY_PICK_HEAD": "a cherry-pick is in progress",
+    "REVERT_HEAD": "a revert is in progress",
+    "BISECT_LOG": "a bisect is in progress",
+}
 
 
 class GitError(Exception):
     pass
 
 
+class GitRefused(GitError):
+    """git is in a state where nbterm must not commit; the files wait for a later commit."""
+
+
 async def _git(repo: Path, *args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        "git", "-C", str(repo), *args,
+        "git", "--literal-pathspecs", "-C", str(repo), *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         stdin=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode(errors="replace").strip()
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode or 0, out.decode(errors="surrogateescape").strip()
 
 
 async def is_repo(folder: Path) -> bool:
@@ -44,11 +70,17 @@ async def ensure_repo(folder: Path, *, init: bool) -> bool:
     return True
 
 
-async def _exclude_backups(folder: Path) -> None:
-    code, out = await _git(folder, "rev-parse", "--git-path", "info/exclude")
+async def _git_path(folder: Path, name: str) -> Path | None:
+    code, out = await _git(folder, "rev-parse", "--git-path", name)
     if code != 0:
+        return None
+    return Path(out) if Path(out).is_absolute() else folder / out
+
+
+async def _exclude_backups(folder: Path) -> None:
+    exclude = await _git_path(folder, "info/exclude")
+    if exclude is None:
         return
-    exclude = Path(out) if Path(out).is_absolute() else folder / out
     wanted = f"{BACKUP_DIR}/"  # at any depth: the folder may be inside a larger repository
     current = exclude.read_text() if exclude.exists() else ""
     if wanted not in current.splitlines():
@@ -58,16 +90,53 @@ async def _exclude_backups(folder: Path) -> None:
         )
 
 
-async def commit(folder: Path, files: list[str], message: str) -> str | None:
-    """Commit exactly ``files`` (nothing else the user has staged); return the commit id."""
+async def _check_state(folder: Path) -> None:
+    for name, what in IN_PROGRESS.items():
+        path = await _git_path(folder, name)
+        if path is not None and path.exists():
+            raise GitRefused(f"{what} in {folder}: not committing until it is finished")
+    code, _ = await _git(folder, "symbolic-ref", "-q", "HEAD")
+    if code != 0:
+        raise GitRefused(f"HEAD is detached in {folder}: not committing until a branch is out")
+
+
+async def _wait_for_lock(folder: Path) -> None:
+    lock = await _git_path(folder, "index.lock")
+    if lock is None:
+        return
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while lock.exists():
+        if time.monotonic() > deadline:
+            raise GitRefused(
+                f"{lock} has existed for over {LOCK_WAIT_SECONDS:g}s (another git command "
+                "running, or one that crashed): committing later"
+            )
+        await asyncio.sleep(0.1)
+
+
+async def commit(folder: Path, files: list[str], message: str) -> tuple[str | None, list[str]]:
+    """Commit exactly ``files`` (nothing else the user has staged).
+
+    Returns the commit id (None when there was nothing to commit) and the files left out
+    because they have an unresolved merge conflict. Raises :class:`GitRefused` when git is in a
+    state where nbterm must not commit.
+    """
+    files = [path for path in files if (folder / path).is_file()]
     if not files:
-        return None
+        return None, []
+    await _check_state(folder)
+    await _wait_for_lock(folder)
+    code, out = await _git(folder, "ls-files", "-u", "-z", "--", *files)
+    conflicted = sorted({entry.split("\t", 1)[1] for entry in out.split("\0") if "\t" in entry})
+    files = [path for path in files if path not in conflicted]
+    if not files:
+        return None, conflicted
     code, out = await _git(folder, "add", "--", *files)
     if code != 0:
         raise GitError(f"git add failed: {out}")
     code, _ = await _git(folder, "diff", "--cached", "--quiet", "--", *files)
     if code == 0:
-        return None  # the files are already committed as they are
+        return None, conflicted  # the files are already committed as they are
     identity: list[str] = []
     code, _ = await _git(folder, "config", "user.email")
     if code != 0:
@@ -76,4 +145,4 @@ async def commit(folder: Path, files: list[str], message: str) -> str | None:
     if code != 0:
         raise GitError(f"git commit failed: {out}")
     code, out = await _git(folder, "rev-parse", "--short", "HEAD")
-    return out if code == 0 else None
+    return (out if code == 0 else None), conflicted

@@ -1,26 +1,48 @@
-"""Move received files from nbterm's staging mirror into the user's folder, losing nothing.
+"""Bring what is staged home, losing nothing: promotion reconciles, it does not replay.
 
-rsync pulls into a private staging mirror (so rsync's own delta transfer keeps working and the
-user's folder never sees a partial file). A received file then replaces the local one only if it
-is valid, and a local file that differs from what nbterm last pulled (the user edited it) is first
-copied to a dated backup folder. Each replacement is a rename of a fully written, fsynced file.
+rsync pulls into nbterm's private staging mirror (so its delta transfer keeps working and the
+user's folder never sees a partial file). Every cycle then compares the whole staging mirror with
+nbterm's record (the manifest) and the user's folder, and places whatever is staged, valid and
+not home yet. Whatever interrupted an earlier cycle (a kill, a full disk, a lost manifest), the
+next one heals it.
+
+What it guarantees for the user's folder:
+- it never deletes a file and never writes outside the folder, into ``.git`` or into nbterm's
+  own ``.nbterm-*`` names;
+- a local file that differs from what nbterm last placed is kept in a backup folder of its own
+  (one per cycle, never shared) before it is replaced; the backup is a hard link to the very
+  file the user had, so an editor that is still writing to it writes into the backup;
+- a replacement is a rename of a whole, fsynced file; a local file that changes while it is being
+  replaced, or a notebook that is half-written locally, is left for the next cycle;
+- a problem with one file is that file's problem: reported with its reason, never the cycle's.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
-import json
 import os
 import shutil
+import stat as stat_module
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbterm.services.files import write_private
+from nbterm.services.sync.events import BackupReason
+from nbterm.services.sync.manifest import Manifest, Record, Stat
 from nbterm.services.sync.notebooks import problem_with
 
 BACKUP_DIR = ".nbterm-backups"
+PARTIAL_DIR = ".nbterm-partial"
+TEMP_SUFFIX = ".nbterm-tmp"
+ASIDE_SUFFIX = ".nbterm-old"
+LOCAL_SETTLE_SECONDS = 10.0
+"""A local notebook that is not valid JSON and was written this recently is being saved: it is
+not replaced until it settles (an older broken one is backed up and replaced)."""
 
 
 def digest(path: Path) -> str:
@@ -31,91 +53,367 @@ def digest(path: Path) -> str:
     return sha.hexdigest()
 
 
-class Manifest:
-    """What nbterm last put in the local folder: relative path -> sha256."""
+def refused(rel: str) -> str | None:
+    """Why nbterm never writes ``rel`` into a user's folder, or None."""
+    parts = rel.split("/")
+    if not rel or rel.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        return "not a plain relative path"
+    if any(part.lower() == ".git" for part in parts):
+        return "a name inside .git is never written by nbterm"
+    if any(part.startswith(".nbterm-") for part in parts):
+        return "a name of nbterm's own (.nbterm-*) is never taken from a remote"
+    return None
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            data = json.loads(path.read_text())
-            self.entries: dict[str, str] = dict(data.get("files", {}))
-            self.rejected: set[str] = set(data.get("rejected", []))
-        except (OSError, ValueError, AttributeError):
-            self.entries, self.rejected = {}, set()
-        self._saved = self._snapshot()
 
-    def _snapshot(self) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
-        return tuple(sorted(self.entries.items())), tuple(sorted(self.rejected))
+def _stat(info: os.stat_result) -> Stat:
+    return (info.st_size, info.st_mtime_ns)
 
-    def save(self) -> None:
-        """Write the manifest if it changed (an idle cycle writes nothing)."""
-        snapshot = self._snapshot()
-        if snapshot == self._saved:
-            return
-        payload = {"files": self.entries, "rejected": sorted(self.rejected)}
-        write_private(self.path, json.dumps(payload, indent=0, sort_keys=True))
-        self._saved = snapshot
+
+@dataclass(frozen=True)
+class Placed:
+    path: str
+    size: int
+    new: bool
+    restored: bool
 
 
 @dataclass
 class PromoteResult:
-    placed: list[str] = field(default_factory=list)
-    conflicts: list[tuple[str, str]] = field(default_factory=list)
-    """(path, backup path)"""
+    placed: list[Placed] = field(default_factory=list)
+    conflicts: list[tuple[str, str, BackupReason]] = field(default_factory=list)
+    """(path, backup path, why)"""
     rejected: list[tuple[str, str]] = field(default_factory=list)
-    """(path, reason)"""
+    """(path, reason): staged notebooks that are not valid, newly judged this cycle."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """path -> reason: files that could not be brought home this cycle."""
+    waiting: dict[str, str] = field(default_factory=dict)
+    """path -> reason: files that failed before and wait out their back-off (still failing)."""
+    pending: dict[str, str] = field(default_factory=dict)
+    """path -> why: every staged file that is not home after this cycle."""
 
 
-def _safe_relative(rel: str) -> bool:
-    parts = Path(rel).parts
-    return bool(parts) and not Path(rel).is_absolute() and ".." not in parts
+def staged_files(staging: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """Every regular file in the staging mirror (rsync's partial folder left out)."""
+    stack = [(staging, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name != PARTIAL_DIR:
+                    stack.append((Path(entry.path), rel + "/"))
+            elif entry.is_file(follow_symlinks=False):
+                yield rel, entry.stat(follow_symlinks=False)
 
 
-def _place(source: Path, target: Path) -> None:
-    """Copy ``source`` over ``target`` atomically (temp file in the same folder, fsync, rename)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".nbterm-tmp", dir=target.parent)
+class Backups:
+    """The backup folder of one cycle, made when first needed; never shared with another."""
+
+    def __init__(self, local: Path) -> None:
+        self.local = local
+        self.folder: Path | None = None
+
+    def path_for(self, rel: str) -> Path:
+        if self.folder is None:
+            root = self.local / BACKUP_DIR
+            root.mkdir(exist_ok=True)
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            for attempt in range(1, 1000):
+                candidate = root / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+                try:
+                    candidate.mkdir()
+                except FileExistsError:
+                    continue
+                self.folder = candidate
+                break
+            else:
+                raise OSError(errno.EEXIST, "no free backup folder name")
+        assert self.folder is not None
+        path = self.folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+class _Busy(Exception):
+    """The local file changed while nbterm was replacing it: try again next cycle."""
+
+
+def _write_temp(source: Path, folder: Path, name: str) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=TEMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as out, source.open("rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
             out.flush()
             os.fsync(out.fileno())
-        stat = source.stat()
-        os.utime(tmp, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-        os.replace(tmp, target)
+        info = source.stat()
+        os.utime(tmp, ns=(info.st_atime_ns, info.st_mtime_ns))
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
 
 
-def promote(
-    staging: Path, local: Path, paths: list[str], manifest: Manifest, *, stamp: str | None = None
-) -> PromoteResult:
-    """Put each of ``paths`` (relative, received into ``staging``) into ``local``."""
-    result = PromoteResult()
-    stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
-    for rel in dict.fromkeys(paths):
-        source, target = staging / rel, local / rel
-        if not _safe_relative(rel) or not source.is_file():
-            continue
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns)
+
+
+class Promoter:
+    """One cycle's reconciliation of a rule's staging mirror with its local folder."""
+
+    def __init__(
+        self,
+        staging: Path,
+        local: Path,
+        manifest: Manifest,
+        *,
+        restore_deleted: bool = True,
+        skip: dict[str, str] | None = None,
+    ) -> None:
+        self.staging = staging
+        self.local = local
+        self.manifest = manifest
+        self.restore_deleted = restore_deleted
+        self.skip = skip or {}
+        """path -> reason: files whose earlier failure is in its back-off (left alone)."""
+        self.result = PromoteResult()
+        self.backups = Backups(local)
+
+    def run(self) -> PromoteResult:
+        seen: set[str] = set()
+        for rel, info in staged_files(self.staging):
+            seen.add(rel)
+            if rel in self.skip:
+                self.result.waiting[rel] = self.result.pending[rel] = self.skip[rel]
+                continue
+            try:
+                self._one(rel, info)
+            except _Busy:
+                self.result.pending[rel] = "being written locally: next cycle"
+            except OSError as exc:
+                self._failed(rel, _reason(exc))
+            except Exception as exc:  # noqa: BLE001 - a bug on one file must not end the cycle
+                self._failed(rel, f"internal error ({exc.__class__.__name__}: {exc})")
+        for rel in set(self.manifest.rejected) - seen:  # gone from the remote meanwhile
+            del self.manifest.rejected[rel]
+        return self.result
+
+    def _failed(self, rel: str, reason: str) -> None:
+        self.result.failed[rel] = reason
+        self.result.pending[rel] = reason
+
+    def _one(self, rel: str, info: os.stat_result) -> None:
+        why = refused(rel)
+        if why is not None:
+            self._failed(rel, f"refused: {why}")
+            return
+        source, target = self.staging / rel, self.local / rel
+        staged = _stat(info)
+        record = self.manifest.files.get(rel)
+        current = _lstat(target)
+        if record is not None and record.staged == staged:
+            if current is not None and record.local == _stat(current):
+                return  # home, as nbterm left it (the cheap path of every idle cycle)
+            if current is None and not self.restore_deleted:
+                return  # deleted on purpose, and the rule says so
+            if current is not None:
+                return  # edited locally since; the remote has nothing newer: theirs stays
+        if self.manifest.rejected.get(rel) == staged:
+            self.result.pending[rel] = "not a valid notebook on the remote (mid-save?)"
+            return
         problem = problem_with(source)
         if problem is not None:
-            manifest.rejected.add(rel)
-            result.rejected.append((rel, problem))
+            self.manifest.rejected[rel] = staged
+            self.result.rejected.append((rel, problem))
+            self.result.pending[rel] = problem
+            return
+        self.manifest.rejected.pop(rel, None)
+        new_sha = digest(source)
+        if current is None:
+            self._place_new(rel, source, target, new_sha, staged, record)
+            return
+        if stat_module.S_ISDIR(current.st_mode):
+            raise OSError(errno.EISDIR, "a folder is in the way locally", str(target))
+        if not stat_module.S_ISREG(current.st_mode):
+            raise OSError(errno.EEXIST, "something that is not a file is in the way locally")
+        known = record is not None and record.local == _stat(current)
+        local_sha = record.sha if known and record is not None else digest(target)
+        if local_sha == new_sha:
+            self.manifest.files[rel] = Record(new_sha, staged, _stat(current))
+            return
+        reason: BackupReason | None = None
+        if record is None:
+            reason = "unknown" if self.manifest.damaged is not None else "already there"
+        elif record.sha != local_sha:
+            reason = "edited"
+        if target.suffix == ".ipynb" and (
+            time.time() - current.st_mtime_ns / 1e9 < LOCAL_SETTLE_SECONDS
+            and problem_with(target) is not None
+        ):
+            raise _Busy
+        self._replace(rel, source, target, current, local_sha, reason)
+        after = target.lstat()
+        self.manifest.files[rel] = Record(new_sha, staged, _stat(after))
+        self.result.placed.append(Placed(rel, after.st_size, False, False))
+
+    def _place_new(
+        self, rel: str, source: Path, target: Path, sha: str, staged: Stat, record: Record | None
+    ) -> None:
+        _make_parents(self.local, target.parent)
+        tmp = _write_temp(source, target.parent, target.name)
+        try:
+            os.link(tmp, target)  # fails if something appeared there meanwhile: never clobbered
+        except FileExistsError:
+            tmp.unlink()
+            raise _Busy from None
+        except OSError:  # a filesystem without hard links: rename, checking first
+            if os.path.lexists(target):
+                tmp.unlink()
+                raise _Busy from None
+            os.replace(tmp, target)
+        else:
+            tmp.unlink()
+        after = target.lstat()
+        self.manifest.files[rel] = Record(sha, staged, _stat(after))
+        self.result.placed.append(Placed(rel, after.st_size, record is None, record is not None))
+
+    def _replace(
+        self,
+        rel: str,
+        source: Path,
+        target: Path,
+        before: os.stat_result,
+        local_sha: str,
+        reason: BackupReason | None,
+    ) -> None:
+        tmp = _write_temp(source, target.parent, target.name)
+        aside: Path | None = None
+        backup: Path | None = None
+        try:
+            if reason is not None:
+                backup = self.backups.path_for(rel)
+                aside = _keep(target, backup, local_sha)
+            else:
+                aside = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}{ASIDE_SUFFIX}")
+                try:
+                    os.link(target, aside)
+                except OSError:
+                    aside = None  # no hard links here: the stat check below is all there is
+            if not _same_file(before, target.lstat()):
+                raise _Busy
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            if aside is not None and backup is None:
+                aside.unlink(missing_ok=True)
+            if backup is not None and os.path.lexists(target):
+                with contextlib.suppress(OSError):  # the user's file is still in place
+                    if os.path.samefile(backup, target):
+                        backup.unlink()
+            raise
+        if backup is not None:
+            self.result.conflicts.append((rel, str(backup), reason or "edited"))
+            return
+        if aside is None:
+            return
+        # An editor that opened the old file before the rename writes into ``aside`` now:
+        # whatever it wrote before this check shows as a change, and is kept.
+        written = aside.lstat()
+        if _same_file(before, written) and digest(aside) == local_sha:
+            aside.unlink()
+            return
+        backup = self.backups.path_for(rel)
+        os.replace(aside, backup)
+        self.result.conflicts.append((rel, str(backup), "being written"))
+
+
+def _keep(target: Path, backup: Path, sha: str) -> Path:
+    """Keep the user's ``target`` at ``backup``: a hard link (the same file, so it is complete
+    by construction), or a copy that is checked against ``sha`` before anything replaces it."""
+    try:
+        os.link(target, backup)
+        return backup
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK):
+            raise
+    shutil.copy2(target, backup)
+    if digest(backup) != sha:
+        backup.unlink()
+        raise _Busy
+    return backup
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return path.lstat()
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        raise OSError(
+            errno.ENOTDIR, "a file is in the way locally (a folder was expected)"
+        ) from None
+
+
+def _make_parents(local: Path, folder: Path) -> None:
+    """Create ``folder`` below ``local``; a file or a symlink in the way is an error, never
+    followed out of the user's folder."""
+    rel = folder.relative_to(local)
+    current = local
+    for part in rel.parts:
+        current = current / part
+        try:
+            info = current.lstat()
+        except FileNotFoundError:
+            current.mkdir()
             continue
-        manifest.rejected.discard(rel)
-        new_hash = digest(source)
-        if target.is_file():
-            local_hash = digest(target)
-            if local_hash == new_hash:
-                manifest.entries[rel] = new_hash
+        if not stat_module.S_ISDIR(info.st_mode):
+            raise OSError(
+                errno.ENOTDIR, f"{current.relative_to(local)} is in the way locally (not a folder)"
+            )
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "the local disk is full (No space left on device)"
+    if exc.errno == errno.EROFS:
+        return "the local folder is on a read-only filesystem"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied writing in the local folder"
+    return exc.strerror or str(exc)
+
+
+def clean_leftovers(local: Path, manifest: Manifest) -> list[tuple[str, str]]:
+    """Remove nbterm's temporary files that an interrupted cycle left in ``local``.
+
+    A file set aside for a replacement (``.NAME.xxxx.nbterm-old``) is removed only when it is the
+    file in place or holds the content nbterm recorded; otherwise it may hold an edit, and it is
+    moved to a backup folder. Returns (path, backup) for each one kept.
+    """
+    kept: list[tuple[str, str]] = []
+    backups = Backups(local)
+    for root, dirs, names in os.walk(local):
+        dirs[:] = [d for d in dirs if d not in (".git", BACKUP_DIR)]
+        for name in names:
+            if not name.startswith("."):
                 continue
-            if manifest.entries.get(rel) != local_hash:
-                backup = local / BACKUP_DIR / stamp / rel
-                backup.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(target, backup)
-                result.conflicts.append((rel, str(backup)))
-        _place(source, target)
-        manifest.entries[rel] = new_hash
-        result.placed.append(rel)
-    return result
+            path = Path(root) / name
+            if name.endswith(TEMP_SUFFIX):
+                path.unlink(missing_ok=True)
+            elif name.endswith(ASIDE_SUFFIX):
+                original = name[1:].rsplit(".", 2)[0]
+                target = Path(root) / original
+                rel = str(target.relative_to(local))
+                record = manifest.files.get(rel)
+                with contextlib.suppress(OSError):
+                    if (target.exists() and os.path.samefile(path, target)) or (
+                        record is not None and digest(path) == record.sha
+                    ):
+                        path.unlink()
+                        continue
+                    backup = backups.path_for(rel)
+                    os.replace(path, backup)
+                    kept.append((rel, str(backup)))
+    return kept

@@ -1,7 +1,9 @@
 """Parse rsync's output: itemized lines (``--out-format='%i %l %n'``) and ``--info=progress2``.
 
 Itemized lines end with ``\\n``; progress updates are separated by ``\\r``, so the stream is split
-on both. rsync escapes unprintable bytes in names as ``\\#ooo`` (octal); they are decoded back.
+on both. rsync escapes unprintable bytes in names as ``\\#ooo`` (octal); they are decoded back
+to the very bytes, and bytes that are not UTF-8 are kept as Python keeps file names
+(``surrogateescape``), so such a name can still be opened. Show names with ``safe_text.shown``.
 """
 
 from __future__ import annotations
@@ -20,25 +22,46 @@ EXIT_MESSAGES = {
     5: "the rsync protocol could not start: is rsync installed on the remote?",
     10: "a socket error stopped rsync; the network dropped?",
     11: "a file could not be written locally: is the disk full or the folder read-only?",
-    12: "the connection broke mid-transfer (rsync protocol stream error); retrying next cycle",
+    12: "the connection broke mid-transfer (rsync protocol stream error)",
     20: "rsync was interrupted",
     23: "some files were not transferred (see the messages above); the rest arrived",
     24: "some files vanished on the remote while being read (normal while saving); "
     "they come next cycle",
-    30: "no data moved within the I/O timeout: the link is stalled; retrying next cycle",
+    30: "no data moved within the I/O timeout: the link is stalled",
     35: "rsync timed out waiting for the remote",
     127: "rsync is not installed on the remote (or not on its PATH)",
     255: "ssh failed: the host is unreachable or refused the login (see the message above)",
 }
 
 
-def exit_message(code: int) -> str:
+SSH_COULD_NOT_CONNECT = re.compile(
+    r"^ssh: |Permission denied|Host key verification failed|Could not resolve|"
+    r"Connection (?:refused|timed out)|No route to host|Network is unreachable|"
+    r"kex_exchange_identification|Connection closed by",
+    re.MULTILINE,
+)
+
+
+def is_mid_transfer_drop(stderr: str) -> bool:
+    """ssh ended (exit 255) without any complaint of its own about reaching the host: the
+    connection it was using closed under it, which is what a dead ControlMaster looks like."""
+    return "connection unexpectedly closed" in stderr and not SSH_COULD_NOT_CONNECT.search(stderr)
+
+
+def exit_message(code: int, stderr: str = "") -> str:
+    if code == 255 and is_mid_transfer_drop(stderr):
+        return (
+            "the SSH connection closed mid-transfer (nbterm's shared connection, its "
+            "ControlMaster, ended or the link dropped); a new one is opened on the next try"
+        )
     return EXIT_MESSAGES.get(code, f"rsync failed with exit code {code}")
 
 
 def unescape(raw: bytes) -> str:
-    """Undo rsync's ``\\#ooo`` escapes, then decode as UTF-8 (bad bytes become U+FFFD)."""
-    return _ESCAPE.sub(lambda m: bytes([int(m.group(1), 8)]), raw).decode("utf-8", "replace")
+    """Undo rsync's ``\\#ooo`` escapes, then decode as a file name (``os.fsdecode``'s way)."""
+    return _ESCAPE.sub(lambda m: bytes([int(m.group(1), 8)]), raw).decode(
+        "utf-8", "surrogateescape"
+    )
 
 
 @dataclass(frozen=True)
