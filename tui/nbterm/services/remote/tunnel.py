@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import asyncssh
 
@@ -20,41 +22,72 @@ from nbterm.services.remote.connection import HostConnection
 
 LOCAL_HOST = "127.0.0.1"  # never another interface: Jupyter's token is the only lock on the door
 PORT_SEARCH = 100
+_R = TypeVar("_R")
 
 
 class PortUnavailableError(Exception):
     pass
 
 
-class _ChannelSide(asyncssh.SSHTCPSession[bytes]):
+def _guarded(method: Callable[..., _R]) -> Callable[..., _R]:
+    """A callback of one forwarded connection that can fail on its own sockets (a browser tab
+    that reset its socket: ENOTCONN on ``write_eof``, EPIPE on ``write``, a pause after close)
+    without the error reaching asyncssh, which would close the whole SSH connection and every
+    other tab with it. The failure ends this forwarded connection only."""
+
+    @functools.wraps(method)
+    def run(self: _Side, *args: Any) -> _R:
+        try:
+            return method(self, *args)
+        except Exception:  # noqa: BLE001 - any errno, any callback: this connection only
+            self.abort()
+            return cast("_R", None)  # (eof_received: falsy, the transport closes itself)
+
+    return run
+
+
+class _Side:
+    def abort(self) -> None:
+        raise NotImplementedError
+
+
+class _ChannelSide(_Side, asyncssh.SSHTCPSession[bytes]):
     def __init__(self, local: _LocalSide) -> None:
         self.local = local
 
+    def abort(self) -> None:
+        self.local.abort()
+
+    @_guarded
     def data_received(self, data: bytes, datatype: Any) -> None:
         transport = self.local.transport
         if transport is not None and not transport.is_closing():
             transport.write(data)
 
+    @_guarded
     def eof_received(self) -> bool:
         transport = self.local.transport
         if transport is not None and transport.can_write_eof() and not transport.is_closing():
             transport.write_eof()
         return True
 
+    @_guarded
     def connection_lost(self, exc: Exception | None) -> None:
         if self.local.transport is not None:
             self.local.transport.close()
 
+    @_guarded
     def pause_writing(self) -> None:
-        if self.local.transport is not None:
+        if self.local.transport is not None and not self.local.transport.is_closing():
             self.local.transport.pause_reading()
 
+    @_guarded
     def resume_writing(self) -> None:
         if self.local.transport is not None and not self.local.transport.is_closing():
             self.local.transport.resume_reading()
 
 
-class _LocalSide(asyncio.Protocol):
+class _LocalSide(_Side, asyncio.Protocol):
     def __init__(self, tunnel: Tunnel) -> None:
         self.tunnel = tunnel
         self.transport: asyncio.Transport | None = None
@@ -62,6 +95,19 @@ class _LocalSide(asyncio.Protocol):
         self.pending: list[bytes] = []
         self.pending_eof = False
         self.task: asyncio.Task[None] | None = None
+
+    def abort(self) -> None:
+        """End this forwarded connection at once, both sides; never raises."""
+        self.tunnel.active.discard(self)
+        channel, self.channel = self.channel, None
+        if channel is not None:
+            with contextlib.suppress(Exception):
+                channel.abort() if hasattr(channel, "abort") else channel.close()
+        if self.transport is not None:
+            with contextlib.suppress(Exception):
+                self.transport.abort()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -87,18 +133,23 @@ class _LocalSide(asyncio.Protocol):
             channel.close()
             return
         self.channel = channel
-        for data in self.pending:
-            channel.write(data)
-        self.pending.clear()
-        if self.pending_eof:
-            channel.write_eof()
+        try:
+            for data in self.pending:
+                channel.write(data)
+            self.pending.clear()
+            if self.pending_eof:
+                channel.write_eof()
+        except Exception:  # noqa: BLE001 - the channel closed meanwhile: this connection only
+            self.abort()
 
+    @_guarded
     def data_received(self, data: bytes) -> None:
         if self.channel is not None:
             self.channel.write(data)
         else:
             self.pending.append(data)
 
+    @_guarded
     def eof_received(self) -> bool:
         if self.channel is not None:
             self.channel.write_eof()
@@ -106,6 +157,7 @@ class _LocalSide(asyncio.Protocol):
             self.pending_eof = True
         return True
 
+    @_guarded
     def connection_lost(self, exc: Exception | None) -> None:
         self.tunnel.active.discard(self)
         if self.channel is not None:
@@ -113,10 +165,12 @@ class _LocalSide(asyncio.Protocol):
         elif self.task is not None:
             self.task.cancel()
 
+    @_guarded
     def pause_writing(self) -> None:
         if self.channel is not None:
             self.channel.pause_reading()
 
+    @_guarded
     def resume_writing(self) -> None:
         if self.channel is not None:
             self.channel.resume_reading()
