@@ -89,11 +89,23 @@ async def test_the_local_folder_moved_away(world: World, tmp_path: Path) -> None
     recorder = Recorder()
     engine = world.engine(recorder)
     await engine.cycle()
+    await engine.cycle("timer")  # an idle timer cycle, the cheapest kind, after a full one
     world.local.rename(tmp_path / "moved")
-    done = await engine.cycle()
+    done = await engine.cycle("timer")
     assert done.ok
     check_home(world.local, remote={name: notebook(name).encode() for name in names})
     assert "restored" in said(recorder)
+
+
+async def test_a_deleted_local_copy_comes_back_on_an_idle_timer_cycle(world: World) -> None:
+    world.remote.write("sub/a.ipynb", notebook("a"))
+    recorder = Recorder()
+    engine = world.engine(recorder)
+    await engine.cycle()
+    await engine.cycle("timer")
+    (world.local / "sub" / "a.ipynb").unlink()
+    await engine.cycle("timer")
+    assert (world.local / "sub" / "a.ipynb").read_text() == notebook("a")
 
 
 async def test_a_deliberate_deletion_stays_deleted_when_asked(world: World) -> None:
@@ -103,7 +115,7 @@ async def test_a_deliberate_deletion_stays_deleted_when_asked(world: World) -> N
     engine = world.engine(recorder, restore_deleted=False)
     await engine.cycle()
     (world.local / "drop.ipynb").unlink()
-    done = await engine.cycle()
+    done = await engine.cycle("timer")
     assert done.ok
     assert not (world.local / "drop.ipynb").exists()
     world.remote.write("drop.ipynb", notebook("drop, a new version"))

@@ -47,6 +47,7 @@ from nbterm.services.sync.promote import (
     Promoter,
     PromoteResult,
     clean_leftovers,
+    folder_marks,
 )
 from nbterm.services.sync.rsync_output import (
     Item,
@@ -160,6 +161,11 @@ class SyncEngine:
         self._git_next_try = 0.0
         self._uncommitted: list[str] = []
         """Placed files that wait for a git commit (kept in the manifest across runs)."""
+        self._manifest: Manifest | None = None
+        self._marks: dict[str, tuple[int, int] | None] | None = None
+        """Local folder marks after the last complete pass (None: none yet, or it left files
+        pending): see ``_nothing_to_do``."""
+        """nbterm's record of the folder, kept between cycles (read again when it changed)."""
 
     def _emit(self, event: SyncEvent) -> None:
         self.on_event(event)
@@ -212,7 +218,13 @@ class SyncEngine:
             deleted.clear()
             code, stderr = await self._run_rsync(received, deleted, find_deletions)
         try:
-            result, damaged, kept = await asyncio.to_thread(self._reconcile, trigger, synced_before)
+            kept: list[tuple[str, str]] = []
+            if self._nothing_to_do(trigger, code, received, deleted):
+                result, damaged = PromoteResult(), None
+            else:
+                result, damaged, kept = await asyncio.to_thread(
+                    self._reconcile, trigger, synced_before
+                )
         except OSError as exc:
             return self._cycle_failed(trigger, started, None, _local_problem(exc, self.places))
         if damaged is not None:
@@ -266,7 +278,9 @@ class SyncEngine:
         """Runs in a thread (so it reports nothing itself): compare staging, the record and the
         local folder; place what is missing. The record is saved whatever happened to single
         files. Returns the result, why the record could not be used, and leftovers kept."""
-        manifest = Manifest(self.places.manifest, expected=synced_before)
+        manifest = self._manifest
+        if manifest is None or manifest.stale():  # kept between cycles; read when it changed
+            manifest = self._manifest = Manifest(self.places.manifest, expected=synced_before)
         damaged = manifest.damaged
         kept: list[tuple[str, str]] = []
         if not self._started:
@@ -286,16 +300,39 @@ class SyncEngine:
             restore_deleted=self.rule.restore_deleted,
             skip=skip,
         )
+        self._marks = None
         try:
             result = promoter.run()
+            if not result.pending:
+                self._marks = folder_marks(self.places.local, result.folders)
         finally:
-            for item in promoter.result.placed:
-                manifest.uncommitted.add(item.path)
-            if not self.rule.git_commit:
+            if self.rule.git_commit and promoter.result.placed:
+                manifest.uncommitted.update(item.path for item in promoter.result.placed)
+                manifest.dirty = True
+            elif not self.rule.git_commit and manifest.uncommitted:
                 manifest.uncommitted.clear()
+                manifest.dirty = True
             manifest.save()
             self._uncommitted = sorted(manifest.uncommitted)
         return result, damaged, kept
+
+    def _nothing_to_do(
+        self, trigger: Trigger, code: int, received: list[Item], deleted: list[str]
+    ) -> bool:
+        """An idle timer cycle skips the full comparison when it cannot find anything: the
+        last one left nothing pending, rsync completed and brought nothing, nbterm's record is
+        as it left it, and no local folder lost or gained a file (their marks are unchanged)."""
+        if (
+            trigger != "timer"
+            or self._marks is None
+            or code not in (0, 24)
+            or received
+            or deleted
+            or self._manifest is None
+            or self._manifest.stale()
+        ):
+            return False
+        return folder_marks(self.places.local, set(self._marks)) == self._marks
 
     def _report_files(self, result: PromoteResult) -> None:
         for item in result.placed:
@@ -439,8 +476,11 @@ class SyncEngine:
             self._emit(Committed(self.label, commit, tuple(done)))
 
     def _mark_committed(self, files: list[str]) -> None:
-        manifest = Manifest(self.places.manifest)
+        manifest = self._manifest
+        if manifest is None or manifest.stale():
+            manifest = self._manifest = Manifest(self.places.manifest)
         manifest.uncommitted.difference_update(files)
+        manifest.dirty = True
         manifest.save()
         self._uncommitted = sorted(manifest.uncommitted)
 

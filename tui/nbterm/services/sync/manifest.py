@@ -107,8 +107,13 @@ class Manifest:
         self.path = path
         self.damaged: str | None = None
         """Why the file on disk could not be used (None: it could, or there was none)."""
+        self.dirty = False
+        """Set by whoever changes the data; ``save()`` writes only then."""
+        self.on_disk: tuple[int, int, int] | None = None
+        """(inode, size, mtime) of the file as last read or written: ``stale()`` compares."""
         try:
             raw = path.read_bytes()
+            self.on_disk = _identity(path)
         except FileNotFoundError:
             self.data = ManifestData()
             if expected:
@@ -120,7 +125,14 @@ class Manifest:
                 self.data = _parse(json.loads(raw))
             except (ValueError, RecursionError) as exc:
                 self.data, self.damaged = ManifestData(), str(exc)[:200]
-        self._saved = self._serialise()
+
+    def stale(self) -> bool:
+        """True if the file changed on disk since this object read or wrote it (another nbterm
+        process, or a person): read it again before trusting it."""
+        try:
+            return _identity(self.path) != self.on_disk
+        except OSError:
+            return self.on_disk is not None
 
     @property
     def files(self) -> dict[str, Record]:
@@ -147,13 +159,18 @@ class Manifest:
             "uncommitted": sorted(self.data.uncommitted),
         }
         # ensure_ascii keeps names that are not UTF-8 (lone surrogates) as \udcXX escapes
-        return json.dumps(payload, indent=0, ensure_ascii=True)
+        return json.dumps(payload, ensure_ascii=True, separators=(",", ":"))
 
     def save(self) -> None:
         """Write the manifest if it changed (an idle cycle writes nothing)."""
-        text = self._serialise()
-        if text == self._saved:
+        if not self.dirty and self.damaged is None:
             return
-        write_private(self.path, text)
-        self._saved = text
+        write_private(self.path, self._serialise())
+        self.on_disk = _identity(self.path)
+        self.dirty = False
         self.damaged = None
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    info = path.stat()
+    return (info.st_ino, info.st_size, info.st_mtime_ns)

@@ -90,6 +90,23 @@ class PromoteResult:
     """path -> reason: files that failed before and wait out their back-off (still failing)."""
     pending: dict[str, str] = field(default_factory=dict)
     """path -> why: every staged file that is not home after this cycle."""
+    folders: set[str] = field(default_factory=lambda: {""})
+    """Local folders (relative) that hold staged files: see :func:`folder_marks`."""
+
+
+def folder_marks(local: Path, folders: set[str]) -> dict[str, tuple[int, int] | None]:
+    """(inode, mtime) of each local folder: a file added, removed or renamed in a folder changes
+    its mtime, so unchanged marks after a complete pass mean nothing came or went locally."""
+    marks: dict[str, tuple[int, int] | None] = {}
+    base = os.fspath(local)
+    for folder in folders:
+        try:
+            info = os.lstat(os.path.join(base, folder) if folder else base)
+        except OSError:
+            marks[folder] = None
+            continue
+        marks[folder] = (info.st_ino, info.st_mtime_ns)
+    return marks
 
 
 def staged_files(staging: Path) -> Iterator[tuple[str, os.stat_result]]:
@@ -181,11 +198,13 @@ class Promoter:
         """path -> reason: files whose earlier failure is in its back-off (left alone)."""
         self.result = PromoteResult()
         self.backups = Backups(local)
+        self._local = os.fspath(local)
 
     def run(self) -> PromoteResult:
         seen: set[str] = set()
         for rel, info in staged_files(self.staging):
             seen.add(rel)
+            self.result.folders.add(rel.rpartition("/")[0])
             if rel in self.skip:
                 self.result.waiting[rel] = self.result.pending[rel] = self.skip[rel]
                 continue
@@ -199,6 +218,7 @@ class Promoter:
                 self._failed(rel, f"internal error ({exc.__class__.__name__}: {exc})")
         for rel in set(self.manifest.rejected) - seen:  # gone from the remote meanwhile
             del self.manifest.rejected[rel]
+            self.manifest.dirty = True
         return self.result
 
     def _failed(self, rel: str, reason: str) -> None:
@@ -206,14 +226,14 @@ class Promoter:
         self.result.pending[rel] = reason
 
     def _one(self, rel: str, info: os.stat_result) -> None:
-        why = refused(rel)
-        if why is not None:
-            self._failed(rel, f"refused: {why}")
-            return
-        source, target = self.staging / rel, self.local / rel
         staged = _stat(info)
-        record = self.manifest.files.get(rel)
-        current = _lstat(target)
+        record = self.manifest.files.get(rel)  # (only names that passed ``refused`` have one)
+        if record is None:
+            why = refused(rel)
+            if why is not None:
+                self._failed(rel, f"refused: {why}")
+                return
+        current = _lstat(os.path.join(self._local, rel))  # (str paths: the every-cycle path)
         if record is not None and record.staged == staged:
             if current is not None and record.local == _stat(current):
                 return  # home, as nbterm left it (the cheap path of every idle cycle)
@@ -221,9 +241,16 @@ class Promoter:
                 return  # deleted on purpose, and the rule says so
             if current is not None:
                 return  # edited locally since; the remote has nothing newer: theirs stays
+        if record is not None:  # a record from before version 2 may name anything
+            why = refused(rel)
+            if why is not None:
+                self._failed(rel, f"refused: {why}")
+                return
         if self.manifest.rejected.get(rel) == staged:
             self.result.pending[rel] = "not a valid notebook on the remote (mid-save?)"
             return
+        source, target = self.staging / rel, self.local / rel
+        self.manifest.dirty = True
         problem = problem_with(source)
         if problem is not None:
             self.manifest.rejected[rel] = staged
@@ -346,9 +373,9 @@ def _keep(target: Path, backup: Path, sha: str) -> Path:
     return backup
 
 
-def _lstat(path: Path) -> os.stat_result | None:
+def _lstat(path: str) -> os.stat_result | None:
     try:
-        return path.lstat()
+        return os.lstat(path)
     except FileNotFoundError:
         return None
     except NotADirectoryError:
