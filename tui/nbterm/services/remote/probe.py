@@ -21,48 +21,80 @@ class ProbeError(Exception):
     pass
 
 
+MAX_HEADER_LINE = 8 * 1024
+MAX_HEADERS = 100
+MAX_BODY = 1 << 20
+"""Jupyter's answers here are a few hundred bytes; anything far larger is not Jupyter's."""
+
+
 async def get_status(port: int, token: str, timeout: float = 5.0) -> JupyterStatus:
     """GET /api/status on 127.0.0.1:port with the token; raises ProbeError on any failure.
 
     The token goes in the Authorization header (not the URL). Polling this endpoint does not
-    reset Jupyter's idle time.
+    reset Jupyter's idle time. Whatever comes back is the remote's to choose: every malformed
+    answer (a bad header, a short body, a huge one, JSON of the wrong shape) is a ProbeError,
+    never an exception that would end the watch that asked.
     """
     started = time.perf_counter()
-    try:
-        body = await asyncio.wait_for(_get(port, "/api/status", token), timeout)
-    except TimeoutError:
-        raise ProbeError(f"no answer from Jupyter within {timeout:g}s") from None
-    except OSError as exc:
-        raise ProbeError(f"cannot reach Jupyter: {exc.strerror or exc}") from None
+    body = await _fetch(port, "/api/status", token, timeout)
     latency = (time.perf_counter() - started) * 1000
     try:
         data = json.loads(body)
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
         return JupyterStatus(
             latency_ms=latency,
-            started=str(data.get("started", "")),
-            last_activity=str(data.get("last_activity", "")),
-            kernels=int(data.get("kernels", 0)),
-            connections=int(data.get("connections", 0)),
+            started=_text(data.get("started", "")),
+            last_activity=_text(data.get("last_activity", "")),
+            kernels=_count(data.get("kernels", 0)),
+            connections=_count(data.get("connections", 0)),
         )
-    except (ValueError, TypeError, AttributeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise ProbeError(f"unexpected answer from /api/status: {exc}") from None
 
 
 async def busy_kernels(port: int, token: str, timeout: float = 5.0) -> int:
     """How many kernels are executing right now (``execution_state == "busy"``)."""
+    # no_track_activity: asking must not make Jupyter look used
+    body = await _fetch(port, "/api/kernels?no_track_activity=1", token, timeout)
     try:
-        # no_track_activity: asking must not make Jupyter look used
-        body = await asyncio.wait_for(
-            _get(port, "/api/kernels?no_track_activity=1", token), timeout
-        )
         kernels = json.loads(body)
-    except (TimeoutError, OSError, ValueError) as exc:
-        raise ProbeError(f"cannot list kernels: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise ProbeError(f"unexpected answer from /api/kernels: {exc}") from None
+    if not isinstance(kernels, list) or not all(isinstance(k, dict) for k in kernels):
+        raise ProbeError("unexpected answer from /api/kernels: not a list of kernels")
     return sum(1 for kernel in kernels if kernel.get("execution_state") == "busy")
 
 
+def _text(value: object) -> str:
+    if not isinstance(value, str) or len(value) > 64:
+        raise TypeError("a time is not a short string")
+    return value
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1_000_000:
+        raise TypeError(f"not a count: {str(value)[:40]!r}")
+    return value
+
+
+async def _fetch(port: int, path: str, token: str, timeout: float) -> bytes:
+    try:
+        return await asyncio.wait_for(_get(port, path, token), timeout)
+    except ProbeError:
+        raise
+    except TimeoutError:
+        raise ProbeError(f"no answer from Jupyter within {timeout:g}s") from None
+    except OSError as exc:
+        raise ProbeError(f"cannot reach Jupyter: {exc.strerror or exc}") from None
+    except asyncio.IncompleteReadError:
+        raise ProbeError("the connection closed in the middle of Jupyter's answer") from None
+    except (ValueError, asyncio.LimitOverrunError, UnicodeError) as exc:
+        raise ProbeError(f"a malformed HTTP answer ({exc.__class__.__name__})") from None
+
+
 async def _get(port: int, path: str, token: str) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=MAX_HEADER_LINE)
     try:
         request = (
             f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
@@ -76,20 +108,28 @@ async def _get(port: int, path: str, token: str) -> bytes:
         parts = status_line.decode("latin-1").split()
         code = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
         headers: dict[str, str] = {}
-        while True:
+        for _ in range(MAX_HEADERS + 1):
             line = await reader.readline()
             if line in (b"\r\n", b"\n", b""):
                 break
             name, _, value = line.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
-        if "content-length" in headers:
-            body = await reader.readexactly(int(headers["content-length"]))
         else:
-            body = await reader.read()
+            raise ProbeError("a malformed HTTP answer (too many headers)")
         if code == 403:
             raise ProbeError("Jupyter refused the token (403)")
         if code != 200:
             raise ProbeError(f"Jupyter answered HTTP {code}")
+        if "content-length" in headers:
+            length = headers["content-length"]
+            if not length.isdigit() or int(length) > MAX_BODY:
+                raise ProbeError("a malformed HTTP answer (bad Content-Length)")
+            return await reader.readexactly(int(length))
+        body = b""
+        while chunk := await reader.read(65536):  # until the server closes (Connection: close)
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise ProbeError("a malformed HTTP answer (too large)")
         return body
     finally:
         writer.close()
