@@ -14,6 +14,7 @@ import re
 import shlex
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlencode, urlunsplit
 
 from nbterm.config import JupyterSettings
 from nbterm.services.remote.shell import shell_path
@@ -51,9 +52,13 @@ class JupyterServer:
     version: str = ""
 
     def local_url(self, local_port: int) -> str:
-        """The URL to open locally through the tunnel, with the token (never log it)."""
-        url = f"http://127.0.0.1:{local_port}{self.base_url}"
-        return f"{url}?token={self.token}" if self.token else url
+        """The URL to open locally through the tunnel, with the token (never log it).
+
+        Built from parts, never pasted: the host is always 127.0.0.1 whatever the remote's
+        runtime file says (``base_url`` is checked where it is read), and the token is encoded.
+        """
+        query = urlencode({"token": self.token}) if self.token else ""
+        return urlunsplit(("http", f"127.0.0.1:{local_port}", self.base_url, query, ""))
 
 
 class JupyterError(Exception):
@@ -69,9 +74,26 @@ def parse_runtime_files(output: str) -> list[dict[str, object]]:
             info = json.loads(body)
         except json.JSONDecodeError:
             continue  # a file being written right now; the next look will see it whole
-        if isinstance(info, dict) and "port" in info and "pid" in info:
+        if isinstance(info, dict) and _well_formed(info):
             servers.append(info)
     return servers
+
+
+SAFE_BASE_URL = re.compile(r"/(?!/)[A-Za-z0-9._~/%-]*")
+
+
+def _well_formed(info: dict[str, object]) -> bool:
+    """A runtime file is the remote's to write: only a whole, plain one is used (a port and a
+    pid that are numbers, a path-only base_url, text where text belongs)."""
+    port, pid = info.get("port"), info.get("pid")
+    if not (isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536):
+        return False
+    if not (isinstance(pid, int) and not isinstance(pid, bool) and pid > 0):
+        return False
+    base_url = info.get("base_url", "/")
+    if not isinstance(base_url, str) or not SAFE_BASE_URL.fullmatch(base_url or "/"):
+        return False
+    return all(isinstance(info.get(key, ""), str) for key in ("root_dir", "token", "version"))
 
 
 async def discover(link: Link, settings: JupyterSettings) -> JupyterServer | None:
