@@ -71,3 +71,32 @@ def test_default_paths_follow_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert paths.config_file == Path.home() / ".config" / "nbterm" / "config.toml"
     assert paths.state_dir == Path.home() / ".local" / "state" / "nbterm"
     assert paths.runtime_dir == tmp_path / "nbterm"
+
+
+def test_a_folder_the_user_chose_keeps_its_mode(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # as /tmp: world-writable with the sticky bit
+    project = tmp_path / "proj"
+    project.mkdir(mode=0o755)
+    project.chmod(0o755)
+    write_private(shared / "hosts.toml", "x = 1\n", own_folder=False)
+    write_private(project / "hosts.toml", "x = 1\n", own_folder=False)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert stat.S_IMODE(project.stat().st_mode) == 0o755
+    assert stat.S_IMODE((shared / "hosts.toml").stat().st_mode) == 0o600
+
+
+def test_import_ssh_output_leaves_the_folder_alone(tmp_path: Path) -> None:
+    from nbterm.cli.main import main
+
+    (tmp_path / "home" / ".ssh").mkdir(parents=True, exist_ok=True)
+    ssh_config = tmp_path / "home" / ".ssh" / "config"
+    ssh_config.write_text("Host box\n  HostName 127.0.0.1\n  User me\n")
+    project = tmp_path / "proj"
+    project.mkdir()
+    project.chmod(0o755)
+    code = main(["import-ssh", "--ssh-config", str(ssh_config), "--output",
+                 str(project / "hosts.toml"), "box"])  # fmt: skip
+    assert code == 0
+    assert stat.S_IMODE(project.stat().st_mode) == 0o755

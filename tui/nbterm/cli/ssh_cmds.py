@@ -70,7 +70,7 @@ def cmd_import_ssh(args: argparse.Namespace) -> int:
         target = Path(args.output).expanduser()
         if target.exists():
             raise CliError(f"{target} already exists; nothing written", EXIT_CONFIG)
-        write_private(target, text)
+        write_private(target, text, own_folder=False)
         print(f"wrote {len(result.hosts)} host(s) to {target}")
         return 0
     if args.append:
@@ -89,6 +89,6 @@ def _append(args: argparse.Namespace, text: str, count: int) -> int:
         raise CliError(
             f"not appended: the result would not be a valid config\n{exc}", EXIT_CONFIG
         ) from None
-    write_private(target, combined)
+    write_private(target, combined, own_folder=False)
     print(f"appended {count} host(s) to {target}")
     return 0

@@ -39,5 +39,5 @@ def write_starter(path: Path, *, force: bool = False, extra: str = "") -> Path |
     text = starter_text()
     if extra:
         text += "\n" + extra
-    write_private(path, text)
+    write_private(path, text, own_folder=False)
     return backup
