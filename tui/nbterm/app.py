@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # screens shown now and then are imported when shown (start-u
 
 from nbterm.config import ConfigError, LoadedConfig, load_config
 from nbterm.locations import Paths, tildify
+from nbterm.safe_text import shown, shown_lines
 from nbterm.screens.main import MainScreen
 from nbterm.ui.controller import Controller
 
@@ -45,8 +46,12 @@ class NbtermApp(App[None]):
         timeout: float | None = None,
         markup: bool = False,
     ) -> None:
-        """Plain text by default: messages quote config keys like [aws], which are not markup."""
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+        """Plain text by default: messages quote config keys like [aws], which are not markup.
+        Every toast passes here, so nothing a remote sent can steer the terminal from one."""
+        super().notify(
+            shown_lines(message), title=shown(title), severity=severity, timeout=timeout,
+            markup=markup,
+        )  # fmt: skip
 
     def on_mount(self) -> None:
         self.sub_title = tildify(self.paths.config_file)

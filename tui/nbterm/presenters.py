@@ -58,11 +58,13 @@ class Printer:
         self.quiet_cycles = quiet_cycles
 
     def line(self, event: RemoteEvent | SyncEvent) -> str | None:
+        """One printable line: whatever part of it came from a remote (names, messages, reasons)
+        can neither break the line nor steer the terminal."""
         if isinstance(event, SyncEvent):
             text = self._sync(event)
-            return f"{event.rule}: {text}" if text else None
+            return shown(f"{event.rule}: {text}") if text else None
         text = self._remote(event)
-        return f"{event.host}: {text}" if text else None
+        return shown(f"{event.host}: {text}") if text else None
 
     def __call__(self, event: RemoteEvent | SyncEvent) -> None:
         text = self.line(event)

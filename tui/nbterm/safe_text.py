@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-_NAMED = {"\x1b": "\\e", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\\\ud800-\udfff\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\x1b": "\\e", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _escape(match: re.Match[str]) -> str:

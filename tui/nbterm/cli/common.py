@@ -7,6 +7,7 @@ import sys
 
 from nbterm.config import ConfigError, ConfigNotFoundError, LoadedConfig, load_config
 from nbterm.locations import Paths, UnsafeDirectoryError, resolve_paths
+from nbterm.safe_text import shown_lines
 
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
@@ -21,7 +22,7 @@ class CliError(Exception):
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> int:
-    print(f"nbterm: {message}", file=sys.stderr)
+    print(f"nbterm: {shown_lines(message)}", file=sys.stderr)
     return code
 
 

@@ -11,6 +11,7 @@ from nbterm.cli.hosts import verifier_for
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths
 from nbterm.presenters import Printer
+from nbterm.safe_text import shown
 from nbterm.services.cloud.console_keys import console_verifier
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.cloud.instance import Instance
@@ -24,7 +25,7 @@ FINAL_SYNC_SECONDS = 120.0
 
 
 def say(host: Host, message: str) -> None:
-    print(f"{host.name}: {message}", flush=True)
+    print(f"{host.name}: {shown(message)}", flush=True)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from textual.widgets import Log, ProgressBar
 from nbterm.config import LoadedConfig
 from nbterm.locations import tildify
 from nbterm.presenters import Printer
+from nbterm.safe_text import shown
 from nbterm.services.sync.events import (
     CycleDone,
     CycleStarted,
@@ -59,7 +60,7 @@ class SyncLogPane(Vertical):
             )
 
     def write(self, text: str) -> None:
-        self.query_one(Log).write_line(f"{self.clock()} {text}")
+        self.query_one(Log).write_line(f"{self.clock()} {shown(text)}")
 
     def apply(self, event: SyncEvent) -> None:
         bar = self.query_one(ProgressBar)
