@@ -23,11 +23,14 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     """Point HOME, config, state and runtime directories at temporary folders.
 
     No test reads or writes the real home. The runtime directory is short (ssh control sockets
-    have a path length limit).
+    have a path length limit). Both paths hold a space and a non-ASCII letter.
     """
-    home = tmp_path / "home"
+    # Every test runs with a space and non-ASCII letters in nbterm's folders (macOS puts them
+    # under "~/Library/Application Support"): a path quoted wrongly for one of its consumers
+    # (rsync's -e, ssh_config, a remote shell) fails everywhere, not in one special test.
+    home = tmp_path / "hôme dir"
     home.mkdir()
-    runtime = Path(tempfile.mkdtemp(prefix="nbt-"))
+    runtime = Path(tempfile.mkdtemp(prefix="nbt é-"))
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))

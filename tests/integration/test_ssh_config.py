@@ -15,6 +15,8 @@ import pytest
 
 from nbterm.config import LoadedConfig, load_config
 from nbterm.locations import Paths
+from nbterm.services.sync import addresses
+from nbterm.services.sync.engine import rsync_quote
 from nbterm.services.sync.ssh_config import Ec2Address, render_ssh_config, write_ssh_config
 from tests.examples import EXAMPLES, provide_identity_files
 from tests.harness.openssh import end_master
@@ -107,7 +109,9 @@ def test_including_it_leaves_the_users_other_hosts_alone(tmp_path: Path, paths: 
     example = next(path for path in EXAMPLES if path.name == "minimal.toml")
     generated = write_ssh_config(_load_example(example, tmp_path), paths)
     user_config = tmp_path / "user_ssh_config"
-    user_config.write_text(f"Include {generated}\n\nHost other\n    HostName other.example.org\n")
+    include = next(line for line in generated.read_text().splitlines() if "Include" in line)
+    assert include.startswith("#   Include ")  # the line the file's header tells people to use
+    user_config.write_text(f"{include[4:]}\n\nHost other\n    HostName other.example.org\n")
     other = ssh_g(user_config, "other")
     assert one(other, "controlmaster") == "false"
     assert one(other, "stricthostkeychecking") != "true" or "hostkeyalias" not in other
@@ -203,7 +207,7 @@ def test_rsync_pulls_through_the_generated_config(
                 "-a",
                 "-m",
                 "-e",
-                f"ssh -F {generated}",
+                f"ssh -F {rsync_quote(str(generated))}",
                 "--include=*/",
                 "--include=*.ipynb",
                 "--exclude=*",
@@ -236,3 +240,55 @@ def test_nbterm_ssh_runs_openssh_through_the_generated_config(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"hello from {sshd.user}"
+
+
+TWO_EC2 = """
+[hosts.a]
+instance = "nb-a"
+[hosts.b]
+instance = "nb-b"
+"""
+
+
+def test_a_write_for_one_ec2_host_keeps_every_other_hosts_address(
+    write_config: Callable[[str], Path], paths: Paths
+) -> None:
+    """`nbterm up b` while `a` is up and syncing: a's rsync and plain `ssh a` (through the
+    documented Include) must still reach a; a stop forgets only the stopped one."""
+    config = load_config(write_config(TWO_EC2))
+    write_ssh_config(config, paths, {"a": Ec2Address("i-0aaaaaaaaaaaaaaaa", "198.51.100.1")})
+    generated = write_ssh_config(
+        config, paths, {"b": Ec2Address("i-0bbbbbbbbbbbbbbbb", "198.51.100.2")}
+    )
+    assert one(ssh_g(generated, "a"), "hostname") == "198.51.100.1"
+    assert one(ssh_g(generated, "a"), "hostkeyalias") == "i-0aaaaaaaaaaaaaaaa"
+    assert one(ssh_g(generated, "b"), "hostname") == "198.51.100.2"
+    again = write_ssh_config(config, paths)  # a later process that looked nothing up
+    assert one(ssh_g(again, "a"), "hostname") == "198.51.100.1"
+    addresses.update(paths, {"a": None})  # a was stopped: its address is gone with it
+    after = write_ssh_config(config, paths)
+    assert one(ssh_g(after, "a"), "hostname") == "a"  # not a stale address
+    assert one(ssh_g(after, "b"), "hostname") == "198.51.100.2"
+    assert stat.S_IMODE(paths.state_file.stat().st_mode) == 0o600
+
+
+def test_concurrent_writers_lose_no_address(
+    write_config: Callable[[str], Path], paths: Paths
+) -> None:
+    names = [f"h{i}" for i in range(12)]
+    config = load_config(
+        write_config("".join(f'[hosts.{n}]\ninstance = "nb-{n}"\n' for n in names))
+    )
+    import threading
+
+    def write(index: int, name: str) -> None:
+        write_ssh_config(config, paths, {name: Ec2Address(f"i-{index:017x}", f"10.0.0.{index}")})
+
+    threads = [threading.Thread(target=write, args=(i, n)) for i, n in enumerate(names)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    generated = write_ssh_config(config, paths)
+    for index, name in enumerate(names):
+        assert one(ssh_g(generated, name), "hostname") == f"10.0.0.{index}"

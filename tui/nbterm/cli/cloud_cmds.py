@@ -68,11 +68,11 @@ def _guarded_sync(args: argparse.Namespace, config: LoadedConfig, host: Host, wh
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    config, _paths = load(args)
+    config, paths = load(args)
     host = ec2_host(config, args.name)
     _guarded_sync(args, config, host, "stop")
     try:
-        instance = lifecycle.stop(Ec2(config.aws), host, note=lambda m: say(host, m))
+        instance = lifecycle.stop(Ec2(config.aws), host, note=lambda m: say(host, m), paths=paths)
     except Ec2Error as exc:
         raise CliError(str(exc)) from None
     say(host, f"{instance.id} is {instance.state}")

@@ -193,7 +193,9 @@ def cmd_down(args: argparse.Namespace) -> int:
                 f"(`nbterm stop {host.name} --force` stops it anyway)"
             )
         try:
-            instance = lifecycle.stop(Ec2(config.aws), host, note=lambda m: say(host, m))
+            instance = lifecycle.stop(
+                Ec2(config.aws), host, note=lambda m: say(host, m), paths=paths
+            )
         except Ec2Error as exc:
             raise CliError(str(exc)) from None
         say(host, f"{instance.id} is {instance.state}")

@@ -8,6 +8,7 @@ the screen. No widget is touched from here, and no widget does I/O.
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -102,7 +103,10 @@ class Controller:
 
         async def stop_instance() -> None:
             if ec2 is not None:
-                await asyncio.to_thread(lifecycle.stop, ec2, host, note=lambda m: None)
+                await asyncio.to_thread(
+                    functools.partial(lifecycle.stop, paths=self.paths), ec2, host,
+                    note=lambda m: None,
+                )  # fmt: skip
 
         session = HostSession(
             self.config,
@@ -147,7 +151,10 @@ class Controller:
             if not ok:
                 self._status(name, "failed", "the final sync failed: the instance was NOT stopped")
                 return
-            await asyncio.to_thread(lifecycle.stop, Ec2(self.config.aws), host, note=lambda m: None)
+            await asyncio.to_thread(
+                functools.partial(lifecycle.stop, paths=self.paths), Ec2(self.config.aws), host,
+                note=lambda m: None,
+            )  # fmt: skip
         self._status(name, "down", "tunnel closed; Jupyter keeps running on the remote")
 
     async def terminate(self, name: str) -> None:

@@ -14,6 +14,7 @@ from nbterm.services.cloud.ec2 import Ec2, Ec2Error, wait_for_ssh
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.ssh import SshTarget, target_for
+from nbterm.services.sync import addresses
 from nbterm.services.sync.ssh_config import Ec2Address, write_ssh_config
 
 Note = Callable[[str], None]
@@ -80,8 +81,19 @@ def bring_up(
     return Ec2Ready(instance, address, target)
 
 
-def stop(ec2: Ec2, host: Host, *, note: Note, timeout: float = 600, delay: float = 2.0) -> Instance:
+def stop(
+    ec2: Ec2,
+    host: Host,
+    *,
+    note: Note,
+    timeout: float = 600,
+    delay: float = 2.0,
+    paths: Paths | None = None,
+) -> Instance:
+    """Stop the instance; with ``paths``, forget its address (a stopped instance loses it)."""
     instance = find_or_fail(ec2, host)
+    if paths is not None:
+        addresses.update(paths, {host.name: None})
     if instance.state in ("stopped", "stopping"):
         note(f"{instance.id} is already {instance.state}")
         return instance
@@ -97,6 +109,7 @@ def terminate(
     instance = find_or_fail(ec2, host)
     note(f"terminating {instance.id}")
     ec2.terminate(instance.id)
+    addresses.update(paths, {host.name: None})
     done = ec2.wait_for(instance.id, "terminated", timeout=timeout, delay=delay)
     if KnownHosts(paths.known_hosts).forget(instance.id):
         note(f"forgot the host key of {instance.id}")

@@ -79,6 +79,13 @@ def remote_path(remote: str) -> str:
     return path.rstrip("/") + "/" if path else "./"
 
 
+def rsync_quote(word: str) -> str:
+    """One word of rsync's ``-e`` command: rsync splits it on spaces and honours single quotes
+    (a doubled one stands for itself), so a path with spaces (macOS's "Application Support")
+    stays one argument."""
+    return "'" + word.replace("'", "''") + "'"
+
+
 def filter_args(rule: SyncRule) -> list[str]:
     """rsync filters: nbterm's exclusions, the rule's, recursion, the rule's includes, no more."""
     args = [f"--exclude={pattern}" for pattern in (*ALWAYS_EXCLUDED, *rule.exclude)]
@@ -181,7 +188,7 @@ class SyncEngine:
             f"--timeout={self.io_timeout}",
             "--out-format=%i %l %n",
             "--info=progress2",
-            "-e", f"ssh -F {self.ssh_config}",
+            "-e", f"ssh -F {rsync_quote(str(self.ssh_config))}",
         ]  # fmt: skip
         if find_deletions:  # into nbterm's staging mirror only: the user's folder loses nothing
             command.append("--delete")
