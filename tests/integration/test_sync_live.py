@@ -149,3 +149,38 @@ def test_down_makes_the_running_up_do_a_final_sync(
             up.send_signal(signal.SIGINT)
         end_process(up)
         remote_shell(sshd, f"rm -rf {folder}")
+
+
+def test_down_never_signals_a_process_that_is_not_its_nbterm_up(
+    config: LoadedConfig,
+    paths: Paths,
+    trust_sshd: Callable[[str], None],
+    sshd: SshServer,
+    folder: str,
+) -> None:
+    """A record left by an `nbterm up` that was killed, whose pid now belongs to another process
+    (here a `sleep` of the test's), and a forged record: `down` signals neither, says so, and
+    syncs itself, so 'final sync done' is true when it is printed."""
+    from nbterm.services.remote import registry
+
+    trust_sshd("box")
+    remote_shell(sshd, f"mkdir -p {folder}")
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        registry.record(paths, "box", 28157, 18888)  # a record of this (pytest) process ...
+        path = paths.runtime_dir / "tunnels" / "box.json"
+        data = json.loads(path.read_text())
+        data["pid"] = other.pid  # ... whose pid was then reused by another process
+        path.write_text(json.dumps(data))
+        down = subprocess.run(
+            [sys.executable, "-m", "nbterm", "down", "box"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert other.poll() is None, "down signalled a process that is not its nbterm up"
+        assert "stale tunnel record" in down.stdout, down.stdout + down.stderr
+        assert "closed by nbterm up" not in down.stdout
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert "final sync done" in down.stdout
+    finally:
+        end_process(other)
+        remote_shell(sshd, f"rm -rf {folder}")

@@ -100,3 +100,29 @@ def test_import_ssh_output_leaves_the_folder_alone(tmp_path: Path) -> None:
                  str(project / "hosts.toml"), "box"])  # fmt: skip
     assert code == 0
     assert stat.S_IMODE(project.stat().st_mode) == 0o755
+
+
+def test_a_runtime_folder_someone_else_made_is_refused(tmp_path: Path) -> None:
+    """/tmp/nbterm-UID made beforehand by another user: nbterm must not put its control
+    sockets and tunnel records inside it (only the leaf folders were checked before)."""
+    import pwd
+
+    from nbterm.locations import ensure_private_tree
+
+    if os.getuid() != 0:
+        pytest.skip("making a folder owned by another user needs root")
+    try:
+        other = pwd.getpwnam("nbterm-test").pw_uid
+    except KeyError:
+        pytest.skip("the test user nbterm-test does not exist (tests/setup.sh makes it)")
+    planted = tmp_path / "nbterm-0"
+    planted.mkdir(mode=0o777)
+    os.chown(planted, other, -1)
+    with pytest.raises(UnsafeDirectoryError):
+        ensure_private_tree(planted, planted / "cm")
+    assert not (planted / "cm").exists()
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(UnsafeDirectoryError):
+        ensure_private_tree(link, link / "cm")

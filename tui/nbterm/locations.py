@@ -95,6 +95,18 @@ def resolve_paths(config_override: str | os.PathLike[str] | None = None) -> Path
     )
 
 
+def ensure_private_tree(root: Path, path: Path) -> Path:
+    """:func:`ensure_private_dir` for ``root`` and every folder from it down to ``path``: a
+    runtime folder in a shared ``/tmp`` that another user made (or a symlink there) is refused,
+    not only the leaf."""
+    ensure_private_dir(root)
+    current = root
+    for part in path.relative_to(root).parts:
+        current = current / part
+        ensure_private_dir(current)
+    return path
+
+
 class UnsafeDirectoryError(Exception):
     """A directory nbterm must own privately is owned by someone else."""
 

@@ -82,10 +82,15 @@ async def _up(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Nam
     finally:
         if started and session.engines:
             print(f"{host.name}: final sync before closing", flush=True)
+        final = None
         try:
             final = await session.down(final_sync=started, timeout=FINAL_SYNC_SECONDS)
         finally:
-            registry.remove(paths, host.name)  # last: `nbterm down` waits for this
+            # nothing to sync, or it was synced before an idle stop: complete
+            unneeded = not session.engines or not started
+            ok = unneeded or (final is not None and final.ok)
+            registry.finish(paths, host.name, final_sync_ok=ok)  # last: `nbterm down` waits
+    assert final is not None
     if session.engines and not final.ok:
         print(f"{host.name}: the final sync did not complete: see the messages above", flush=True)
     print(

@@ -153,11 +153,20 @@ async def _watch(host: Host, engines: list[SyncEngine], connection: HostConnecti
     return 0
 
 
-def close_running_up(paths: Paths, host: Host) -> bool:
-    """If an `nbterm up` owns this host, make it close (it final-syncs first); True if it did."""
+def close_running_up(paths: Paths, host: Host) -> bool | None:
+    """If an `nbterm up` owns this host, make it close (it final-syncs first) and return whether
+    its final sync completed; None when no `nbterm up` runs for it.
+
+    Only a record that proves to be that `nbterm up` is acted on: a stale one (the process was
+    killed and its pid reused) or a forged one is said and ignored, never signalled.
+    """
     running = registry.read(paths, host.name)
     if running is None or not running.alive or running.pid == os.getpid():
-        return False
+        return None
+    if not running.verified:
+        say(host, f"ignoring a stale tunnel record (pid {running.pid} is not its nbterm up)")
+        registry.remove(paths, host.name)
+        return None
     os.kill(running.pid, signal.SIGTERM)
     deadline = time.monotonic() + FINAL_SYNC_SECONDS + 30
     while (
@@ -168,14 +177,23 @@ def close_running_up(paths: Paths, host: Host) -> bool:
         time.sleep(0.1)
     if running.alive and registry.read(paths, host.name) is not None:
         raise CliError(f"nbterm up (pid {running.pid}) did not finish closing in time")
+    synced = registry.outcome(paths, host.name, running.pid)
+    if synced is False:
+        say(host, f"nbterm up (pid {running.pid}) closed the tunnel, but its final sync did NOT "
+                  "complete")  # fmt: skip
+        return False
+    if synced is None:
+        say(host, f"nbterm up (pid {running.pid}) closed without saying how its final sync went")
+        return False
     say(host, f"final sync done and tunnel closed by nbterm up (pid {running.pid})")
     return True
 
 
 def sync_then(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Namespace) -> bool:
     """Close a running `nbterm up` (it syncs as it closes), or sync here; True if complete."""
-    if close_running_up(paths, host):
-        return True
+    closed = close_running_up(paths, host)
+    if closed is not None:
+        return closed
     ok = asyncio.run(final_sync(config, paths, host, args))
     if config.sync_rules_for(host.name):
         say(host, "final sync " + ("done" if ok else "did NOT complete"))

@@ -1,7 +1,14 @@
 """Which tunnels are open on this machine: one small record per host in the runtime directory.
 
-``nbterm up`` writes its record while it runs and removes it on exit; ``nbterm status`` reads them
-and checks that the process is still alive. Records hold no token.
+``nbterm up`` writes its record while it runs and, on exit, replaces it with the outcome of its
+final sync, which ``nbterm down`` reads. ``nbterm status`` reads the records and checks that the
+process is still alive. Records hold no token.
+
+A record names a pid that ``down``, ``stop`` and ``terminate`` signal, so it is trusted only
+when it is nbterm's own file (a regular 0600 file of this user, in nbterm's private runtime
+folder) and the pid still is the process that wrote it: the same start time and an
+``nbterm up`` command line. A pid reused by another process after ``up`` was killed, or a forged
+record, is never signalled.
 """
 
 from __future__ import annotations
@@ -9,12 +16,46 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nbterm.locations import Paths
+from nbterm.locations import Paths, ensure_private_tree
 from nbterm.services.files import write_private
+
+
+def process_identity(pid: int) -> str | None:
+    """Something that changes when ``pid`` is reused: its start time (and the boot), or None
+    when the process does not exist."""
+    if sys.platform.startswith("linux"):
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            with open("/proc/sys/kernel/random/boot_id") as handle:
+                boot = handle.read().strip()
+        except (OSError, IndexError):
+            return None
+        return f"{boot}:{fields[19]}"  # field 22 of stat: start time in clock ticks since boot
+    done = subprocess.run(
+        ["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() or None
+
+
+def _command_line(pid: int) -> str:
+    if sys.platform.startswith("linux"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                return handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return ""
+    done = subprocess.run(
+        ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip()
 
 
 @dataclass(frozen=True)
@@ -24,6 +65,7 @@ class TunnelRecord:
     local_port: int
     remote_port: int
     started: float
+    identity: str = ""
 
     @property
     def alive(self) -> bool:
@@ -41,12 +83,34 @@ class TunnelRecord:
             return True
         return state not in ("Z", "X")
 
+    @property
+    def verified(self) -> bool:
+        """The pid is still the ``nbterm up`` for this host that wrote the record."""
+        if not self.identity or process_identity(self.pid) != self.identity:
+            return False
+        words = _command_line(self.pid).split()
+        return "nbterm" in " ".join(words) and "up" in words and self.host in words
+
 
 def _dir(paths: Paths) -> Path:
     return paths.runtime_dir / "tunnels"
 
 
+def _private_file(path: Path) -> bool:
+    """A regular file of this user that no one else may write: one nbterm wrote."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return (
+        stat.S_ISREG(info.st_mode)
+        and info.st_uid == os.getuid()
+        and stat.S_IMODE(info.st_mode) & 0o077 == 0
+    )
+
+
 def record(paths: Paths, host: str, local_port: int, remote_port: int) -> Path:
+    ensure_private_tree(paths.runtime_dir, _dir(paths))
     path = _dir(paths) / f"{host}.json"
     data = {
         "host": host,
@@ -54,9 +118,35 @@ def record(paths: Paths, host: str, local_port: int, remote_port: int) -> Path:
         "local_port": local_port,
         "remote_port": remote_port,
         "started": time.time(),
+        "identity": process_identity(os.getpid()) or "",
     }
     write_private(path, json.dumps(data))
+    (_dir(paths) / f"{host}.done.json").unlink(missing_ok=True)
     return path
+
+
+def finish(paths: Paths, host: str, *, final_sync_ok: bool | None) -> None:
+    """``nbterm up`` is closing: say how its final sync went (None: there was none), then drop
+    the record. ``nbterm down`` waits for the record to go, then reads this."""
+    with contextlib.suppress(OSError):
+        outcome = {"pid": os.getpid(), "final_sync_ok": final_sync_ok}
+        write_private(_dir(paths) / f"{host}.done.json", json.dumps(outcome))
+    remove(paths, host)
+
+
+def outcome(paths: Paths, host: str, pid: int) -> bool | None:
+    """How the final sync of the ``nbterm up`` with ``pid`` went (None: unknown, or none)."""
+    path = _dir(paths) / f"{host}.done.json"
+    if not _private_file(path):
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("pid") != pid:
+        return None
+    result = data.get("final_sync_ok")
+    return result if isinstance(result, bool) else None
 
 
 def remove(paths: Paths, host: str) -> None:
@@ -65,14 +155,18 @@ def remove(paths: Paths, host: str) -> None:
 
 
 def read(paths: Paths, host: str) -> TunnelRecord | None:
+    path = _dir(paths) / f"{host}.json"
+    if not _private_file(path):
+        return None
     try:
-        data = json.loads((_dir(paths) / f"{host}.json").read_text())
+        data = json.loads(path.read_text())
         return TunnelRecord(
             host=str(data["host"]),
             pid=int(data["pid"]),
             local_port=int(data["local_port"]),
             remote_port=int(data["remote_port"]),
             started=float(data["started"]),
+            identity=str(data.get("identity", "")),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from nbterm.config.model import Host, LoadedConfig
-from nbterm.locations import Paths, ensure_private_dir
+from nbterm.locations import Paths, ensure_private_tree
 from nbterm.services.files import write_private
 from nbterm.services.sync import addresses
 from nbterm.services.sync.addresses import Ec2Address
@@ -106,7 +106,7 @@ def write_ssh_config(
     :mod:`addresses`), and every host is written, not only the ones this process knows about:
     another nbterm's rsync may be reading this file for its own host right now.
     """
-    ensure_private_dir(paths.control_dir)
+    ensure_private_tree(paths.runtime_dir, paths.control_dir)
     every = addresses.update(paths, dict(ec2 or {}))
     write_private(paths.ssh_config, render_ssh_config(config, paths, every))
     return paths.ssh_config
