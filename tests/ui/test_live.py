@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import stat
 import time
+import urllib.parse
 import uuid
+import webbrowser
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -135,14 +138,18 @@ async def test_sync_now_forget_key_and_a_remapped_key(
 
 
 async def test_open_and_copy_use_the_working_url(
-    sshd: SshServer, write_config: Callable[[str], Path], paths: Paths
+    sshd: SshServer,
+    write_config: Callable[[str], Path],
+    paths: Paths,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     config = load_config(write_config(remote_config_text(sshd, local_port=38157)))
     KnownHosts(paths.known_hosts).add("box", sshd.host_key_pub)
     app = NbtermApp(paths, config)
     opened: list[str] = []
     copied: list[str] = []
-    app.open_url = lambda url, **kwargs: opened.append(url)  # type: ignore[method-assign]
+    # the browser is started with a private redirect page, never with the token on its argv
+    monkeypatch.setattr(webbrowser, "open", lambda url, *args, **kwargs: opened.append(url))
     app.copy_to_clipboard = lambda text: copied.append(text)  # type: ignore[method-assign]
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.press("o")  # not up yet: says so, opens nothing
@@ -150,10 +157,14 @@ async def test_open_and_copy_use_the_working_url(
         await pilot.press("u")
         await wait_until(pilot, lambda: cell(app, "#tunnels-table", "box", 2) == "up", 20)
         await pilot.press("o", "c")
-        await pilot.pause()
+        await wait_until(pilot, lambda: bool(opened), 10)
         assert app.controller is not None
         url = app.controller.running["box"].url
-        assert opened == [url]
+        [page] = opened
+        assert page.startswith("file://") and "token" not in page
+        redirect = Path(urllib.parse.unquote(urllib.parse.urlsplit(page).path))
+        assert stat.S_IMODE(redirect.stat().st_mode) == 0o600
+        assert json.dumps(url) in redirect.read_text()
         assert copied == [url]
         assert url.startswith("http://127.0.0.1:")
         assert "token=" in url

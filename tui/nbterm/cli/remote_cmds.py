@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import webbrowser
 from collections.abc import Awaitable, Callable
 
+from nbterm.browser import open_private
 from nbterm.cli.common import CliError, load
 from nbterm.cli.ec2_flow import reach
 from nbterm.cli.hosts import get_host
@@ -70,7 +70,7 @@ async def _up(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Nam
         registry.record(paths, host.name, result.local_port, result.server.port)
         print(f"{host.name}: open {result.url}", flush=True)
         if args.open:
-            webbrowser.open(result.url)
+            open_private(paths, host.name, result.url)
         ended = asyncio.create_task(session.ended.wait())
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)

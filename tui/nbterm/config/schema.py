@@ -201,6 +201,9 @@ class SyncRule:
     """Commit the local copy after each sync that changed something."""
     git_init: bool = False
     """Create the git repository in ``local`` if there is none (with ``git_commit``)."""
+    max_file_mb: PositiveInt = 200
+    """Files larger than this many MB are not pulled (the log names each one): a remote can
+    otherwise fill the laptop's memory and disk (every file is kept twice, staged and home)."""
     restore_deleted: bool = True
     """Bring back a local copy that disappeared (the remote is the source of truth); false
     keeps a notebook you deleted locally deleted until the remote has a new version of it."""

@@ -162,9 +162,17 @@ class MainScreen(Screen[None]):
         return running.url
 
     def action_open(self) -> None:
-        url = self._url()
-        if url:
-            self.app.open_url(url)
+        name, url = self._selected(), self._url()
+        if name is not None and url:
+            self._open_in_browser(name, url)
+
+    @work(thread=True, exit_on_error=False, group="browser")
+    def _open_in_browser(self, name: str, url: str) -> None:
+        """Through a private redirect page: the token never goes on the browser's command line."""
+        from nbterm.browser import open_private
+
+        if not open_private(self.controller.paths, name, url):
+            self.app.call_from_thread(self.notify, "no browser found: press c to copy the URL")
 
     def action_copy_url(self) -> None:
         url = self._url()

@@ -52,6 +52,7 @@ from nbterm.services.sync.promote import (
 from nbterm.services.sync.rsync_output import (
     Item,
     ProgressLine,
+    Skipped,
     exit_message,
     is_mid_transfer_drop,
     parse_line,
@@ -169,6 +170,8 @@ class SyncEngine:
         self._uncommitted: list[str] = []
         """Placed files that wait for a git commit (kept in the manifest across runs)."""
         self._manifest: Manifest | None = None
+        self._oversized: set[str] = set()
+        """Files rsync left out for max_file_mb (said when first seen)."""
         self._marks: dict[str, tuple[int, int] | None] | None = None
         """Local folder marks after the last complete pass (None: none yet, or it left files
         pending): see ``_nothing_to_do``."""
@@ -187,7 +190,8 @@ class SyncEngine:
             "--modify-window=-1",
             f"--timeout={self.io_timeout}",
             "--out-format=%i %l %n",
-            "--info=progress2",
+            "--info=progress2,skip1",
+            f"--max-size={self.rule.max_file_mb}M",
             "-e", f"ssh -F {rsync_quote(str(self.ssh_config))}",
         ]  # fmt: skip
         if find_deletions:  # into nbterm's staging mirror only: the user's folder loses nothing
@@ -219,11 +223,13 @@ class SyncEngine:
             find_deletions = self._timer_cycles % DELETION_SCAN_EVERY == 0
             self._timer_cycles += 1
         synced_before = _has_entries(self.places.staging)
-        code, stderr = await self._run_rsync(received, deleted, find_deletions)
+        skipped: dict[str, str] = {}
+        code, stderr = await self._run_rsync(received, deleted, find_deletions, skipped)
         if code == 255 and is_mid_transfer_drop(stderr):  # the shared connection died: retry once
             received.clear()
             deleted.clear()
-            code, stderr = await self._run_rsync(received, deleted, find_deletions)
+            skipped.clear()
+            code, stderr = await self._run_rsync(received, deleted, find_deletions, skipped)
         try:
             kept: list[tuple[str, str]] = []
             if self._nothing_to_do(trigger, code, received, deleted):
@@ -245,6 +251,10 @@ class SyncEngine:
             )
         for path, backup in kept:
             self._emit(ConflictKept(self.label, path, backup, "interrupted"))
+        for path, why in skipped.items():  # the rule's own cap: said once, not a failure
+            if path not in self._oversized:
+                self._emit(SyncWarning(self.label, f"{shown(path)}: {why}"))
+        self._oversized = set(skipped)
         self._report_files(result)
         for path in deleted:
             if (self.places.local / path).is_file():
@@ -306,6 +316,7 @@ class SyncEngine:
             manifest,
             restore_deleted=self.rule.restore_deleted,
             skip=skip,
+            max_bytes=self.rule.max_file_mb << 20,  # rsync's M: 2**20 bytes
         )
         self._marks = None
         try:
@@ -396,7 +407,11 @@ class SyncEngine:
         self._failure = None
 
     async def _run_rsync(
-        self, received: list[Item], deleted: list[str], find_deletions: bool
+        self,
+        received: list[Item],
+        deleted: list[str],
+        find_deletions: bool,
+        skipped: dict[str, str] | None = None,
     ) -> tuple[int, str]:
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -422,6 +437,10 @@ class SyncEngine:
                             received.append(parsed)
                         elif parsed.deleted:
                             deleted.append(parsed.path)
+                    elif isinstance(parsed, Skipped) and skipped is not None:
+                        skipped[parsed.path] = (
+                            f"larger than max_file_mb ({self.rule.max_file_mb} MB): not pulled"
+                        )
                     elif isinstance(parsed, ProgressLine):
                         now = time.monotonic()
                         if now - last_progress >= PROGRESS_EVERY:

@@ -189,11 +189,15 @@ class Promoter:
         *,
         restore_deleted: bool = True,
         skip: dict[str, str] | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         self.staging = staging
         self.local = local
         self.manifest = manifest
         self.restore_deleted = restore_deleted
+        self.max_bytes = max_bytes
+        """Larger staged files are never read (rsync's --max-size keeps them out already; a
+        file can still grow in staging between two checks)."""
         self.skip = skip or {}
         """path -> reason: files whose earlier failure is in its back-off (left alone)."""
         self.result = PromoteResult()
@@ -251,6 +255,9 @@ class Promoter:
             return
         source, target = self.staging / rel, self.local / rel
         self.manifest.dirty = True
+        if self.max_bytes is not None and info.st_size > self.max_bytes:
+            self._failed(rel, f"larger than the rule's max_file_mb ({info.st_size} bytes)")
+            return
         problem = problem_with(source)
         if problem is not None:
             self.manifest.rejected[rel] = staged

@@ -91,13 +91,24 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A file rsync left out (``--info=skip1``): larger than ``--max-size``."""
+
+    path: str
+    why: str
+
+
+_SKIPPED = re.compile(r"^(.*) is over max-size$", re.DOTALL)
+
+
+@dataclass(frozen=True)
 class ProgressLine:
     bytes: int
     percent: int
     rate: str
 
 
-def parse_line(raw: bytes) -> Item | ProgressLine | None:
+def parse_line(raw: bytes) -> Item | ProgressLine | Skipped | None:
     """Parse one line or ``\\r``-separated segment of rsync's stdout."""
     text = unescape(raw.rstrip(b"\n"))
     match = _PROGRESS.match(text)
@@ -106,6 +117,9 @@ def parse_line(raw: bytes) -> Item | ProgressLine | None:
     match = _ITEM.match(text)
     if match:
         return Item(match.group(1), int(match.group(2)), match.group(3))
+    skipped = _SKIPPED.match(text)  # (last: a name cannot make an item line look skipped)
+    if skipped:
+        return Skipped(skipped.group(1), "over max-size")
     return None
 
 
@@ -115,7 +129,7 @@ def split_segments(buffer: bytes) -> tuple[list[bytes], bytes]:
     return [part for part in parts[:-1] if part.strip()], parts[-1]
 
 
-def parse_output(data: bytes) -> list[Item | ProgressLine]:
+def parse_output(data: bytes) -> list[Item | ProgressLine | Skipped]:
     segments, rest = split_segments(data)
     if rest.strip():
         segments.append(rest)
