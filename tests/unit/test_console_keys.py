@@ -110,3 +110,41 @@ async def test_no_block_and_nobody_to_ask_is_refused() -> None:
     verify = console_verifier(FakeEc2(["x\n"]), "i-0abc", fallback=None, wait=0.05, delay=0.01)
     with pytest.raises(HostKeyVerificationError, match="printed no host keys"):
         await verify(question(KEY))
+
+
+def test_a_block_appended_by_someone_on_the_instance_is_a_conflict() -> None:
+    """The real boot printed KEY; a later block (root on the instance can write to the console)
+    names OTHER, the key of a machine in the middle. Neither is trusted."""
+    forged = console() + console(key=OTHER)
+    found = parse_console(forged)
+    assert found.conflict
+    assert not found.matches(question(OTHER))
+    assert not found.matches(question(KEY))
+
+
+def test_keys_without_their_fingerprints_are_a_conflict() -> None:
+    public = " ".join(OTHER.export_public_key("openssh").decode().split()[:2])
+    keys_block = f"-----BEGIN SSH HOST KEY KEYS-----\nec2: {public} root@x\n"
+    mixed = console(keys=False) + keys_block + "-----END SSH HOST KEY KEYS-----\n"
+    assert parse_console(mixed).conflict
+
+
+def test_a_reboot_prints_the_same_blocks_again() -> None:
+    found = parse_console(console() + "[ reboot ]\n" + console())
+    assert not found.conflict
+    assert found.matches(question(KEY))
+
+
+async def test_a_conflict_is_refused_without_asking() -> None:
+    asked: list[HostKeyQuestion] = []
+
+    async def fallback(q: HostKeyQuestion) -> bool:
+        asked.append(q)
+        return True
+
+    verify = console_verifier(
+        FakeEc2([console() + console(key=OTHER)]), "i-0abc", fallback=fallback, wait=0
+    )
+    with pytest.raises(HostKeyVerificationError, match="disagree"):
+        await verify(question(OTHER))
+    assert asked == []

@@ -36,6 +36,14 @@ def console_verifier(
             except Ec2Error:
                 output = ""
             keys = parse_console(output)
+            if keys.conflict:
+                raise HostKeyVerificationError(
+                    f"{question.host}: REFUSED: {keys.conflict} (instance {instance_id}), so none "
+                    "of them can be trusted: something on the instance may have printed a block "
+                    f"of its own. The server presented {question.key_type} {question.sha256}; "
+                    "check it another way (the EC2 console's own view, or the AMI's owner), then "
+                    f"`nbterm up {question.host}` asks. Nothing was stored."
+                )
             if keys.found:
                 if keys.matches(question):
                     return True
