@@ -66,7 +66,10 @@ def test_ssh_g_reports_what_the_toml_means(example: Path, tmp_path: Path, paths:
         if host.identity_file:
             assert settings["identityfile"] == [str(host.identity_file)]
             assert one(settings, "identitiesonly") == "yes"
-        assert settings.get("proxyjump", [None]) == [host.proxy_jump]
+        if host.proxy_jump:  # spelled out as a ProxyCommand through the same file
+            assert one(settings, "proxycommand").endswith(f"-W '[%h]:%p' {host.proxy_jump}")
+        else:
+            assert "proxycommand" not in settings
         assert one(settings, "hostkeyalias") == alias
         assert settings["userknownhostsfile"] == [str(paths.known_hosts)]
         assert settings["globalknownhostsfile"] == ["/dev/null"]
@@ -292,3 +295,46 @@ def test_concurrent_writers_lose_no_address(
     generated = write_ssh_config(config, paths)
     for index, name in enumerate(names):
         assert one(ssh_g(generated, name), "hostname") == f"10.0.0.{index}"
+
+
+@pytest.mark.sshd
+async def test_a_literal_jump_host_is_checked_under_nbterms_rules(
+    sshd: SshServer, write_config: Callable[[str], Path], paths: Paths
+) -> None:
+    """proxy_jump = "user@host:port" (here: the test sshd, hopping to itself). Its key is
+    checked in nbterm's known-hosts file under its own alias, by OpenSSH (rsync, nbterm ssh) and
+    by asyncssh alike; unknown, it is refused by both, never asked about or taken from
+    ~/.ssh/known_hosts."""
+    from nbterm.services.remote.host_keys import KnownHosts
+    from nbterm.services.remote.ssh import SshError, close_quietly, connect, run, target_for
+
+    spec = f"{sshd.user}@{sshd.host}:{sshd.port}"
+    text = (
+        f'[hosts.box]\nhostname = "{sshd.host}"\nport = {sshd.port}\nuser = "{sshd.user}"\n'
+        f'identity_file = "{sshd.client_key}"\nproxy_jump = "{spec}"\n'
+    )
+    config = load_config(write_config(text))
+    jump_alias = f"jump.{sshd.host}.{sshd.port}"
+    known = KnownHosts(paths.known_hosts)
+    known.add("box", sshd.host_key_pub)
+    generated = write_ssh_config(config, paths)
+    assert one(ssh_g(generated, "box"), "proxycommand").endswith(f" nbterm-{jump_alias}")
+    target = target_for(config.hosts["box"], config)
+    assert target.jump is not None and target.jump.alias == jump_alias
+    try:
+        refused = run_ssh(generated, "box", "true")  # the jump's key is not known yet
+        assert refused.returncode == 255
+        with pytest.raises(SshError):
+            await connect(target, known)
+        known.add(jump_alias, sshd.host_key_pub)
+        done = run_ssh(generated, "box", "echo through-the-jump")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "through-the-jump"
+        link = await connect(target, known)
+        try:
+            _status, out, _err = await run(link, "echo asyncssh-too")
+            assert out.strip() == "asyncssh-too"
+        finally:
+            close_quietly(link)
+    finally:
+        end_master(generated, "box")

@@ -25,6 +25,7 @@ from nbterm.services.remote.host_keys import (
     Verifier,
     fingerprint_question,
 )
+from nbterm.services.remote.jump import LiteralJump
 
 # Fast, modern choices first (OpenSSH's own defaults are similar); the rest stay available.
 KEX_ALGS = ["curve25519-sha256", "curve25519-sha256@libssh.org", "ecdh-sha2-nistp256"]
@@ -94,14 +95,13 @@ def _jump_target(host: Host, config: LoadedConfig) -> SshTarget:
     spec = str(host.proxy_jump)
     if spec in config.hosts:
         return target_for(config.hosts[spec], config)
-    user, _, rest = spec.rpartition("@")
-    address, _, port = rest.partition(":")
+    jump = LiteralJump.parse(spec)
     return SshTarget(
         name=spec,
-        address=address,
-        port=int(port) if port else 22,
-        alias=address,
-        user=user or host.user,
+        address=jump.address,
+        port=jump.port,
+        alias=jump.alias,
+        user=jump.user or host.user,
         identity_file=host.identity_file,
         connect_timeout=host.connect_timeout,
         keepalive_interval=host.keepalive_interval,

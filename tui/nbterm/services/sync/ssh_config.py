@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+import shlex
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from nbterm.config.model import Host, LoadedConfig
 from nbterm.locations import Paths, ensure_private_tree
 from nbterm.services.files import write_private
+from nbterm.services.remote.jump import LiteralJump
 from nbterm.services.sync import addresses
 from nbterm.services.sync.addresses import Ec2Address
 
@@ -47,7 +49,10 @@ def _quote(path: str, suffix: str = "") -> str:
     return '"' + path.replace("%", "%%") + suffix + '"'
 
 
-def render_host(host: Host, paths: Paths, ec2: Ec2Address | None = None) -> list[str]:
+def render_host(
+    host: Host, paths: Paths, ec2: Ec2Address | None = None, named: Collection[str] = ()
+) -> list[str]:
+    """``named``: the config's host names (a jump host that is not one of them is literal)."""
     if host.is_ec2 and ec2 is None:
         what = host.instance or f"(from template {host.template})"
         return [
@@ -61,7 +66,9 @@ def render_host(host: Host, paths: Paths, ec2: Ec2Address | None = None) -> list
     if host.identity_file is not None:
         options += [("IdentityFile", _quote(str(host.identity_file))), ("IdentitiesOnly", "yes")]
     if host.proxy_jump:
-        options.append(("ProxyJump", host.proxy_jump))
+        literal = _literal_jump(host, named)
+        options.append(("ProxyCommand", _proxy_command(paths, literal.block_name if literal
+                                                       else host.proxy_jump)))  # fmt: skip
     options += [
         ("HostKeyAlias", host_key_alias(host, ec2)),
         ("UserKnownHostsFile", _quote(str(paths.known_hosts))),
@@ -81,6 +88,43 @@ def render_host(host: Host, paths: Paths, ec2: Ec2Address | None = None) -> list
     return [f"Host {host.name}"] + [f"    {key} {value}" for key, value in options]
 
 
+def _proxy_command(paths: Paths, jump: str) -> str:
+    """What ``ProxyJump JUMP`` means, spelled out: OpenSSH (9.2) builds ProxyJump's command with
+    ``-F PATH`` unquoted, which breaks when the path has a space (macOS's Application Support).
+    Run by a shell, with ssh's own %-tokens: the path is quoted for both."""
+    config = shlex.quote(str(paths.ssh_config)).replace("%", "%%")
+    return f"ssh -F {config} -W '[%h]:%p' {jump}"
+
+
+def _literal_jump(host: Host, named: Collection[str]) -> LiteralJump | None:
+    """The jump host of ``host`` when it is written out rather than named (see LiteralJump)."""
+    if not host.proxy_jump or host.proxy_jump in named:
+        return None
+    return LiteralJump.parse(host.proxy_jump)
+
+
+def render_jump(host: Host, jump: LiteralJump, paths: Paths) -> list[str]:
+    options: list[tuple[str, str]] = [("HostName", jump.address), ("Port", str(jump.port))]
+    user = jump.user or host.user
+    if user:
+        options.append(("User", user))
+    if host.identity_file is not None:
+        options += [("IdentityFile", _quote(str(host.identity_file))), ("IdentitiesOnly", "yes")]
+    options += [
+        ("HostKeyAlias", jump.alias),
+        ("UserKnownHostsFile", _quote(str(paths.known_hosts))),
+        ("GlobalKnownHostsFile", "/dev/null"),
+        ("StrictHostKeyChecking", "yes"),
+        ("UpdateHostKeys", "no"),
+        ("CheckHostIP", "no"),
+        ("BatchMode", "yes"),
+        ("ConnectTimeout", str(host.connect_timeout)),
+        ("ServerAliveInterval", str(host.keepalive_interval)),
+        ("ServerAliveCountMax", str(host.keepalive_count_max)),
+    ]
+    return [f"Host {jump.block_name}"] + [f"    {key} {value}" for key, value in options]
+
+
 def render_ssh_config(
     config: LoadedConfig, paths: Paths, ec2: Mapping[str, Ec2Address] | None = None
 ) -> str:
@@ -91,9 +135,16 @@ def render_ssh_config(
         "# Use it with `nbterm ssh NAME`, or put this line at the top of ~/.ssh/config:",
         f"#   Include {_quote(str(paths.ssh_config))}",
     ]
+    jumps: dict[str, list[str]] = {}
     for host in config.hosts.values():
         lines.append("")
-        lines += render_host(host, paths, ec2.get(host.name))
+        lines += render_host(host, paths, ec2.get(host.name), config.hosts)
+        literal = _literal_jump(host, config.hosts)
+        if literal is not None:
+            jumps.setdefault(literal.block_name, render_jump(host, literal, paths))
+    for block in jumps.values():  # literal jump hosts, under nbterm's trust rules too
+        lines.append("")
+        lines += block
     return "\n".join(lines) + "\n"
 
 
