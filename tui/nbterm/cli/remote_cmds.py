@@ -14,6 +14,7 @@ from nbterm.cli.hosts import get_host
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths, tildify
 from nbterm.presenters import Printer
+from nbterm.safe_text import shown
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.cloud.instance import Instance
@@ -77,7 +78,7 @@ async def _up(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Nam
         for task in (ended, stopped):
             task.cancel()
         if session.ended.is_set():
-            print(f"{host.name}: {session.reason}", flush=True)
+            print(f"{host.name}: {shown(session.reason)}", flush=True)
             started = False  # already synced before the instance was stopped
     finally:
         if started and session.engines:
@@ -214,7 +215,7 @@ async def _status(config: LoadedConfig, paths: Paths) -> int:
             total += cost
             print(f"  {line}")
         print(f"  {tunnel_text}")
-        print(f"  jupyter: {jupyter_state}")
+        print(f"  jupyter: {shown(jupyter_state)}")  # (the remote's words: its root dir, errors)
         for rule in config.sync_rules_for(host.name):
             print(f"  sync {rule.remote} -> {tildify(rule.local)} every {rule.interval}s")
     if ec2_hosts:
@@ -234,8 +235,8 @@ async def _other_instances(
         return
     for instance in managed:
         if instance.id not in known:
-            print(f"not in the config (launched for {instance.host or '?'}): {instance.id} "
-                  f"{instance.state} {instance.type}")  # fmt: skip
+            print(shown(f"not in the config (launched for {instance.host or '?'}): {instance.id} "
+                        f"{instance.state} {instance.type}"))  # fmt: skip
 
 
 def _describe(config: LoadedConfig, paths: Paths, instance: Instance | None) -> tuple[str, float]:
