@@ -4,11 +4,22 @@ parts, so no runtime file can point the browser (and the token) anywhere but 127
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from nbterm.services.remote.jupyter import JupyterServer, parse_runtime_files
+from nbterm.config import parse_config
+from nbterm.services.remote.host_keys import KnownHosts
+from nbterm.services.remote.jupyter import (
+    JupyterServer,
+    discover,
+    parse_runtime_files,
+    runtime_dir,
+)
+from nbterm.services.remote.ssh import close_quietly, connect, run, target_for
+from tests.harness.remote import remote_config_text
+from tests.harness.sshd import SshServer
 
 SEP = "\x1e"
 
@@ -57,3 +68,33 @@ def test_the_url_always_names_loopback_and_carries_the_token_whole(token: str) -
     assert parts.path == "/user/ana/"
     assert parse_qs(parts.query) == {"token": [token]}
     assert not parts.fragment
+
+
+@pytest.mark.sshd
+async def test_a_hostile_runtime_file_on_the_remote_is_not_followed(
+    sshd: SshServer, tmp_path: Path
+) -> None:
+    """A jpserver-*.json planted in nbterm's remote runtime folder, naming a live process of the
+    remote user and a base_url that would send the browser (and the token) elsewhere."""
+    config = parse_config(remote_config_text(sshd), tmp_path / "c.toml")
+    settings = config.hosts["box"].jupyter
+    known = KnownHosts(tmp_path / "known_hosts")
+    known.add("box", sshd.host_key_pub)
+    link = await connect(target_for(config.hosts["box"], config), known)
+    folder = runtime_dir(settings)
+    try:
+        _s, out, _e = await run(link, "sleep 60 >/dev/null 2>&1 & echo $!")
+        pid = int(out.strip())
+        for name, base_url in (("evil", "@evil.example/steal/"), ("fine", "/plain/")):
+            info = {**GOOD, "pid": pid, "port": 18999, "base_url": base_url}
+            await run(link, f"mkdir -p {folder} && cat > {folder}/jpserver-{name}.json "
+                            f"<<'EOF'\n{json.dumps(info)}\nEOF")  # fmt: skip
+            found = await discover(link, settings)
+            if name == "evil":
+                assert found is None
+            else:
+                assert found is not None and found.base_url == "/plain/"
+            await run(link, f"rm -f {folder}/jpserver-{name}.json")
+    finally:
+        await run(link, f"kill {pid} 2>/dev/null; true")
+        close_quietly(link)

@@ -25,7 +25,9 @@ def test_escape_sequences_in_names_do_nothing_to_the_terminal(world: World) -> N
         f"printf %s '{data}' > \"$(printf 'b\\033]52;c;ZWNobyBwd25lZA==\\007.ipynb')\" && "
         f"printf %s '{data}' > \"$(printf 'c\\033[2J\\033[31mred.ipynb')\""
     )
-    command = f"sleep 0.5; {shlex.quote(sys.executable)} -m nbterm sync box; echo SYNC-OVER; sleep 60"
+    command = (
+        f"sleep 0.5; {shlex.quote(sys.executable)} -m nbterm sync box; echo SYNC-OVER; sleep 60"
+    )
     screen = TmuxScreen(command, width=160, height=30)
     screen.start()
     try:
