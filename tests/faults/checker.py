@@ -12,7 +12,9 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from nbterm.presenters import Printer
 from nbterm.services.sync.promote import BACKUP_DIR
+from tests.harness.sync import Recorder
 
 
 def files_under(folder: Path) -> dict[str, bytes]:
@@ -47,3 +49,9 @@ def check_home(
     contents = set(found.values())
     lost = [edit[:60] for edit in edits if edit not in contents]
     assert not lost, f"{len(lost)} local edit(s) lost (not in the folder or {BACKUP_DIR}): {lost}"
+
+
+def said(recorder: Recorder) -> str:
+    """Everything the recorded events would print, as the CLI prints them."""
+    printer = Printer(quiet_cycles=False)
+    return "\n".join(filter(None, (printer.line(event) for event in recorder.events)))

@@ -13,8 +13,8 @@ import threading
 import time
 from pathlib import Path
 
-from nbterm.presenters import Printer
 from nbterm.services.sync.events import Committed
+from tests.faults.checker import said
 from tests.faults.conftest import World
 from tests.harness.sync import Recorder, notebook
 
@@ -27,11 +27,6 @@ def git(folder: Path, *args: str, check: bool = True) -> str:
     if check:
         assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
-
-
-def said(recorder: Recorder) -> str:
-    printer = Printer(quiet_cycles=False)
-    return "\n".join(filter(None, (printer.line(e) for e in recorder.events)))
 
 
 async def _synced_repo(world: World) -> tuple[Recorder, object]:

@@ -14,17 +14,9 @@ from pathlib import Path
 import pytest
 
 from nbterm.services.sync.events import CycleDone, FileReceived, SyncEvent, SyncFailed
-from tests.faults.checker import check_home, files_under
+from tests.faults.checker import check_home, files_under, said
 from tests.faults.conftest import World
 from tests.harness.sync import Recorder, notebook
-
-
-def said(recorder: Recorder) -> str:
-    """Everything the events would print, as the CLI prints it."""
-    from nbterm.presenters import Printer
-
-    printer = Printer(quiet_cycles=False)
-    return "\n".join(filter(None, (printer.line(e) for e in recorder.events)))
 
 
 async def test_a_remote_notebook_that_became_a_folder(world: World) -> None:

@@ -15,14 +15,9 @@ import pytest
 from nbterm.presenters import Printer
 from nbterm.services.sync.engine import SyncPlaces
 from nbterm.services.sync.events import ConflictKept
-from tests.faults.checker import check_home
+from tests.faults.checker import check_home, said
 from tests.faults.conftest import World
 from tests.harness.sync import Recorder, notebook
-
-
-def said(recorder: Recorder) -> str:
-    printer = Printer(quiet_cycles=False)
-    return "\n".join(filter(None, (printer.line(e) for e in recorder.events)))
 
 
 def places(world: World) -> SyncPlaces:

@@ -10,15 +10,10 @@ import re
 import signal
 import subprocess
 
-from nbterm.presenters import Printer
 from nbterm.services.sync.events import SyncFailed
+from tests.faults.checker import said
 from tests.faults.conftest import World
 from tests.harness.sync import Recorder, notebook
-
-
-def said(recorder: Recorder) -> str:
-    printer = Printer(quiet_cycles=False)
-    return "\n".join(filter(None, (printer.line(e) for e in recorder.events)))
 
 
 async def test_a_killed_control_master_mid_transfer(world: World) -> None:

@@ -3,6 +3,7 @@ parts, so no runtime file can point the browser (and the token) anywhere but 127
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -77,7 +78,8 @@ async def test_a_hostile_runtime_file_on_the_remote_is_not_followed(
     """A jpserver-*.json planted in nbterm's remote runtime folder, naming a live process of the
     remote user and a base_url that would send the browser (and the token) elsewhere."""
     config = parse_config(remote_config_text(sshd), tmp_path / "c.toml")
-    settings = config.hosts["box"].jupyter
+    # a runtime folder of its own: another test's real Jupyter may be running in the shared one
+    settings = dataclasses.replace(config.hosts["box"].jupyter, tmux_session="nbterm-hostile")
     known = KnownHosts(tmp_path / "known_hosts")
     known.add("box", sshd.host_key_pub)
     link = await connect(target_for(config.hosts["box"], config), known)
@@ -96,5 +98,5 @@ async def test_a_hostile_runtime_file_on_the_remote_is_not_followed(
                 assert found is not None and found.base_url == "/plain/"
             await run(link, f"rm -f {folder}/jpserver-{name}.json")
     finally:
-        await run(link, f"kill {pid} 2>/dev/null; true")
+        await run(link, f"kill {pid} 2>/dev/null; rm -rf {folder}; true")
         close_quietly(link)

@@ -60,26 +60,14 @@ def render_host(
             " nbterm rewrites this file when it looks the address up.",
         ]
     address = ec2.address if ec2 is not None else host.hostname
-    options: list[tuple[str, str]] = [("HostName", str(address)), ("Port", str(host.port))]
-    if host.user:
-        options.append(("User", host.user))
-    if host.identity_file is not None:
-        options += [("IdentityFile", _quote(str(host.identity_file))), ("IdentitiesOnly", "yes")]
+    jump = None
     if host.proxy_jump:
         literal = _literal_jump(host, named)
-        options.append(("ProxyCommand", _proxy_command(paths, literal.block_name if literal
-                                                       else host.proxy_jump)))  # fmt: skip
+        jump = _proxy_command(paths, literal.block_name if literal else host.proxy_jump)
+    options = _reach_options(
+        host, paths, str(address), host.port, host.user, host_key_alias(host, ec2), jump
+    )
     options += [
-        ("HostKeyAlias", host_key_alias(host, ec2)),
-        ("UserKnownHostsFile", _quote(str(paths.known_hosts))),
-        ("GlobalKnownHostsFile", "/dev/null"),
-        ("StrictHostKeyChecking", "yes"),
-        ("UpdateHostKeys", "no"),
-        ("CheckHostIP", "no"),
-        ("BatchMode", "yes"),
-        ("ConnectTimeout", str(host.connect_timeout)),
-        ("ServerAliveInterval", str(host.keepalive_interval)),
-        ("ServerAliveCountMax", str(host.keepalive_count_max)),
         ("ControlMaster", "auto"),
         # %C: a hash of the connection, so every host gets its own short socket name.
         ("ControlPath", _quote(str(paths.control_dir), "/%C")),
@@ -104,14 +92,32 @@ def _literal_jump(host: Host, named: Collection[str]) -> LiteralJump | None:
 
 
 def render_jump(host: Host, jump: LiteralJump, paths: Paths) -> list[str]:
-    options: list[tuple[str, str]] = [("HostName", jump.address), ("Port", str(jump.port))]
+    """The Host block of a literal jump host: the same checks as every host, no multiplexing."""
     user = jump.user or host.user
+    options = _reach_options(host, paths, jump.address, jump.port, user, jump.alias, None)
+    return [f"Host {jump.block_name}"] + [f"    {key} {value}" for key, value in options]
+
+
+def _reach_options(
+    host: Host,
+    paths: Paths,
+    address: str,
+    port: int,
+    user: str | None,
+    alias: str,
+    proxy_command: str | None,
+) -> list[tuple[str, str]]:
+    """Where to connect and how to check who answers: strictly, in nbterm's own known-hosts
+    file, under ``alias``; never asking (BatchMode); keepalives so a dead link is noticed."""
+    options: list[tuple[str, str]] = [("HostName", address), ("Port", str(port))]
     if user:
         options.append(("User", user))
     if host.identity_file is not None:
         options += [("IdentityFile", _quote(str(host.identity_file))), ("IdentitiesOnly", "yes")]
+    if proxy_command:
+        options.append(("ProxyCommand", proxy_command))
     options += [
-        ("HostKeyAlias", jump.alias),
+        ("HostKeyAlias", alias),
         ("UserKnownHostsFile", _quote(str(paths.known_hosts))),
         ("GlobalKnownHostsFile", "/dev/null"),
         ("StrictHostKeyChecking", "yes"),
@@ -122,7 +128,7 @@ def render_jump(host: Host, jump: LiteralJump, paths: Paths) -> list[str]:
         ("ServerAliveInterval", str(host.keepalive_interval)),
         ("ServerAliveCountMax", str(host.keepalive_count_max)),
     ]
-    return [f"Host {jump.block_name}"] + [f"    {key} {value}" for key, value in options]
+    return options
 
 
 def render_ssh_config(
