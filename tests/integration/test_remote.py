@@ -18,6 +18,7 @@ from nbterm.services.remote.connection import Backoff
 from nbterm.services.remote.events import (
     HostKeyTrusted,
     JupyterReady,
+    Notice,
     RemoteEvent,
     TunnelHealth,
     TunnelOpened,
@@ -340,3 +341,85 @@ async def test_after_an_sshd_restart_the_tunnel_returns_on_the_same_port(
     )
     assert isinstance(health, TunnelHealth)
     assert health.local_port == result.local_port
+
+
+# --- Jupyter supervised ------------------------------------------------------------------------
+
+
+async def test_a_jupyter_that_dies_is_said_and_restarted_at_the_same_url(
+    config: LoadedConfig, paths: Paths
+) -> None:
+    """Jupyter killed while the host is up: said at once with its last output, restarted,
+    'kernels were lost' said, and the URL the user already has still works (the token is
+    nbterm's, handed to Jupyter through a 0600 file, never on a command line)."""
+    known = KnownHosts(paths.known_hosts)
+    link = await connect(target_for(config.hosts["box"], config), known, trust_all)
+    await jupyter.stop(link, config.hosts["box"].jupyter)
+    recorder = Recorder()
+    session = make_session(config, paths, recorder)
+    result = await session.up()
+    try:
+        assert result.server.token == session.token  # nbterm's own token, from its state
+        _s, ps, _e = await run(link, "ps -eo args")
+        assert session.token not in ps  # not on any command line of the remote
+        mark = len(recorder.events)
+        await run(link, f"kill -9 {result.server.pid}")
+        await recorder.wait_for(
+            lambda e: isinstance(e, Notice) and "stopped" in e.message, 15, since=mark
+        )
+        restarted = await recorder.wait_for(
+            lambda e: isinstance(e, Notice) and "restarted Jupyter" in e.message, 30, since=mark
+        )
+        assert isinstance(restarted, Notice)
+        assert "kernels were lost" in restarted.message
+        assert "URL is unchanged" in restarted.message
+        await recorder.wait_for(
+            lambda e: isinstance(e, TunnelHealth) and e.state == "up", 20, since=mark
+        )
+        assert session.server is not None and session.server.pid != result.server.pid
+        status = await asyncio.to_thread(api_status, result.local_port, result.server.token)
+        assert status["kernels"] == 0  # the old URL's token opens the new server
+        assert session.jupyter_running
+    finally:
+        await session.down()
+        close_quietly(link)
+
+
+async def test_a_jupyter_that_keeps_dying_is_given_up_and_said_so(
+    config: LoadedConfig, paths: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbterm.services.remote import session as session_module
+
+    monkeypatch.setattr(session_module, "MAX_RESTARTS", 1)
+    known = KnownHosts(paths.known_hosts)
+    link = await connect(target_for(config.hosts["box"], config), known, trust_all)
+    recorder = Recorder()
+    session = make_session(config, paths, recorder)
+    await session.up()
+    try:
+        for _round in range(2):
+            assert session.server is not None
+            mark = len(recorder.events)
+            await run(link, f"kill -9 {session.server.pid}")
+            await recorder.wait_for(
+                lambda e: isinstance(e, Notice) and "stopped" in e.message, 20, since=mark
+            )
+            if _round == 0:
+                await recorder.wait_for(
+                    lambda e: isinstance(e, Notice) and "restarted" in e.message, 30, since=mark
+                )
+                after = len(recorder.events)
+                await recorder.wait_for(
+                    lambda e: isinstance(e, TunnelHealth) and e.state == "up", 30, since=after
+                )
+        gave_up = await recorder.wait_for(
+            lambda e: isinstance(e, Notice) and "not restarting it again" in e.message, 20
+        )
+        assert isinstance(gave_up, Notice)
+        assert not session.jupyter_running
+    finally:
+        await session.down()
+        await jupyter.stop(link, config.hosts["box"].jupyter)
+        close_quietly(link)
+    down = [e for e in recorder.health() if e.state == "down"][-1]
+    assert "NOT running" in down.message

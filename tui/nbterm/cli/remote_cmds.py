@@ -94,11 +94,14 @@ async def _up(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Nam
     assert final is not None
     if session.engines and not final.ok:
         print(f"{host.name}: the final sync did not complete: see the messages above", flush=True)
-    print(
-        f"{host.name}: tunnel closed; Jupyter keeps running on the remote "
-        f"(`nbterm up {host.name}` reattaches, `nbterm stop-jupyter {host.name}` stops it)",
-        flush=True,
-    )
+    if session.remote.jupyter_running:
+        print(
+            f"{host.name}: tunnel closed; Jupyter keeps running on the remote "
+            f"(`nbterm up {host.name}` reattaches, `nbterm stop-jupyter {host.name}` stops it)",
+            flush=True,
+        )
+    else:  # every message about the remote's state is true when printed
+        print(f"{host.name}: tunnel closed; Jupyter is NOT running on the remote", flush=True)
     return 0 if final.ok else 1
 
 

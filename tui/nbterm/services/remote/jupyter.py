@@ -161,12 +161,29 @@ async def _session_alive(link: Link, settings: JupyterSettings) -> bool:
     return status == 0
 
 
-async def _log_tail(link: Link, settings: JupyterSettings, lines: int = 15) -> str:
+async def log_tail(link: Link, settings: JupyterSettings, lines: int = 15) -> str:
     _status, out, _err = await run(link, f"cd && tail -n {lines} {_log_file(settings)} 2>/dev/null")
     return redact(out.strip())
 
 
-def start_command(settings: JupyterSettings, *, as_root: bool) -> str:
+def token_file(settings: JupyterSettings) -> str:
+    """The remote file (0600, relative to home) that holds the token nbterm chose for this
+    server: Jupyter reads it through ``JUPYTER_TOKEN_FILE``, so the token never appears on a
+    command line or in an environment, and a restarted server keeps the same URL."""
+    return f"{REMOTE_DIR}/{settings.tmux_session}.token"
+
+
+async def _hand_token(link: Link, settings: JupyterSettings, token: str) -> None:
+    status, _out, err = await run(
+        link,
+        f"cd && umask 077 && mkdir -p {REMOTE_DIR} && cat > {token_file(settings)}",
+        input=token,
+    )
+    if status != 0:
+        raise JupyterError(f"could not hand Jupyter its token: {redact(err.strip())}")
+
+
+def start_command(settings: JupyterSettings, *, as_root: bool, with_token: bool = False) -> str:
     """The remote shell command that starts Jupyter in a detached tmux session."""
     args = [
         *shlex.split(settings.command),
@@ -176,8 +193,9 @@ def start_command(settings: JupyterSettings, *, as_root: bool) -> str:
     ]
     if as_root:
         args.append("--allow-root")
+    token_env = f'JUPYTER_TOKEN_FILE="$HOME"/{token_file(settings)} ' if with_token else ""
     inner = (
-        f'JUPYTER_RUNTIME_DIR="$HOME"/{runtime_dir(settings)} exec '
+        f'{token_env}JUPYTER_RUNTIME_DIR="$HOME"/{runtime_dir(settings)} exec '
         + " ".join(shlex.quote(arg) for arg in args)
         + f" --ServerApp.root_dir={shell_path(settings.notebook_dir)}"
         + f' >"$HOME"/{_log_file(settings)} 2>&1'
@@ -190,15 +208,26 @@ def start_command(settings: JupyterSettings, *, as_root: bool) -> str:
 
 
 async def ensure(
-    link: Link, settings: JupyterSettings, *, start_timeout: float = 60.0
+    link: Link,
+    settings: JupyterSettings,
+    *,
+    start_timeout: float = 60.0,
+    token: str | None = None,
 ) -> JupyterServer:
-    """Reattach to nbterm's Jupyter on the remote, or start it; return where it listens."""
+    """Reattach to nbterm's Jupyter on the remote, or start it; return where it listens.
+
+    ``token``: the token nbterm keeps for this host; a server started now uses it, so its URL
+    is the one the user already has.
+    """
     found = await discover(link, settings)
     if found is not None:
         return found
     as_root = await _preflight(link, settings)
     if not await _session_alive(link, settings):
-        status, _out, err = await run(link, start_command(settings, as_root=as_root))
+        if token:
+            await _hand_token(link, settings, token)
+        command = start_command(settings, as_root=as_root, with_token=bool(token))
+        status, _out, err = await run(link, command)
         if status != 0:
             raise JupyterError(f"could not start Jupyter in tmux: {redact(err.strip())}")
     deadline = time.monotonic() + start_timeout
@@ -216,11 +245,11 @@ async def ensure(
                 version=found.version,
             )
         if not await _session_alive(link, settings):
-            tail = await _log_tail(link, settings)
+            tail = await log_tail(link, settings)
             raise JupyterError(
                 f"Jupyter exited as it started ({settings.command!r}). Its last output:\n{tail}"
             )
-    tail = await _log_tail(link, settings)
+    tail = await log_tail(link, settings)
     raise JupyterError(
         f"Jupyter did not come up within {start_timeout:g}s. Its last output:\n{tail}"
     )

@@ -21,6 +21,7 @@ from nbterm.services.remote.connection import Backoff, EventSink, HostConnection
 from nbterm.services.remote.events import (
     ConnectionChanged,
     JupyterReady,
+    Notice,
     RemoteEvent,
     TunnelHealth,
     TunnelOpened,
@@ -29,10 +30,15 @@ from nbterm.services.remote.events import (
 from nbterm.services.remote.host_keys import KnownHosts, Verifier
 from nbterm.services.remote.probe import ProbeError, get_status
 from nbterm.services.remote.ssh import Link, SshTarget, target_for
+from nbterm.services.remote.token import host_token
 from nbterm.services.remote.tunnel import Tunnel
 from nbterm.services.tasks import cancel_and_wait
 
 DEGRADED_MS = 1000.0
+MAX_RESTARTS = 3
+RESTART_WINDOW = 600.0
+"""Jupyter is restarted when it dies while the host is up, at most MAX_RESTARTS times in
+RESTART_WINDOW seconds; then nbterm stops trying and says what to do."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,11 @@ class Session:
         self._state: TunnelState = "connecting"
         self._wake = asyncio.Event()
         self._closing = False
+        self.token = host_token(paths, host.name)
+        """The token nbterm keeps for this host: a server it starts uses it (a stable URL)."""
+        self._restarts: list[float] = []
+        self.gave_up = False
+        """Jupyter died too often and nbterm stopped restarting it: it is NOT running."""
 
     @classmethod
     def for_host(
@@ -131,11 +142,80 @@ class Session:
         return UpResult(url, local_port, self.server)
 
     async def _ensure_jupyter(self, link: Link) -> jupyter.JupyterServer:
-        server = await jupyter.ensure(link, self.host.jupyter)
+        before = self.server
+        server = await jupyter.ensure(link, self.host.jupyter, token=self.token)
         self.on_event(
             JupyterReady(self.name, server.port, server.pid, server.started, server.root_dir)
         )
+        if before is not None and server.started:
+            same = self.tunnel is None or (
+                server.token == before.token and server.base_url == before.base_url
+            )
+            self.on_event(
+                Notice(
+                    self.name,
+                    "restarted Jupyter (kernels were lost); "
+                    + ("the URL is unchanged: open tabs reconnect by themselves" if same
+                       else "it has a new URL: press c or o, or see `nbterm status`"),
+                )
+            )  # fmt: skip
+            if not same and self.tunnel is not None:
+                url = server.local_url(self.tunnel.local_port)
+                self.on_event(
+                    TunnelOpened(self.name, self.tunnel.local_port, self.tunnel.local_port,
+                                 server.port, url)
+                )  # fmt: skip
         return server
+
+    @property
+    def jupyter_running(self) -> bool:
+        """As far as nbterm knows: False once it gave up restarting a Jupyter that kept dying."""
+        return self.server is not None and not self.gave_up
+
+    async def _supervise_jupyter(self) -> bool:
+        """After a failed probe: if Jupyter itself is gone, say why and restart it (bounded).
+        Returns True when it handled the failure (restarted, or gave up and said so)."""
+        if self.gave_up:
+            self._report("down", message="Jupyter is not running (nbterm stopped restarting it)")
+            return True
+        try:
+            link = await self.connection.get(self.target.connect_timeout)
+            if await jupyter.discover(link, self.host.jupyter) is not None:
+                return False  # it runs: the probe failed for another reason
+            tail = await jupyter.log_tail(link, self.host.jupyter, lines=6)
+        except Exception:  # noqa: BLE001 - the link went: the connection's supervisor reports it
+            return False
+        pid = self.server.pid if self.server is not None else "?"
+        last = " | ".join(line.strip() for line in tail.splitlines() if line.strip())
+        self.on_event(
+            Notice(self.name, f"Jupyter (pid {pid}) stopped; its last output: {last or '(none)'}")
+        )
+        now = time.monotonic()
+        self._restarts = [t for t in self._restarts if now - t < RESTART_WINDOW] + [now]
+        if len(self._restarts) > MAX_RESTARTS:
+            self.gave_up = True
+            log = f"~/{jupyter.REMOTE_DIR}/{self.host.jupyter.tmux_session}.log"
+            self.on_event(
+                Notice(
+                    self.name,
+                    f"Jupyter stopped {len(self._restarts)} times in "
+                    f"{RESTART_WINDOW / 60:g} minutes: not restarting it again. Read its log on "
+                    f"the remote ({log}), fix the cause, then bring the host up again.",
+                )
+            )
+            self._report("down", message="Jupyter is not running")
+            return True
+        await asyncio.sleep(min(2.0 ** (len(self._restarts) - 1) - 1, 8.0))
+        try:
+            self.server = await self._ensure_jupyter(link)
+        except (jupyter.JupyterError, OSError, asyncssh.Error) as exc:
+            self.on_event(Notice(self.name, f"could not restart Jupyter: {exc}"))
+            self._report("degraded", message="Jupyter is not running; retrying")
+            return True
+        if self.tunnel is not None:
+            self.tunnel.remote_port = self.server.port
+        self._wake.set()
+        return True
 
     async def _after_reconnect(self, link: Link) -> None:
         """The remote may have rebooted: find (or restart) Jupyter and follow its port."""
@@ -178,7 +258,7 @@ class Session:
         try:
             status = await get_status(self.tunnel.local_port, self.server.token, self.probe_timeout)
         except ProbeError as exc:
-            if self.connection.connected:
+            if self.connection.connected and not await self._supervise_jupyter():
                 self._report("degraded", message=str(exc))
             return
         state: TunnelState = "up" if status.latency_ms < DEGRADED_MS else "degraded"
@@ -216,4 +296,9 @@ class Session:
             await self.tunnel.close()
         await self.connection.close()
         if self.tunnel is not None:
-            self._report("down", message="closed; Jupyter keeps running on the remote")
+            where = (
+                "Jupyter keeps running on the remote"
+                if self.jupyter_running
+                else "Jupyter is NOT running on the remote"
+            )
+            self._report("down", message=f"closed; {where}")

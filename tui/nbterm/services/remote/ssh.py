@@ -318,9 +318,12 @@ async def connect(
     return Link(conn, jumps)
 
 
-async def run(link: Link, command: str, timeout: float = 30.0) -> tuple[int, str, str]:
-    """Run ``command`` on the remote; return exit status, stdout and stderr (bounded in time)."""
-    result = await asyncio.wait_for(link.conn.run(command, check=False), timeout)
+async def run(
+    link: Link, command: str, timeout: float = 30.0, *, input: str | None = None
+) -> tuple[int, str, str]:
+    """Run ``command`` on the remote; return exit status, stdout and stderr (bounded in time).
+    ``input`` goes to its standard input (the way to hand it a secret: never the command line)."""
+    result = await asyncio.wait_for(link.conn.run(command, check=False, input=input), timeout)
     status = result.exit_status if result.exit_status is not None else 255
     return int(status), str(result.stdout or ""), str(result.stderr or "")
 
