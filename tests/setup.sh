@@ -28,6 +28,11 @@ command -v tmux >/dev/null || need_apt+=(tmux)
 command -v git >/dev/null || need_apt+=(git)
 # the "remote" of the tests may watch notebooks with inotify; without it nbterm polls (both tested)
 command -v inotifywait >/dev/null || need_apt+=(inotify-tools)
+# the real-browser test (tests/browser): Debian's Chromium and its driver, run headless
+if [ "$(id -u)" = 0 ]; then
+    command -v chromium >/dev/null || need_apt+=(chromium)
+    command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+fi
 can_make_venv() {  # Debian ships venv's pip bootstrap separately (python3-venv)
     local dir ok=1
     dir=$(mktemp -d)
@@ -90,6 +95,12 @@ if [ "$(id -u)" = 0 ]; then
         mkdir -p "$(dirname "$REMOTE_VENV")"
         /usr/bin/python3 -m venv "$REMOTE_VENV"
         pip_quiet "$REMOTE_VENV/bin/python" -m pip install --disable-pip-version-check jupyter-server
+        chmod -R a+rX "$(dirname "$REMOTE_VENV")"
+    fi
+    # the real-browser test loads JupyterLab and runs a cell in a kernel
+    if [ ! -x "$REMOTE_VENV/bin/jupyter-lab" ] || [ ! -d "$REMOTE_VENV/share/jupyter/kernels/python3" ]; then
+        say "adding JupyterLab and ipykernel to the remote side's Python"
+        pip_quiet "$REMOTE_VENV/bin/python" -m pip install --disable-pip-version-check jupyterlab ipykernel
         chmod -R a+rX "$(dirname "$REMOTE_VENV")"
     fi
 fi
