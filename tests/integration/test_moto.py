@@ -40,3 +40,15 @@ def test_launch_a_spot_instance_and_find_it_by_tag(moto_ec2: MotoEc2) -> None:
 def test_each_test_starts_from_an_empty_ec2(moto_ec2: MotoEc2) -> None:
     client = ec2_client(AwsConfig(region="us-east-1", endpoint_url=moto_ec2.endpoint_url))
     assert client.describe_instances()["Reservations"] == []
+
+
+def test_aws_region_alone_is_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AWS_REGION (what the AWS CLI reads) without AWS_DEFAULT_REGION: boto3 alone finds no
+    region; nbterm passes it on."""
+    from nbterm.config.schema import AwsConfig
+    from nbterm.services.cloud.aws import ec2_client
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    assert ec2_client(AwsConfig()).meta.region_name == "eu-west-3"
+    assert ec2_client(AwsConfig(region="us-east-2")).meta.region_name == "us-east-2"

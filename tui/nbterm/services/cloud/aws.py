@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import boto3
@@ -20,7 +21,13 @@ _BOTO_CONFIG = BotoConfig(
 )
 
 
+def region(aws: AwsConfig) -> str | None:
+    """``[aws] region``, else ``AWS_REGION`` (which the AWS CLI and newer SDKs read, but boto3
+    does not), else None: boto3 then asks ``AWS_DEFAULT_REGION`` and the profile."""
+    return aws.region or os.environ.get("AWS_REGION") or None
+
+
 def ec2_client(aws: AwsConfig) -> EC2Client:
     """An EC2 client for ``[aws]`` (blocking; call it from a thread)."""
-    session = boto3.session.Session(profile_name=aws.profile, region_name=aws.region)
+    session = boto3.session.Session(profile_name=aws.profile, region_name=region(aws))
     return session.client("ec2", endpoint_url=aws.endpoint_url, config=_BOTO_CONFIG)

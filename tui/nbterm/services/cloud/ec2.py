@@ -62,7 +62,7 @@ def explain(exc: Exception, doing: str) -> Ec2Error:
             "or run `aws configure`"
         )
     if isinstance(exc, NoRegionError):
-        return Ec2Error(f"{doing}: no AWS region: set [aws] region in the config")
+        return Ec2Error(f"{doing}: no AWS region: set [aws] region in the config, or AWS_REGION")
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
