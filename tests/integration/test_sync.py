@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import subprocess
 import time
 import uuid
@@ -256,3 +257,34 @@ async def test_two_saves_of_the_same_size_within_one_second_both_arrive(
     remote.write("a.ipynb", notebook("v2"))  # same size, same second
     await engine.cycle()
     assert (local / "a.ipynb").read_text() == notebook("v2")
+
+
+async def test_an_rsync_too_old_for_the_flags_is_named_with_the_fix(
+    setup: tuple[LoadedConfig, Remote, Path],
+    paths: Paths,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """macOS's rsync 2.6.9 rejects --info=progress2 with a usage error (exit 1), which read as
+    'a bug in nbterm'. The version is checked first and the fix named."""
+    from nbterm.services.sync.rsync_version import local_rsync_problem
+
+    config, remote, _local = setup
+    remote.write("a.ipynb", notebook("v1"))
+    bin_dir = tmp_path / "old rsync"
+    bin_dir.mkdir()
+    fake = bin_dir / "rsync"
+    fake.write_text("#!/bin/sh\necho 'rsync  version 2.6.9  protocol version 29'\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    local_rsync_problem.cache_clear()
+    try:
+        recorder = Recorder()
+        done = await engine_for(config, paths, recorder).cycle()
+    finally:
+        local_rsync_problem.cache_clear()
+    assert not done.ok
+    [failure] = recorder.of(SyncFailed)
+    assert isinstance(failure, SyncFailed)
+    assert "rsync 2.6.9" in failure.message
+    assert "brew install rsync" in failure.message

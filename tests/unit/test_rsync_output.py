@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from nbterm.services.sync.rsync_output import (
     Item,
     ProgressLine,
@@ -81,3 +83,24 @@ def test_exit_codes_have_advice() -> None:
     assert "I/O timeout" in exit_message(30)
     assert exit_message(99) == "rsync failed with exit code 99"
     assert "code 23" in (DATA / "partial-23.err").read_text()
+
+
+@pytest.mark.parametrize(
+    ("line", "ok"),
+    [
+        ("rsync  version 3.5.0  protocol version 32", True),
+        ("rsync  version v3.2.7  protocol version 31", True),
+        ("rsync  version 3.1.3  protocol version 31", True),
+        ("rsync  version 3.1.2  protocol version 31", False),
+        ("rsync  version 2.6.9  protocol version 29", False),  # macOS before Sequoia
+        ("openrsync: protocol version 29", False),  # macOS Sequoia and later
+        ("something else entirely", True),  # unknown: let it try
+    ],
+)
+def test_the_local_rsync_version_is_checked(line: str, ok: bool) -> None:
+    from nbterm.services.sync.rsync_version import problem_with_version
+
+    problem = problem_with_version(line)
+    assert (problem is None) == ok
+    if problem:
+        assert "brew install rsync" in problem

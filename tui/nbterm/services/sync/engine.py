@@ -58,6 +58,7 @@ from nbterm.services.sync.rsync_output import (
     parse_line,
     split_segments,
 )
+from nbterm.services.sync.rsync_version import local_rsync_problem
 
 ALWAYS_EXCLUDED = (".~*", ".ipynb_checkpoints/")
 DEBOUNCE_QUIET = 0.2
@@ -218,6 +219,9 @@ class SyncEngine:
             self._check_local_folder()
         except OSError as exc:
             return self._cycle_failed(trigger, started, None, _local_problem(exc, self.places))
+        too_old = await asyncio.to_thread(local_rsync_problem)
+        if too_old is not None:
+            return self._cycle_failed(trigger, started, None, too_old)
         find_deletions = True
         if trigger == "timer":
             find_deletions = self._timer_cycles % DELETION_SCAN_EVERY == 0
