@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from nbterm.locations import Paths
 
 
@@ -79,3 +81,22 @@ def test_ssh_to_an_unknown_host_names_the_known_ones(write_config: Callable[[str
 
 def test_version_and_module_entry_point() -> None:
     assert nbterm("--version").stdout.startswith("nbterm ")
+
+
+def test_help_names_this_platforms_config_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """macOS keeps it under ~/Library/Application Support: --help must not say ~/.config."""
+    import platformdirs
+    import platformdirs.macos
+
+    from nbterm import locations
+    from nbterm.cli.main import build_parser
+
+    monkeypatch.delenv("XDG_CONFIG_HOME")  # (platformdirs honours it on macOS too)
+    mac = Path(platformdirs.macos.MacOS("nbterm").user_config_dir) / "config.toml"
+    assert "Library/Application Support/nbterm" in str(mac)
+    monkeypatch.setattr(platformdirs, "user_config_dir", lambda app: str(mac.parent))
+    import nbterm.cli.main as cli_main
+
+    monkeypatch.setattr(cli_main, "default_config_file", locations.default_config_file)
+    help_text = build_parser().format_help()
+    assert "Application" in help_text and "~/.config" not in help_text

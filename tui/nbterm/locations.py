@@ -1,7 +1,9 @@
 """Where nbterm reads and writes its files.
 
 The user's config comes from ``--config``, then ``$NBTERM_CONFIG``, then the platform's config
-directory (``~/.config/nbterm/config.toml`` on Linux). nbterm's own files live in a state directory
+directory (``~/.config/nbterm/config.toml`` on Linux, ``~/Library/Application Support/nbterm/
+config.toml`` on macOS: a path with a space, which every consumer must get quoted). nbterm's own
+files live in a state directory
 (known hosts, the generated ssh config, state) and a runtime directory (ssh control sockets), both
 overridable for tests and unusual set-ups with ``$NBTERM_STATE_DIR`` and ``$NBTERM_RUNTIME_DIR``.
 """

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from nbterm import __version__
 from nbterm.cli.common import EXIT_CONFIG, CliError, fail
 from nbterm.cli.parsers import register_all
+from nbterm.locations import default_config_file, tildify
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         metavar="PATH",
-        help="config file (default: $NBTERM_CONFIG, then ~/.config/nbterm/config.toml)",
+        help="config file (default: $NBTERM_CONFIG, then "
+        f"{tildify(default_config_file())} on this machine)",
     )
     parser.add_argument(
         "--demo",
