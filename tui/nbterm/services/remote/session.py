@@ -182,7 +182,7 @@ class Session:
             link = await self.connection.get(self.target.connect_timeout)
             if await jupyter.discover(link, self.host.jupyter) is not None:
                 return False  # it runs: the probe failed for another reason
-            tail = await jupyter.log_tail(link, self.host.jupyter, lines=6)
+            tail = await jupyter.log_tail(link, self.host.jupyter, lines=3)
         except Exception:  # noqa: BLE001 - the link went: the connection's supervisor reports it
             return False
         pid = self.server.pid if self.server is not None else "?"
