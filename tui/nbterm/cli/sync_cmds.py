@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import signal
 import time
@@ -26,13 +27,6 @@ from nbterm.services.sync.engine import SyncEngine
 from nbterm.services.sync.ssh_config import end_master, write_ssh_config
 from nbterm.services.sync.watcher import RemoteWatcher
 from nbterm.services.tasks import supervise
-
-
-def crashed(name: str, exc: BaseException, restart_in: float) -> None:
-    print(
-        f"nbterm: {name} ended by an error ({shown(repr(exc))}); restarting in {restart_in:g}s",
-        flush=True,
-    )
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -139,8 +133,12 @@ async def _watch(host: Host, engines: list[SyncEngine], connection: HostConnecti
             lambda: connection.get(3600), engine.rule.remote, engine.remote_changed
         )
         tasks += [
-            asyncio.create_task(supervise(f"sync {engine.label}", engine.run, crashed)),
-            asyncio.create_task(supervise(f"watch {engine.label}", watcher.run, crashed)),
+            asyncio.create_task(
+                supervise(f"sync {engine.label}", engine.run, functools.partial(say, host))
+            ),
+            asyncio.create_task(
+                supervise(f"watch {engine.label}", watcher.run, functools.partial(say, host))
+            ),
         ]
     say(host, "watching for changes; Ctrl-C stops")
     try:

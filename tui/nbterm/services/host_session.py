@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from nbterm.config import LoadedConfig
 from nbterm.locations import Paths
-from nbterm.safe_text import shown
 from nbterm.services.cloud.idle import IdlePolicy
 from nbterm.services.cloud.spot import IMDS, SpotNotice, SpotWatcher
 from nbterm.services.remote.events import (
@@ -119,7 +118,7 @@ class HostSession:
                 )
                 self.engines.append(engine)
                 for kind, work in (("sync", engine.run), ("watch", watcher.run)):
-                    supervised = supervise(f"{kind} {engine.label}", work, self._crashed)
+                    supervised = supervise(f"{kind} {engine.label}", work, self._say)
                     self._tasks.append(asyncio.create_task(supervised, name=f"{kind}:{rule.host}"))
         if self.spot:
             spot = SpotWatcher(
@@ -138,14 +137,8 @@ class HostSession:
             )
         return result
 
-    def _crashed(self, name: str, exc: BaseException, restart_in: float) -> None:
-        """A sync or watch task ended by an error: never silent, and started again."""
-        self.on_event(
-            Notice(
-                self.name,
-                f"{name} ended by an error ({shown(repr(exc))}); restarting it in {restart_in:g}s",
-            )
-        )
+    def _say(self, message: str) -> None:
+        self.on_event(Notice(self.name, message))
 
     async def _watch_outside(self) -> None:
         assert self.outside_check is not None

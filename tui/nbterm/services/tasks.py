@@ -20,7 +20,7 @@ async def cancel_and_wait(task: asyncio.Task[Any] | None, timeout: float = 5.0) 
 async def supervise(
     name: str,
     work: Callable[[], Awaitable[None]],
-    on_crash: Callable[[str, BaseException, float], None],
+    say: Callable[[str], None],
     *,
     first_delay: float = 1.0,
     max_delay: float = 60.0,
@@ -28,8 +28,8 @@ async def supervise(
     """Run ``work()`` until it returns; if it raises, say so and start it again, backing off.
 
     A task that dies quietly (its exception kept by a ``gather(..., return_exceptions=True)``)
-    would leave the user believing it still runs: here the death is reported through
-    ``on_crash(name, exception, restart_in)`` and the work goes on. Cancellation ends it.
+    would leave the user believing it still runs: here the death is said (one line, through
+    ``say``) and the work goes on. Cancellation ends it.
     """
     delay = first_delay
     while True:
@@ -39,6 +39,6 @@ async def supervise(
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - reported, then restarted
-            on_crash(name, exc, delay)
+            say(f"{name} ended by an error ({exc!r}); restarting it in {delay:g}s")
         await asyncio.sleep(delay)
         delay = min(delay * 2, max_delay)

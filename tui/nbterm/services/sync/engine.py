@@ -10,7 +10,7 @@ a failure is said once while it lasts, retried with back-off, and never ends the
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -23,10 +23,8 @@ from pathlib import Path
 
 from nbterm.config.schema import SyncRule
 from nbterm.locations import Paths, ensure_private_dir
-from nbterm.safe_text import shown, shown_lines
-from nbterm.services.sync import git
+from nbterm.services.sync.committer import Committer
 from nbterm.services.sync.events import (
-    Committed,
     ConflictKept,
     CycleDone,
     CycleStarted,
@@ -49,21 +47,13 @@ from nbterm.services.sync.promote import (
     clean_leftovers,
     folder_marks,
 )
-from nbterm.services.sync.rsync_output import (
-    Item,
-    ProgressLine,
-    Skipped,
-    exit_message,
-    is_mid_transfer_drop,
-    parse_line,
-    split_segments,
-)
+from nbterm.services.sync.rsync_output import ProgressLine, exit_message, is_mid_transfer_drop
+from nbterm.services.sync.rsync_run import RsyncRun, run_rsync
 from nbterm.services.sync.rsync_version import local_rsync_problem
 
 ALWAYS_EXCLUDED = (".~*", ".ipynb_checkpoints/")
 DEBOUNCE_QUIET = 0.2
 DEBOUNCE_MAX = 1.0
-PROGRESS_EVERY = 0.1
 DELETION_SCAN_EVERY = 10
 """Timer cycles look for remote deletions (rsync --delete into staging, about 10% of an idle
 cycle's cost) one time in this many; every other trigger, including the watcher's, always does."""
@@ -115,9 +105,6 @@ class SyncPlaces:
 
 RETRY_FIRST = 2.0
 RETRY_MAX = 60.0
-GIT_RETRY_EVERY = 60.0
-"""A commit that git refused (a merge, a lock) is tried again after this long, or sooner when
-a new file arrives."""
 
 _DEATH_SIGNAL = (
     ["setpriv", "--pdeathsig", "TERM", "--"]
@@ -166,17 +153,20 @@ class SyncEngine:
         """Cycles in a row that failed as a whole (0: the rule works)."""
         self._file_failures: dict[str, tuple[str, int, float]] = {}
         """path -> (reason, failures in a row, when to try again)"""
-        self._git_problem: str | None = None
-        self._git_next_try = 0.0
+        self.committer = Committer(
+            rule, self.places.local, self.label, self._emit, self._mark_committed
+        )
         self._uncommitted: list[str] = []
         """Placed files that wait for a git commit (kept in the manifest across runs)."""
         self._manifest: Manifest | None = None
+        """nbterm's record of the folder, kept between cycles (read again when it changed)."""
+        self._rsync_problem: str | None = None
+        """Why the local rsync will not do ("" once checked and fine; None: not yet checked)."""
         self._oversized: set[str] = set()
         """Files rsync left out for max_file_mb (said when first seen)."""
         self._marks: dict[str, tuple[int, int] | None] | None = None
         """Local folder marks after the last complete pass (None: none yet, or it left files
         pending): see ``_nothing_to_do``."""
-        """nbterm's record of the folder, kept between cycles (read again when it changed)."""
 
     def _emit(self, event: SyncEvent) -> None:
         self.on_event(event)
@@ -212,31 +202,28 @@ class SyncEngine:
     async def _cycle(self, trigger: Trigger) -> CycleDone:
         started = time.monotonic()
         self._emit(CycleStarted(self.label, trigger))
-        received: list[Item] = []
-        deleted: list[str] = []
         try:
             ensure_private_dir(self.places.staging)
             self._check_local_folder()
         except OSError as exc:
             return self._cycle_failed(trigger, started, None, _local_problem(exc, self.places))
-        too_old = await asyncio.to_thread(local_rsync_problem)
-        if too_old is not None:
-            return self._cycle_failed(trigger, started, None, too_old)
+        if self._rsync_problem is None:  # checked once (an rsync does not change under us)
+            self._rsync_problem = await asyncio.to_thread(local_rsync_problem) or ""
+        if self._rsync_problem:
+            return self._cycle_failed(trigger, started, None, self._rsync_problem)
         find_deletions = True
         if trigger == "timer":
             find_deletions = self._timer_cycles % DELETION_SCAN_EVERY == 0
             self._timer_cycles += 1
         synced_before = _has_entries(self.places.staging)
-        skipped: dict[str, str] = {}
-        code, stderr = await self._run_rsync(received, deleted, find_deletions, skipped)
-        if code == 255 and is_mid_transfer_drop(stderr):  # the shared connection died: retry once
-            received.clear()
-            deleted.clear()
-            skipped.clear()
-            code, stderr = await self._run_rsync(received, deleted, find_deletions, skipped)
+        command = self.rsync_command(find_deletions=find_deletions)
+        run = await run_rsync(command, self._progress)
+        if run.code == 255 and is_mid_transfer_drop(run.stderr):  # the shared connection died
+            run = await run_rsync(command, self._progress)  # ... and is opened again: once more
+        code = run.code
         try:
             kept: list[tuple[str, str]] = []
-            if self._nothing_to_do(trigger, code, received, deleted):
+            if self._nothing_to_do(trigger, run):
                 result, damaged = PromoteResult(), None
             else:
                 result, damaged, kept = await asyncio.to_thread(
@@ -249,18 +236,20 @@ class SyncEngine:
                 SyncWarning(
                     self.label,
                     f"nbterm's record of {self.places.local} could not be used "
-                    f"({shown(damaged)}): rebuilt from the folder; local files it cannot vouch "
+                    f"({damaged}): rebuilt from the folder; local files it cannot vouch "
                     "for are backed up before anything replaces them",
                 )
             )
         for path, backup in kept:
             self._emit(ConflictKept(self.label, path, backup, "interrupted"))
-        for path, why in skipped.items():  # the rule's own cap: said once, not a failure
+        for path in run.oversized:  # the rule's own cap: said once, not a failure
             if path not in self._oversized:
-                self._emit(SyncWarning(self.label, f"{shown(path)}: {why}"))
-        self._oversized = set(skipped)
+                cap = self.rule.max_file_mb
+                self._emit(SyncWarning(self.label, f"{path}: larger than max_file_mb ({cap} MB): "
+                                                   "not pulled"))  # fmt: skip
+        self._oversized = set(run.oversized)
         self._report_files(result)
-        for path in deleted:
+        for path in run.deleted:
             if (self.places.local / path).is_file():
                 self._emit(RemoteDeleted(self.label, path))
         rsync_ok = code in (0, 24)
@@ -268,19 +257,25 @@ class SyncEngine:
             self._emit(SyncWarning(self.label, exit_message(24)))
         placed = [item.path for item in result.placed]
         if self.rule.git_commit:
-            await self._commit(bool(placed), trigger)
+            await self.committer.commit(self._uncommitted, placed=bool(placed), trigger=trigger)
         if not rsync_ok:
-            detail = _last_lines(stderr)
-            message = exit_message(code, stderr) + (f": {detail}" if detail else "")
+            detail = _last_lines(run.stderr)
+            message = exit_message(code, run.stderr) + (f": {detail}" if detail else "")
             return self._cycle_failed(trigger, started, code, message, result)
         self._recovered()
+        return self._done(trigger, started, result, ok=not result.failed and not result.waiting)
+
+    def _done(
+        self, trigger: Trigger, started: float, result: PromoteResult, *, ok: bool
+    ) -> CycleDone:
+        """Every cycle ends here, with one CycleDone (reported last)."""
         done = CycleDone(
             self.label,
             trigger,
-            tuple(placed),
+            tuple(item.path for item in result.placed),
             sum(item.size for item in result.placed),
             time.monotonic() - started,
-            not result.failed and not result.waiting,
+            ok,
             tuple(sorted(result.pending.items())),
         )
         self.last_cycle = done
@@ -290,7 +285,7 @@ class SyncEngine:
     def _check_local_folder(self) -> None:
         local = self.places.local
         if local.exists() and not local.is_dir():
-            raise NotADirectoryError(20, "not a folder", str(local))
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(local))
         local.mkdir(parents=True, exist_ok=True)
 
     def _reconcile(
@@ -338,18 +333,16 @@ class SyncEngine:
             self._uncommitted = sorted(manifest.uncommitted)
         return result, damaged, kept
 
-    def _nothing_to_do(
-        self, trigger: Trigger, code: int, received: list[Item], deleted: list[str]
-    ) -> bool:
+    def _nothing_to_do(self, trigger: Trigger, run: RsyncRun) -> bool:
         """An idle timer cycle skips the full comparison when it cannot find anything: the
         last one left nothing pending, rsync completed and brought nothing, nbterm's record is
         as it left it, and no local folder lost or gained a file (their marks are unchanged)."""
         if (
             trigger != "timer"
             or self._marks is None
-            or code not in (0, 24)
-            or received
-            or deleted
+            or run.code not in (0, 24)
+            or run.received
+            or run.deleted
             or self._manifest is None
             or self._manifest.stale()
         ):
@@ -390,19 +383,7 @@ class SyncEngine:
         if self._failure != key:
             self._failure = key
             self._emit(SyncFailed(self.label, code, message, retry_in))
-        result = result or PromoteResult()
-        done = CycleDone(
-            self.label,
-            trigger,
-            tuple(item.path for item in result.placed),
-            sum(item.size for item in result.placed),
-            time.monotonic() - started,
-            False,
-            tuple(sorted(result.pending.items())),
-        )
-        self.last_cycle = done
-        self._emit(done)
-        return done
+        return self._done(trigger, started, result or PromoteResult(), ok=False)
 
     def _recovered(self) -> None:
         if self.failed_cycles:
@@ -410,102 +391,13 @@ class SyncEngine:
         self.failed_cycles = 0
         self._failure = None
 
-    async def _run_rsync(
-        self,
-        received: list[Item],
-        deleted: list[str],
-        find_deletions: bool,
-        skipped: dict[str, str] | None = None,
-    ) -> tuple[int, str]:
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.rsync_command(find_deletions=find_deletions),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                stdin=asyncio.subprocess.DEVNULL,
-            )
-        except FileNotFoundError:
-            return 127, "rsync is not installed on this machine"
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        stderr_task = asyncio.create_task(proc.stderr.read())
-        buffer = b""
-        last_progress = 0.0
-        try:
-            while chunk := await proc.stdout.read(65536):
-                segments, buffer = split_segments(buffer + chunk)
-                for segment in segments:
-                    parsed = parse_line(segment)
-                    if isinstance(parsed, Item):
-                        if parsed.received:
-                            received.append(parsed)
-                        elif parsed.deleted:
-                            deleted.append(parsed.path)
-                    elif isinstance(parsed, Skipped) and skipped is not None:
-                        skipped[parsed.path] = (
-                            f"larger than max_file_mb ({self.rule.max_file_mb} MB): not pulled"
-                        )
-                    elif isinstance(parsed, ProgressLine):
-                        now = time.monotonic()
-                        if now - last_progress >= PROGRESS_EVERY:
-                            last_progress = now
-                            self._emit(
-                                Progress(self.label, parsed.bytes, parsed.percent, parsed.rate)
-                            )
-            code = await proc.wait()
-            stderr = (await stderr_task).decode(errors="replace")
-            return code, stderr
-        finally:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.terminate()
-                try:
-                    await asyncio.wait_for(proc.wait(), 3)
-                except TimeoutError:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    await proc.wait()
-            stderr_task.cancel()
+    def _progress(self, line: ProgressLine) -> None:
+        self._emit(Progress(self.label, line.bytes, line.percent, line.rate))
 
-    async def _commit(self, placed: bool, trigger: Trigger) -> None:
-        """Commit every placed file that no commit has taken yet (this cycle's and any an
-        earlier, refused commit left), when git is in a state that allows it."""
-        files = self._uncommitted
-        if not files:
-            return
-        if not placed and trigger not in ("now", "final") and time.monotonic() < self._git_next_try:
-            return
-        self._git_next_try = time.monotonic() + GIT_RETRY_EVERY
-        folder = self.places.local
-        try:
-            if not await git.ensure_repo(folder, init=self.rule.git_init):
-                self._git_says(
-                    f"git_commit is on but {folder} is not a git repository "
-                    "(create one, or set git_init = true)"
-                )
-                return
-            lines = "\n".join(f"- {shown(path)}" for path in files)
-            message = f"nbterm: {len(files)} file(s) from {self.rule.host}\n\n{lines}\n"
-            commit, conflicted = await git.commit(folder, files, message)
-        except git.GitRefused as exc:
-            self._git_says(str(exc))
-            return
-        except (git.GitError, OSError, TimeoutError) as exc:
-            self._git_says(f"git: {exc}")
-            return
-        done = [path for path in files if path not in conflicted]
-        await asyncio.to_thread(self._mark_committed, done)
-        if conflicted:
-            self._git_says(
-                "not committing " + ", ".join(shown(p) for p in conflicted)
-                + ": git has an unresolved merge conflict there (resolve it first)"
-            )  # fmt: skip
-        else:
-            self._git_problem = None
-        if commit:
-            self._emit(Committed(self.label, commit, tuple(done)))
+    async def _mark_committed(self, files: list[str]) -> None:
+        await asyncio.to_thread(self._take_out_of_waiting, files)
 
-    def _mark_committed(self, files: list[str]) -> None:
+    def _take_out_of_waiting(self, files: list[str]) -> None:
         manifest = self._manifest
         if manifest is None or manifest.stale():
             manifest = self._manifest = Manifest(self.places.manifest)
@@ -513,11 +405,6 @@ class SyncEngine:
         manifest.dirty = True
         manifest.save()
         self._uncommitted = sorted(manifest.uncommitted)
-
-    def _git_says(self, message: str) -> None:
-        if message != self._git_problem:
-            self._git_problem = message
-            self._emit(SyncWarning(self.label, shown_lines(message)))
 
     # --- final sync -------------------------------------------------------------------------------
 
@@ -593,11 +480,11 @@ def _has_entries(folder: Path) -> bool:
 
 def _local_problem(exc: OSError, places: SyncPlaces) -> str:
     where = exc.filename or places.local
-    if isinstance(exc, NotADirectoryError) or exc.errno == 20:
+    if isinstance(exc, NotADirectoryError) or exc.errno == errno.ENOTDIR:
         return f"the local folder {where} is not a folder (a file is there): fix the rule's local"
     return f"the local folder {where} cannot be used: {exc.strerror or exc}"
 
 
 def _last_lines(text: str, count: int = 3) -> str:
-    lines = [shown(line.strip()) for line in text.strip().splitlines() if line.strip()]
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return " | ".join(lines[-count:])
