@@ -15,8 +15,8 @@ from pathlib import Path
 
 from nbterm.services.sync.events import Committed
 from tests.faults.checker import said
-from tests.faults.conftest import World
 from tests.harness.sync import Recorder, notebook
+from tests.harness.world import World
 
 
 def git(folder: Path, *args: str, check: bool = True) -> str:

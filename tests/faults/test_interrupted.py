@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.faults.checker import check_home, stray_temp_files
-from tests.faults.conftest import World
 from tests.harness.sync import notebook
+from tests.harness.world import World
 
 RUNS = 10
 NOTEBOOKS = 300

@@ -15,8 +15,8 @@ import pytest
 
 from nbterm.services.sync.events import CycleDone, FileReceived, SyncEvent, SyncFailed
 from tests.faults.checker import check_home, files_under, said
-from tests.faults.conftest import World
 from tests.harness.sync import Recorder, notebook
+from tests.harness.world import World
 
 
 async def test_a_remote_notebook_that_became_a_folder(world: World) -> None:

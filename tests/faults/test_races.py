@@ -15,8 +15,8 @@ from pathlib import Path
 
 from nbterm.services.sync.events import ConflictKept
 from tests.faults.checker import check_home
-from tests.faults.conftest import World
 from tests.harness.sync import Recorder, notebook
+from tests.harness.world import World
 
 RUNS = 30
 

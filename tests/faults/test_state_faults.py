@@ -16,8 +16,8 @@ from nbterm.presenters import Printer
 from nbterm.services.sync.engine import SyncPlaces
 from nbterm.services.sync.events import ConflictKept
 from tests.faults.checker import check_home, said
-from tests.faults.conftest import World
 from tests.harness.sync import Recorder, notebook
+from tests.harness.world import World
 
 
 def places(world: World) -> SyncPlaces:

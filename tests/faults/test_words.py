@@ -12,8 +12,8 @@ import subprocess
 
 from nbterm.services.sync.events import SyncFailed
 from tests.faults.checker import said
-from tests.faults.conftest import World
 from tests.harness.sync import Recorder, notebook
+from tests.harness.world import World
 
 
 async def test_a_killed_control_master_mid_transfer(world: World) -> None:

@@ -1,5 +1,5 @@
-"""The hostile-remote suite shares the fault suite's world (sshd, one remote folder, one rule)."""
+"""The hostile-remote suite's world (sshd, one remote folder, one rule): tests/harness/world.py."""
 
-from tests.faults.conftest import World, world
+from tests.harness.world import World, world
 
 __all__ = ["World", "world"]

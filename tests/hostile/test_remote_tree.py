@@ -19,8 +19,8 @@ import pytest
 
 from nbterm.presenters import Printer
 from nbterm.services.sync.events import Committed
-from tests.faults.conftest import World
 from tests.harness.sync import Recorder, notebook
+from tests.harness.world import World
 
 pytestmark = pytest.mark.sshd
 

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from tests.faults.conftest import World
 from tests.harness.sync import notebook
 from tests.harness.tmux import TmuxScreen
+from tests.harness.world import World
 
 pytestmark = [pytest.mark.sshd, pytest.mark.e2e]
 
