@@ -9,7 +9,15 @@ import sys
 
 import nbterm
 
-HEADLESS_PREFIXES = ("nbterm.services", "nbterm.config", "nbterm.cli", "nbterm.locations")
+HEADLESS_PREFIXES = (
+    "nbterm.services",
+    "nbterm.config",
+    "nbterm.cli",
+    "nbterm.locations",
+    "nbterm.safe_text",
+    "nbterm.browser",
+    "nbterm.presenters",
+)
 UI_ONLY = {"nbterm.cli.run_app"}  # imports the app, on purpose, when the cockpit opens
 
 
