@@ -18,6 +18,24 @@ def free_port() -> int:
         return port
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses that listen on TCP ``port`` on this machine (from /proc/net)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in handle.readlines()[1:]:
+                fields = line.split()
+                address, _, hex_port = fields[1].partition(":")
+                if fields[3] == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                    raw = bytes.fromhex(address)
+                    if len(raw) == 4:
+                        found.add(socket.inet_ntop(socket.AF_INET, raw[::-1]))
+                    else:  # four little-endian words
+                        words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+                        found.add(socket.inet_ntop(socket.AF_INET6, words))
+    return found
+
+
 def wait_for_banner(port: int, prefix: bytes, timeout: float = 10.0) -> None:
     """Wait until 127.0.0.1:port accepts a connection and greets with ``prefix``."""
     deadline = time.monotonic() + timeout

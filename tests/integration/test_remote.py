@@ -23,6 +23,7 @@ from nbterm.services.remote.events import (
     TunnelHealth,
     TunnelOpened,
 )
+from nbterm.services.remote.forward import ForwardMode
 from nbterm.services.remote.host_keys import HostKeyQuestion, KnownHosts
 from nbterm.services.remote.session import Session
 from nbterm.services.remote.ssh import (
@@ -34,6 +35,7 @@ from nbterm.services.remote.ssh import (
     run,
     target_for,
 )
+from tests.harness.procs import listening_addresses
 from tests.harness.remote import api_status, http_get, remote_config_text, trust_all
 from tests.harness.sshd import SshServer
 
@@ -70,7 +72,9 @@ class Recorder:
         raise AssertionError(f"no matching event within {timeout}s; saw: {self.events[since:]}")
 
 
-def make_session(config: LoadedConfig, paths: Paths, recorder: Recorder) -> Session:
+def make_session(
+    config: LoadedConfig, paths: Paths, recorder: Recorder, forward: ForwardMode = "inline"
+) -> Session:
     host = config.hosts["box"]
     return Session(
         host,
@@ -81,13 +85,18 @@ def make_session(config: LoadedConfig, paths: Paths, recorder: Recorder) -> Sess
         probe_interval=0.5,
         probe_timeout=2.0,
         backoff=Backoff(base=0.2, cap=1.0),
+        forward=forward,
     )
 
 
-@pytest.fixture
-async def session(config: LoadedConfig, paths: Paths) -> AsyncIterator[tuple[Session, Recorder]]:
+@pytest.fixture(params=["inline", "process"])
+async def session(
+    config: LoadedConfig, paths: Paths, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[Session, Recorder]]:
+    """Every session test runs twice: the tunnel on the session's loop (headless `nbterm up`),
+    and in a forwarder process of its own (the cockpit)."""
     recorder = Recorder()
-    session = make_session(config, paths, recorder)
+    session = make_session(config, paths, recorder, request.param)
     try:
         yield session, recorder
     finally:
@@ -204,10 +213,7 @@ async def test_the_token_is_required_and_everything_listens_on_loopback_only(
         {"Authorization": f"token {result.server.token}"},
     )
     assert code == 200
-    assert sess.tunnel is not None
-    server = sess.tunnel._server
-    assert server is not None
-    assert {sock.getsockname()[0] for sock in server.sockets} == {"127.0.0.1"}
+    assert listening_addresses(result.local_port) == {"127.0.0.1"}
     # and Jupyter itself, on the remote, answers on 127.0.0.1 only
     link = await sess.connection.get(5)
     _status, out, _ = await run(link, "cat /proc/net/tcp /proc/net/tcp6")
@@ -333,8 +339,7 @@ async def test_after_an_sshd_restart_the_tunnel_returns_on_the_same_port(
     sshd.start()
     status = await asyncio.wait_for(pending, 25)
     assert "kernels" in status
-    assert sess.tunnel is not None
-    assert sess.tunnel.local_port == result.local_port
+    assert sess.forward.local_port == result.local_port
     mark = 0
     health = await recorder.wait_for(
         lambda e: isinstance(e, TunnelHealth) and e.state == "up" and e.reconnects >= 1, 15, mark

@@ -22,6 +22,7 @@ from nbterm.services.remote.events import (
     RemoteEvent,
     SpotInterruption,
 )
+from nbterm.services.remote.forward import ForwardMode
 from nbterm.services.remote.host_keys import Verifier
 from nbterm.services.remote.probe import ProbeError, busy_kernels, get_status
 from nbterm.services.remote.session import Session, UpResult
@@ -70,6 +71,7 @@ class HostSession:
         stop_instance: Callable[[], Awaitable[None]] | None = None,
         outside_check: Callable[[], Awaitable[str | None]] | None = None,
         outside_every: float = 30.0,
+        forward: ForwardMode = "inline",
     ) -> None:
         self.config = config
         self.name = name
@@ -85,6 +87,7 @@ class HostSession:
             on_event=on_event,
             probe_interval=probe_interval,
             target=target,
+            forward=forward,
         )
         self.engines: list[SyncEngine] = []
         self.io_timeout = io_timeout
@@ -166,12 +169,12 @@ class HostSession:
         assert self.idle is not None
         while True:
             await asyncio.sleep(self.idle_check_every)
-            server, tunnel = self.remote.server, self.remote.tunnel
-            if server is None or tunnel is None or not self.remote.connection.connected:
+            server, port = self.remote.server, self.remote.forward.local_port
+            if server is None or not self.remote.forwarding or not self.remote.connection.connected:
                 continue
             try:
-                status = await get_status(tunnel.local_port, server.token)
-                busy = await busy_kernels(tunnel.local_port, server.token)
+                status = await get_status(port, server.token)
+                busy = await busy_kernels(port, server.token)
             except ProbeError:
                 continue
             verdict = self.idle.judge(status.last_activity, busy)

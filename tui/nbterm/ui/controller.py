@@ -119,6 +119,7 @@ class Controller:
             spot=instance is not None and instance.spot,
             idle_stop_minutes=template.idle_stop_minutes if template and host.is_ec2 else None,
             stop_instance=stop_instance if ec2 is not None else None,
+            forward="process",  # drawing the screen must never delay a forwarded packet
         )
         try:
             result = await session.up()

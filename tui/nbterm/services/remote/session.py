@@ -27,11 +27,11 @@ from nbterm.services.remote.events import (
     TunnelOpened,
     TunnelState,
 )
+from nbterm.services.remote.forward import Forward, ForwardMode, InlineForward, ProcessForward
 from nbterm.services.remote.host_keys import KnownHosts, Verifier
 from nbterm.services.remote.probe import ProbeError, get_status
 from nbterm.services.remote.ssh import Link, SshTarget, target_for
 from nbterm.services.remote.token import host_token
-from nbterm.services.remote.tunnel import Tunnel
 from nbterm.services.tasks import cancel_and_wait
 
 DEGRADED_MS = 1000.0
@@ -62,6 +62,7 @@ class Session:
         probe_interval: float = 5.0,
         probe_timeout: float = 5.0,
         backoff: Backoff | None = None,
+        forward: ForwardMode = "inline",
     ) -> None:
         self.host = host
         self.target = target
@@ -77,7 +78,19 @@ class Session:
             backoff=backoff,
             on_reconnected=self._after_reconnect,
         )
-        self.tunnel: Tunnel | None = None
+        self.forward: Forward = (
+            ProcessForward(
+                target,
+                KnownHosts(paths.known_hosts),
+                host.jupyter.local_port,
+                on_link=self._on_forward_link,
+                on_notice=lambda message: self.on_event(Notice(self.name, message)),
+            )
+            if forward == "process"
+            else InlineForward(self.connection, host.jupyter.local_port)
+        )
+        self.forwarding = False
+        """The forward listens (``up`` got that far)."""
         self.server: jupyter.JupyterServer | None = None
         self._health_task: asyncio.Task[None] | None = None
         self._state: TunnelState = "connecting"
@@ -100,11 +113,18 @@ class Session:
         on_event: EventSink,
         probe_interval: float = 5.0,
         target: SshTarget | None = None,
+        forward: ForwardMode = "inline",
     ) -> Session:
         host = config.hosts[name]
         target = target or target_for(host, config)
         return cls(
-            host, target, paths, verifier=verifier, on_event=on_event, probe_interval=probe_interval
+            host,
+            target,
+            paths,
+            verifier=verifier,
+            on_event=on_event,
+            probe_interval=probe_interval,
+            forward=forward,
         )
 
     @property
@@ -113,7 +133,7 @@ class Session:
 
     def _on_connection_event(self, event: RemoteEvent) -> None:
         self.on_event(event)
-        if isinstance(event, ConnectionChanged) and self.tunnel is not None and not self._closing:
+        if isinstance(event, ConnectionChanged) and self.forwarding and not self._closing:
             if event.state in ("lost", "reconnecting"):
                 self._report("reconnecting", message=event.message)
             elif event.state == "down":
@@ -121,19 +141,34 @@ class Session:
             elif event.state == "connected":
                 self._wake.set()  # probe at once rather than at the next tick
 
+    def _on_forward_link(self, event: ConnectionChanged) -> None:
+        """The forwarder process's own SSH link (the cockpit's tunnel) changed."""
+        if not self.forwarding or self._closing:
+            return
+        if event.state in ("lost", "reconnecting"):
+            self._report("reconnecting", message=f"tunnel link: {event.message or event.state}")
+        elif event.state == "down":
+            self._report("down", message=f"tunnel link: {event.message}")
+        elif event.state == "connected":
+            self._wake.set()
+
     async def up(self) -> UpResult:
         link = await self.connection.open()
         try:
-            self.server = await self._ensure_jupyter(link)
-        except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, ConnectionError) as exc:
-            # the link dropped while Jupyter was being started or found: the connection's
-            # supervisor reconnects; try once more on the new link (ensure finds a started one)
-            self.on_event(ConnectionChanged(self.name, "lost", f"during start-up: {exc}"))
-            link = await self.connection.get(self.target.connect_timeout * 2)
-            self.server = await self._ensure_jupyter(link)
-        tunnel = Tunnel(self.connection, self.server.port, self.host.jupyter.local_port)
-        local_port = await tunnel.open()
-        self.tunnel = tunnel
+            await self.forward.prepare()  # (a forwarder process connects meanwhile)
+            try:
+                self.server = await self._ensure_jupyter(link)
+            except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, ConnectionError) as exc:
+                # the link dropped while Jupyter was being started or found: the connection's
+                # supervisor reconnects; try once more on the new link (ensure finds a started one)
+                self.on_event(ConnectionChanged(self.name, "lost", f"during start-up: {exc}"))
+                link = await self.connection.get(self.target.connect_timeout * 2)
+                self.server = await self._ensure_jupyter(link)
+            local_port = await self.forward.open(self.server.port)
+        except BaseException:
+            await self.forward.close()
+            raise
+        self.forwarding = True
         url = self.server.local_url(local_port)
         self.on_event(
             TunnelOpened(self.name, local_port, self.host.jupyter.local_port, self.server.port, url)
@@ -148,7 +183,7 @@ class Session:
             JupyterReady(self.name, server.port, server.pid, server.started, server.root_dir)
         )
         if before is not None and server.started:
-            same = self.tunnel is None or (
+            same = not self.forwarding or (
                 server.token == before.token and server.base_url == before.base_url
             )
             self.on_event(
@@ -159,12 +194,11 @@ class Session:
                        else "it has a new URL: press c or o, or see `nbterm status`"),
                 )
             )  # fmt: skip
-            if not same and self.tunnel is not None:
-                url = server.local_url(self.tunnel.local_port)
+            if not same:
+                port = self.forward.local_port
                 self.on_event(
-                    TunnelOpened(self.name, self.tunnel.local_port, self.tunnel.local_port,
-                                 server.port, url)
-                )  # fmt: skip
+                    TunnelOpened(self.name, port, port, server.port, server.local_url(port))
+                )
         return server
 
     @property
@@ -212,8 +246,7 @@ class Session:
             self.on_event(Notice(self.name, f"could not restart Jupyter: {exc}"))
             self._report("degraded", message="Jupyter is not running; retrying")
             return True
-        if self.tunnel is not None:
-            self.tunnel.remote_port = self.server.port
+        self.forward.follow(self.server.port)
         self._wake.set()
         return True
 
@@ -221,8 +254,8 @@ class Session:
         """The remote may have rebooted: find (or restart) Jupyter and follow its port."""
         server = await self._ensure_jupyter(link)
         self.server = server
-        if self.tunnel is not None:
-            self.tunnel.remote_port = server.port
+        if self.forwarding:
+            self.forward.follow(server.port)
 
     def _report(
         self,
@@ -235,7 +268,7 @@ class Session:
         message: str = "",
     ) -> None:
         self._state = state
-        port = self.tunnel.local_port if self.tunnel is not None else 0
+        port = self.forward.local_port
         self.on_event(
             TunnelHealth(
                 self.name,
@@ -251,12 +284,14 @@ class Session:
         )
 
     async def probe_once(self) -> None:
-        assert self.tunnel is not None
+        assert self.forwarding
         assert self.server is not None
         if not self.connection.connected:
             return
         try:
-            status = await get_status(self.tunnel.local_port, self.server.token, self.probe_timeout)
+            status = await get_status(
+                self.forward.local_port, self.server.token, self.probe_timeout
+            )
         except ProbeError as exc:
             if self.connection.connected and not await self._supervise_jupyter():
                 self._report("degraded", message=str(exc))
@@ -292,10 +327,9 @@ class Session:
         """Close the tunnel and the connection. Jupyter keeps running on the remote."""
         self._closing = True
         await cancel_and_wait(self._health_task)
-        if self.tunnel is not None:
-            await self.tunnel.close()
+        await self.forward.close()
         await self.connection.close()
-        if self.tunnel is not None:
+        if self.forwarding:
             where = (
                 "Jupyter keeps running on the remote"
                 if self.jupyter_running

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import errno
 import functools
+import socket
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -110,8 +111,7 @@ class _LocalSide(_Side, asyncio.Protocol):
             self.task.cancel()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast("asyncio.Transport", transport)  # (uvloop's is not a subclass)
         self.tunnel.active.add(self)
         self.task = asyncio.get_running_loop().create_task(self._attach())
 
@@ -176,6 +176,28 @@ class _LocalSide(_Side, asyncio.Protocol):
             self.channel.resume_reading()
 
 
+def listen_local(wanted_port: int) -> socket.socket:
+    """A listening socket on 127.0.0.1: the wanted port, or the next free one of PORT_SEARCH."""
+    last: OSError | None = None
+    for port in range(wanted_port, min(wanted_port + PORT_SEARCH, 65536)):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (past TIME_WAIT only)
+            sock.bind((LOCAL_HOST, port))
+            sock.listen(128)
+        except OSError as exc:
+            sock.close()
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            last = exc
+            continue
+        sock.setblocking(False)
+        return sock
+    raise PortUnavailableError(
+        f"no free local port in {wanted_port}-{wanted_port + PORT_SEARCH - 1}: {last}"
+    )
+
+
 class Tunnel:
     """Listens on 127.0.0.1 and forwards every connection to ``remote_port`` on the remote."""
 
@@ -188,6 +210,7 @@ class Tunnel:
         wait_for_link: float = 15.0,
         window: int = 2 * 1024 * 1024,
         max_pktsize: int = 32768,
+        sock: socket.socket | None = None,
     ) -> None:
         self.connection = connection
         self.remote_port = remote_port
@@ -195,29 +218,20 @@ class Tunnel:
         self.wait_for_link = wait_for_link
         self.window = window
         self.max_pktsize = max_pktsize
+        self.sock = sock
+        """A listening socket made by :func:`listen_local` elsewhere (the forwarder's parent)."""
         self.local_port = 0
         self.active: set[_LocalSide] = set()
         self._server: asyncio.Server | None = None
 
     async def open(self) -> int:
-        """Bind the wanted port, or the next free one; return the port in use."""
-        loop = asyncio.get_running_loop()
-        last: OSError | None = None
-        for port in range(self.wanted_port, min(self.wanted_port + PORT_SEARCH, 65536)):
-            try:
-                self._server = await loop.create_server(
-                    lambda: _LocalSide(self), LOCAL_HOST, port, reuse_address=True
-                )
-            except OSError as exc:
-                if exc.errno != errno.EADDRINUSE:
-                    raise
-                last = exc
-                continue
-            self.local_port = port
-            return port
-        raise PortUnavailableError(
-            f"no free local port in {self.wanted_port}-{self.wanted_port + PORT_SEARCH - 1}: {last}"
+        """Bind the wanted port, or the next free one (or serve ``sock``); return the port."""
+        sock = self.sock if self.sock is not None else listen_local(self.wanted_port)
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: _LocalSide(self), sock=sock
         )
+        self.local_port = int(sock.getsockname()[1])
+        return self.local_port
 
     async def close(self) -> None:
         server, self._server = self._server, None

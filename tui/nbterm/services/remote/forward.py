@@ -1,0 +1,242 @@
+"""Where a host's tunnel runs: on the session's own event loop, or in a process of its own.
+
+``InlineForward`` runs :class:`Tunnel` over the session's SSH connection; headless ``nbterm up``
+uses it (nothing else competes for its event loop). ``ProcessForward`` runs it in
+``nbterm.services.remote.forwarder`` with an SSH connection of its own; the cockpit uses it, so
+that drawing the screen never delays a forwarded packet. Both keep the port through reconnects
+and follow Jupyter to a new remote port; the process is restarted (same port) if it ever ends
+without being asked to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import socket
+import sys
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
+
+from nbterm.services.remote.connection import HostConnection
+from nbterm.services.remote.events import ConnectionChanged
+from nbterm.services.remote.forwarder import target_to_json
+from nbterm.services.remote.host_keys import KnownHosts
+from nbterm.services.remote.ssh import ConnectFailedError, SshTarget
+from nbterm.services.remote.tunnel import Tunnel, listen_local
+from nbterm.services.tasks import cancel_and_wait
+
+ForwardMode = Literal["inline", "process"]
+STOP_WAIT = 5.0
+RESTART_DELAYS = (0.2, 1.0, 5.0, 30.0)
+"""Waits before restarting a forwarder process that ended by itself, one per restart in a row;
+the last one repeats."""
+
+
+class Forward(Protocol):
+    local_port: int
+
+    async def prepare(self) -> None:
+        """Start what can start before the remote port is known."""
+
+    async def open(self, remote_port: int) -> int:
+        """Listen on the wanted port (or the next free one) and forward to ``remote_port``."""
+
+    def follow(self, remote_port: int) -> None:
+        """Jupyter moved to ``remote_port``: new connections go there."""
+
+    async def close(self) -> None: ...
+
+
+class InlineForward:
+    """The tunnel on the caller's event loop, over the caller's connection."""
+
+    def __init__(self, connection: HostConnection, wanted_port: int) -> None:
+        self.connection = connection
+        self.wanted_port = wanted_port
+        self.local_port = 0
+        self.tunnel: Tunnel | None = None
+
+    async def prepare(self) -> None:
+        return None
+
+    async def open(self, remote_port: int) -> int:
+        self.tunnel = Tunnel(self.connection, remote_port, self.wanted_port)
+        self.local_port = await self.tunnel.open()
+        return self.local_port
+
+    def follow(self, remote_port: int) -> None:
+        if self.tunnel is not None:
+            self.tunnel.remote_port = remote_port
+
+    async def close(self) -> None:
+        if self.tunnel is not None:
+            await self.tunnel.close()
+
+
+class ProcessForward:
+    """The tunnel in ``nbterm.services.remote.forwarder``, supervised from here.
+
+    ``on_link`` hears every change of the process's SSH link; ``on_notice`` hears what the user
+    should know (the process ended by itself and was restarted, with its last words).
+    """
+
+    def __init__(
+        self,
+        target: SshTarget,
+        known: KnownHosts,
+        wanted_port: int,
+        *,
+        on_link: Callable[[ConnectionChanged], None],
+        on_notice: Callable[[str], None],
+    ) -> None:
+        self.target = target
+        self.known = known
+        self.wanted_port = wanted_port
+        self.on_link = on_link
+        self.on_notice = on_notice
+        self.local_port = 0
+        self.remote_port: int | None = None
+        self.restarts = 0
+        self._sock: socket.socket | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._listening: asyncio.Future[int] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._stderr: collections.deque[str] = collections.deque(maxlen=5)
+        self._closing = False
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    async def _spawn(self) -> None:
+        if self._sock is None:
+            self._sock = listen_local(self.wanted_port)
+            self.local_port = int(self._sock.getsockname()[1])
+        self._listening = asyncio.get_running_loop().create_future()
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "nbterm.services.remote.forwarder",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            pass_fds=(self._sock.fileno(),),
+            start_new_session=True,  # the terminal's signals are not its business: stdin is
+        )
+        self._send(
+            {
+                "target": target_to_json(self.target),
+                "known_hosts": str(self.known.path),
+                "listen_fd": self._sock.fileno(),
+                "remote_port": self.remote_port,
+            }
+        )
+        self._reader = asyncio.create_task(
+            self._read(self._proc, self._listening), name=f"forwarder:{self.target.name}"
+        )
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if self._proc is not None and self._proc.stdin is not None:
+            with contextlib.suppress(OSError, RuntimeError):
+                self._proc.stdin.write((json.dumps(message) + "\n").encode())
+
+    async def prepare(self) -> None:
+        await self._spawn()
+
+    async def open(self, remote_port: int) -> int:
+        if self._proc is None:
+            await self._spawn()
+        self.follow(remote_port)
+        assert self._listening is not None
+        self.local_port = await self._listening
+        return self.local_port
+
+    def follow(self, remote_port: int) -> None:
+        self.remote_port = remote_port
+        self._send({"remote_port": remote_port})
+
+    async def _read(self, proc: asyncio.subprocess.Process, listening: asyncio.Future[int]) -> None:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        errors = asyncio.create_task(self._read_stderr(proc.stderr))
+        try:
+            while line := await proc.stdout.readline():
+                self._heard(json.loads(line), listening)
+            await proc.wait()
+            await asyncio.wait_for(errors, 1)
+        finally:
+            errors.cancel()
+        if not listening.done():
+            listening.set_exception(
+                ConnectFailedError(self.target, f"{self.target.name}: the tunnel's process "
+                                   f"ended before listening ({self._last_words(proc)})")
+            )  # fmt: skip
+        elif not self._closing:
+            await self._restart(proc)
+
+    def _heard(self, message: dict[str, Any], listening: asyncio.Future[int]) -> None:
+        kind = message.get("kind")
+        if kind == "listening" and not listening.done():
+            self.restarts = 0
+            listening.set_result(int(message["port"]))
+        elif kind == "link":
+            self.on_link(
+                ConnectionChanged(
+                    self.target.name,
+                    message["state"],
+                    str(message.get("message", "")),
+                    attempt=int(message.get("attempt", 0)),
+                    retry_in=message.get("retry_in"),
+                )
+            )
+        elif kind == "failed" and not listening.done():
+            listening.set_exception(
+                ConnectFailedError(self.target, str(message.get("message", "")))
+            )
+
+    async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            self._stderr.append(line.decode(errors="replace").rstrip())
+
+    def _last_words(self, proc: asyncio.subprocess.Process) -> str:
+        said = " | ".join(line for line in self._stderr if line.strip())
+        return f"exit {proc.returncode}" + (f": {said}" if said else "")
+
+    async def _restart(self, proc: asyncio.subprocess.Process) -> None:
+        delay = RESTART_DELAYS[min(self.restarts, len(RESTART_DELAYS) - 1)]
+        self.restarts += 1
+        self.on_notice(
+            f"the tunnel's process ended by itself ({self._last_words(proc)}); restarting it "
+            f"on port {self.local_port} in {delay:g}s"
+        )
+        await asyncio.sleep(delay)
+        if self._closing:
+            return
+        self._stderr.clear()
+        await self._spawn()
+        assert self._listening is not None
+        try:
+            await self._listening
+        except Exception as exc:  # noqa: BLE001 - said; the reader of that process goes on
+            self.on_notice(f"the tunnel's process could not start again: {exc}")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._listening is not None and not self._listening.done():
+            self._listening.cancel()
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            if proc.stdin is not None:
+                proc.stdin.close()  # the process's cue: close the tunnel and the link, exit
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_WAIT)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        await cancel_and_wait(self._reader)
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
