@@ -80,7 +80,7 @@ async def test_a_killed_forwarder_is_said_and_comes_back_on_the_same_port(
             lambda e: isinstance(e, Notice) and "ended by itself" in e.message, 5, mark
         )
         assert isinstance(said, Notice)
-        assert "exit -9" in said.message
+        assert "killed by SIGKILL" in said.message
         assert f"on port {result.local_port}" in said.message
         assert forward.pid != pid
         assert forward.local_port == result.local_port

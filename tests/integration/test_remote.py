@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -35,8 +36,17 @@ from nbterm.services.remote.ssh import (
     run,
     target_for,
 )
+from nbterm.widgets.tunnels import state_words
+from tests.harness.kernel import KernelClient
 from tests.harness.procs import listening_addresses
-from tests.harness.remote import api_status, http_get, remote_config_text, trust_all
+from tests.harness.remote import (
+    REMOTE_PORT,
+    SESSION,
+    api_status,
+    http_get,
+    remote_config_text,
+    trust_all,
+)
 from tests.harness.sshd import SshServer
 
 pytestmark = pytest.mark.sshd
@@ -367,6 +377,8 @@ async def test_a_jupyter_that_dies_is_said_and_restarted_at_the_same_url(
         assert result.server.token == session.token  # nbterm's own token, from its state
         _s, ps, _e = await run(link, "ps -eo args")
         assert session.token not in ps  # not on any command line of the remote
+        kernel = await asyncio.to_thread(KernelClient, result.local_port, result.server.token)
+        await recorder.wait_for(lambda e: isinstance(e, TunnelHealth) and e.kernels == 1, 10)
         mark = len(recorder.events)
         await run(link, f"kill -9 {result.server.pid}")
         await recorder.wait_for(
@@ -378,13 +390,52 @@ async def test_a_jupyter_that_dies_is_said_and_restarted_at_the_same_url(
         assert isinstance(restarted, Notice)
         assert "kernels were lost" in restarted.message
         assert "URL is unchanged" in restarted.message
-        await recorder.wait_for(
+        health = await recorder.wait_for(
             lambda e: isinstance(e, TunnelHealth) and e.state == "up", 20, since=mark
         )
+        assert isinstance(health, TunnelHealth)
+        assert health.kernels_lost  # the Tunnels row says "up, kernels lost"
         assert session.server is not None and session.server.pid != result.server.pid
         status = await asyncio.to_thread(api_status, result.local_port, result.server.token)
         assert status["kernels"] == 0  # the old URL's token opens the new server
         assert session.jupyter_running
+        # a kernel runs again: the row goes back to a plain "up"
+        await asyncio.to_thread(kernel.close)
+        kernel = await asyncio.to_thread(KernelClient, result.local_port, result.server.token)
+        mark = len(recorder.events)
+        health = await recorder.wait_for(
+            lambda e: isinstance(e, TunnelHealth) and e.kernels == 1, 10, since=mark
+        )
+        assert isinstance(health, TunnelHealth)
+        assert not health.kernels_lost
+        await asyncio.to_thread(kernel.close)
+    finally:
+        await session.down()
+        close_quietly(link)
+
+
+async def test_a_restart_with_no_kernel_running_does_not_say_kernels_were_lost(
+    config: LoadedConfig, paths: Paths
+) -> None:
+    known = KnownHosts(paths.known_hosts)
+    link = await connect(target_for(config.hosts["box"], config), known, trust_all)
+    recorder = Recorder()
+    session = make_session(config, paths, recorder)
+    result = await session.up()
+    try:
+        await recorder.wait_for(lambda e: isinstance(e, TunnelHealth) and e.kernels == 0, 10)
+        mark = len(recorder.events)
+        await run(link, f"kill -9 {result.server.pid}")
+        restarted = await recorder.wait_for(
+            lambda e: isinstance(e, Notice) and "restarted Jupyter" in e.message, 30, since=mark
+        )
+        assert isinstance(restarted, Notice)
+        assert "no kernel was running: nothing was lost" in restarted.message
+        health = await recorder.wait_for(
+            lambda e: isinstance(e, TunnelHealth) and e.state == "up", 20, since=mark
+        )
+        assert isinstance(health, TunnelHealth)
+        assert not health.kernels_lost
     finally:
         await session.down()
         close_quietly(link)
@@ -428,3 +479,56 @@ async def test_a_jupyter_that_keeps_dying_is_given_up_and_said_so(
         close_quietly(link)
     down = [e for e in recorder.health() if e.state == "down"][-1]
     assert "NOT running" in down.message
+
+
+# --- a server whose own config turned tokens off -------------------------------------------------
+
+
+@pytest.mark.parametrize("auth", ["password", "none"])
+async def test_a_server_without_a_token_is_shown_for_what_it_is(
+    sshd: SshServer, write_config: Callable[[str], Path], paths: Paths, auth: str
+) -> None:
+    """Its password is kept (the URL carries no token; the row says "up, needs password");
+    with no password either, nbterm says plainly that anyone on the remote can use it."""
+    flags = "--IdentityProvider.token="
+    if auth == "password":  # Jupyter's salted-sha1 form (no "$" for the remote shell to expand)
+        salt = "0123456789ab"
+        digest = hashlib.sha1(b"s3cret" + salt.encode()).hexdigest()  # noqa: S324
+        flags += f" --PasswordIdentityProvider.hashed_password=sha1:{salt}:{digest}"
+    text = remote_config_text(sshd, command=f"{sshd.remote_python.parent}/jupyter server {flags}")
+    text = text.replace(f'tmux_session = "{SESSION}"', f'tmux_session = "nbterm-test-{auth}"')
+    text = text.replace(f"remote_port = {REMOTE_PORT}", f"remote_port = {REMOTE_PORT + 3}")
+    config = load_config(write_config(text))
+    recorder = Recorder()
+    session = make_session(config, paths, recorder)
+    try:
+        result = await session.up()
+        assert "token" not in result.url
+        health = await recorder.wait_for(
+            lambda e: isinstance(e, TunnelHealth) and e.state == "up", 15
+        )
+        assert isinstance(health, TunnelHealth)
+        assert health.latency_ms is not None
+        notices = " ".join(e.message for e in recorder.of(Notice) if isinstance(e, Notice))
+        if auth == "password":
+            assert session.auth == "password"
+            assert health.needs_password
+            assert health.kernels is None  # private: nbterm does not pretend to know
+            assert "takes only its own password" in notices
+            assert state_words(health) == "up, needs password"
+            code, _ = await asyncio.to_thread(
+                http_get, f"http://127.0.0.1:{result.local_port}/api/status"
+            )
+            assert code == 403  # the password is still the lock on the door
+        else:
+            assert session.auth == "none"
+            assert not health.needs_password
+            assert health.kernels == 0
+            assert "WARNING: this Jupyter has no token and no password" in notices
+    finally:
+        await session.down()
+        link = await connect(target_for(config.hosts["box"], config), KnownHosts(paths.known_hosts))
+        try:
+            await jupyter.stop(link, config.hosts["box"].jupyter)
+        finally:
+            close_quietly(link)

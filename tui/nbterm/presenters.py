@@ -154,10 +154,14 @@ class Printer:
             if event.state == self.last_state.get(event.host):
                 return None
             self.last_state[event.host] = event.state
-            detail = event.message
+            parts = []
             if event.latency_ms is not None:
-                detail = f"{event.latency_ms:.1f} ms, {event.kernels} kernel(s)" + (
-                    f"; {detail}" if detail else ""
-                )
-            return f"tunnel {event.state}" + (f" ({detail})" if detail else "")
+                parts.append(f"{event.latency_ms:.1f} ms")
+            if event.kernels is not None:
+                parts.append(f"{event.kernels} kernel(s)")
+            if event.needs_password:
+                parts.append("needs password")
+            if event.message:
+                parts.append(event.message)
+            return f"tunnel {event.state}" + (f" ({', '.join(parts)})" if parts else "")
         return None

@@ -132,7 +132,12 @@ class HostSession:
                 on_problem=lambda message: self.on_event(Notice(self.name, message)),
             )
             self._tasks.append(asyncio.create_task(spot.run(), name=f"spot:{self.name}"))
-        if self.idle is not None:
+        if self.idle is not None and self.remote.auth == "password":
+            self._say(
+                "idle stop is OFF for this session: this Jupyter takes only its password, so "
+                "nbterm cannot read its activity. Stop the instance yourself when done."
+            )
+        elif self.idle is not None:
             self._tasks.append(asyncio.create_task(self._watch_idle(), name=f"idle:{self.name}"))
         if self.outside_check is not None:
             self._tasks.append(
@@ -172,9 +177,11 @@ class HostSession:
             server, port = self.remote.server, self.remote.forward.local_port
             if server is None or not self.remote.forwarding or not self.remote.connection.connected:
                 continue
+            if self.remote.auth == "password":
+                continue  # its activity is private: nothing to judge idleness by (said at up)
             try:
-                status = await get_status(port, server.token)
-                busy = await busy_kernels(port, server.token)
+                status = await get_status(port, server.token, base_url=server.base_url)
+                busy = await busy_kernels(port, server.token, base_url=server.base_url)
             except ProbeError:
                 continue
             verdict = self.idle.judge(status.last_activity, busy)

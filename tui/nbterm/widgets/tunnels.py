@@ -41,9 +41,18 @@ def ago(iso: str | None, now: dt.datetime | None = None) -> str:
     return f"{seconds // 86400:.0f}d ago"
 
 
+def state_words(health: TunnelHealth) -> str:
+    """The State cell: the tunnel's state, and what an "up" must not hide."""
+    if health.state == "up" and health.kernels_lost:
+        return "up, kernels lost"  # nbterm restarted Jupyter: the notebooks must be re-run
+    if health.state == "up" and health.needs_password:
+        return "up, needs password"
+    return health.state
+
+
 class TunnelsPane(Vertical):
     COLUMNS = ("Host", "Local URL", "State", "Latency", "History", "Kernels", "Activity", "Re")
-    WIDTHS = (None, None, 12, 9, HISTORY, 7, 8, 3)
+    WIDTHS = (None, None, 18, 9, HISTORY, 7, 8, 3)
 
     def __init__(self, config: LoadedConfig) -> None:
         super().__init__(id="tunnels", classes="pane")
@@ -74,7 +83,7 @@ class TunnelsPane(Vertical):
                 url += f" ({event.wanted_port} taken)"
             self._set(event.host, 1, url)
         elif isinstance(event, TunnelHealth):
-            self._set(event.host, 2, event.state)
+            self._set(event.host, 2, state_words(event))
             if event.latency_ms is not None:
                 history = self.latency.setdefault(event.host, deque(maxlen=HISTORY))
                 history.append(event.latency_ms)

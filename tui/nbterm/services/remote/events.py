@@ -61,6 +61,10 @@ class TunnelHealth(RemoteEvent):
     last_activity: str | None = None
     reconnects: int = 0
     message: str = ""
+    needs_password: bool = False
+    """Jupyter takes only its password: kernels and activity cannot be read."""
+    kernels_lost: bool = False
+    """nbterm restarted a Jupyter that had kernels, and no kernel has run since."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import signal
 import socket
 import sys
 from collections.abc import Callable
@@ -32,6 +33,15 @@ STOP_WAIT = 5.0
 RESTART_DELAYS = (0.2, 1.0, 5.0, 30.0)
 """Waits before restarting a forwarder process that ended by itself, one per restart in a row;
 the last one repeats."""
+
+
+def _how_it_ended(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit {code}"
 
 
 class Forward(Protocol):
@@ -202,7 +212,7 @@ class ProcessForward:
 
     def _last_words(self, proc: asyncio.subprocess.Process) -> str:
         said = " | ".join(line for line in self._stderr if line.strip())
-        return f"exit {proc.returncode}" + (f": {said}" if said else "")
+        return _how_it_ended(proc.returncode) + (f": {said}" if said else "")
 
     async def _restart(self, proc: asyncio.subprocess.Process) -> None:
         delay = RESTART_DELAYS[min(self.restarts, len(RESTART_DELAYS) - 1)]

@@ -27,7 +27,9 @@ MAX_BODY = 1 << 20
 """Jupyter's answers here are a few hundred bytes; anything far larger is not Jupyter's."""
 
 
-async def get_status(port: int, token: str, timeout: float = 5.0) -> JupyterStatus:
+async def get_status(
+    port: int, token: str, timeout: float = 5.0, base_url: str = "/"
+) -> JupyterStatus:
     """GET /api/status on 127.0.0.1:port with the token; raises ProbeError on any failure.
 
     The token goes in the Authorization header (not the URL). Polling this endpoint does not
@@ -36,7 +38,7 @@ async def get_status(port: int, token: str, timeout: float = 5.0) -> JupyterStat
     never an exception that would end the watch that asked.
     """
     started = time.perf_counter()
-    body = await _fetch(port, "/api/status", token, timeout)
+    body = await _fetch(port, f"{base_url}api/status", token, timeout)
     latency = (time.perf_counter() - started) * 1000
     try:
         data = json.loads(body)
@@ -53,10 +55,25 @@ async def get_status(port: int, token: str, timeout: float = 5.0) -> JupyterStat
         raise ProbeError(f"unexpected answer from /api/status: {exc}") from None
 
 
-async def busy_kernels(port: int, token: str, timeout: float = 5.0) -> int:
+async def ping(port: int, timeout: float = 5.0, base_url: str = "/") -> float:
+    """Milliseconds for Jupyter's version (``/api``, the one answer it gives without a login):
+    the health of a server that only takes its password, whose status nbterm cannot read."""
+    started = time.perf_counter()
+    body = await _fetch(port, f"{base_url}api", "", timeout)
+    latency = (time.perf_counter() - started) * 1000
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise ProbeError(f"unexpected answer from /api: {exc}") from None
+    if not isinstance(data, dict) or "version" not in data:
+        raise ProbeError("unexpected answer from /api: not Jupyter's version")
+    return latency
+
+
+async def busy_kernels(port: int, token: str, timeout: float = 5.0, base_url: str = "/") -> int:
     """How many kernels are executing right now (``execution_state == "busy"``)."""
     # no_track_activity: asking must not make Jupyter look used
-    body = await _fetch(port, "/api/kernels?no_track_activity=1", token, timeout)
+    body = await _fetch(port, f"{base_url}api/kernels?no_track_activity=1", token, timeout)
     try:
         kernels = json.loads(body)
     except (ValueError, RecursionError) as exc:
@@ -96,9 +113,9 @@ async def _fetch(port: int, path: str, token: str, timeout: float) -> bytes:
 async def _get(port: int, path: str, token: str) -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=MAX_HEADER_LINE)
     try:
+        login = f"Authorization: token {token}\r\n" if token else ""
         request = (
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Authorization: token {token}\r\nConnection: close\r\n\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{login}Connection: close\r\n\r\n"
         )
         writer.write(request.encode())
         await writer.drain()

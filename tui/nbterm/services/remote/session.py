@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import asyncssh
 
@@ -29,7 +30,7 @@ from nbterm.services.remote.events import (
 )
 from nbterm.services.remote.forward import Forward, ForwardMode, InlineForward, ProcessForward
 from nbterm.services.remote.host_keys import KnownHosts, Verifier
-from nbterm.services.remote.probe import ProbeError, get_status
+from nbterm.services.remote.probe import ProbeError, get_status, ping
 from nbterm.services.remote.ssh import Link, SshTarget, target_for
 from nbterm.services.remote.token import host_token
 from nbterm.services.tasks import cancel_and_wait
@@ -99,6 +100,12 @@ class Session:
         self.token = host_token(paths, host.name)
         """The token nbterm keeps for this host: a server it starts uses it (a stable URL)."""
         self._restarts: list[float] = []
+        self._last_kernels: int | None = None
+        self.auth: Literal["token", "password", "none"] = "token"
+        """How the server takes a login: nbterm's token (the usual), only its own password
+        (its config turned tokens off), or nothing at all (said as a warning)."""
+        self.kernels_lost = False
+        """nbterm restarted a Jupyter that had kernels, and no kernel has run since."""
         self.gave_up = False
         """Jupyter died too often and nbterm stopped restarting it: it is NOT running."""
 
@@ -173,8 +180,37 @@ class Session:
         self.on_event(
             TunnelOpened(self.name, local_port, self.host.jupyter.local_port, self.server.port, url)
         )
+        await self._learn_auth(local_port)
         self._health_task = asyncio.create_task(self._watch_health(), name=f"health:{self.name}")
         return UpResult(url, local_port, self.server)
+
+    async def _learn_auth(self, port: int) -> None:
+        """A server whose own config turned tokens off: does it want a password, or nothing?"""
+        assert self.server is not None
+        self.auth = "token" if self.server.token else "password"
+        if self.server.token:
+            return
+        try:
+            await get_status(port, "", self.probe_timeout, self.server.base_url)
+        except ProbeError:
+            self.on_event(
+                Notice(
+                    self.name,
+                    "this Jupyter takes only its own password (its config turned tokens off): "
+                    "the URL carries no token, the browser asks for the password, and nbterm "
+                    "sees only whether it answers (not its kernels or activity)",
+                )
+            )
+            return
+        self.auth = "none"
+        self.on_event(
+            Notice(
+                self.name,
+                "WARNING: this Jupyter has no token and no password (its own config turned "
+                "them off): anyone who can reach 127.0.0.1 on the remote (every user of that "
+                "machine) can run code as you. Set a password or remove the setting.",
+            )
+        )
 
     async def _ensure_jupyter(self, link: Link) -> jupyter.JupyterServer:
         before = self.server
@@ -186,10 +222,14 @@ class Session:
             same = not self.forwarding or (
                 server.token == before.token and server.base_url == before.base_url
             )
+            # what was lost, as far as the last probe knew: said only when it is true
+            lost = self._last_kernels != 0
+            self.kernels_lost = self.kernels_lost or lost
+            what = "kernels were lost" if lost else "no kernel was running: nothing was lost"
             self.on_event(
                 Notice(
                     self.name,
-                    "restarted Jupyter (kernels were lost); "
+                    f"restarted Jupyter ({what}); "
                     + ("the URL is unchanged: open tabs reconnect by themselves" if same
                        else "it has a new URL: press c or o, or see `nbterm status`"),
                 )
@@ -280,6 +320,8 @@ class Session:
                 last_activity=last_activity,
                 reconnects=self.connection.reconnects,
                 message=message,
+                needs_password=self.auth == "password",
+                kernels_lost=self.kernels_lost,
             )
         )
 
@@ -288,14 +330,24 @@ class Session:
         assert self.server is not None
         if not self.connection.connected:
             return
+        port, server = self.forward.local_port, self.server
         try:
-            status = await get_status(
-                self.forward.local_port, self.server.token, self.probe_timeout
-            )
+            if self.auth == "password":
+                latency = await ping(port, self.probe_timeout, server.base_url)
+            else:
+                status = await get_status(port, server.token, self.probe_timeout, server.base_url)
         except ProbeError as exc:
             if self.connection.connected and not await self._supervise_jupyter():
                 self._report("degraded", message=str(exc))
             return
+        if self.auth == "password":  # its version answers; kernels and activity are private
+            slow = latency >= DEGRADED_MS
+            self._report("degraded" if slow else "up", latency=latency,
+                         message=f"slow: {latency:.0f} ms" if slow else "")  # fmt: skip
+            return
+        self._last_kernels = status.kernels
+        if status.kernels > 0:
+            self.kernels_lost = False
         state: TunnelState = "up" if status.latency_ms < DEGRADED_MS else "degraded"
         self._report(
             state,
