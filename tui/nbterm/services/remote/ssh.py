@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import os
+import shlex
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,7 +159,16 @@ def _options(target: SshTarget, known: KnownHosts, tunnel: Any) -> dict[str, Any
         "encryption_algs": ENCRYPTION_ALGS,
     }
     if target.identity_file is not None:
-        options["client_keys"] = [str(target.identity_file)]
+        # OpenSSH's IdentityFile + IdentitiesOnly: this key and no other, from the file if it
+        # has no passphrase, else the agent's copy of it (matched by its public half).
+        key = str(target.identity_file)
+        options["client_keys"] = [key]
+        options["ignore_encrypted"] = True
+        public = Path(key + ".pub")
+        if public.is_file():
+            options["agent_identities"] = [str(public)]
+        else:
+            options["agent_path"] = None  # nothing to match the agent's keys against
     if tunnel is not None:
         options["tunnel"] = tunnel
     return options
@@ -169,11 +180,39 @@ def _keys_tried(target: SshTarget) -> str:
     return "ssh-agent and the default keys in ~/.ssh"
 
 
+def _locked_key(target: SshTarget) -> str | None:
+    """Why the configured key could not be offered, when it is passphrase-protected."""
+    key = target.identity_file
+    if key is None:
+        return None
+    try:
+        asyncssh.read_private_key(str(key))
+    except asyncssh.KeyImportError as exc:
+        if "passphrase" not in str(exc).lower():
+            return None
+    except OSError:
+        return None
+    else:
+        return None
+    agent = "ssh-agent does not hold it" if os.environ.get("SSH_AUTH_SOCK") else "no ssh-agent runs"
+    quoted, public = shlex.quote(str(key)), shlex.quote(f"{key}.pub")
+    if not Path(f"{key}.pub").is_file():
+        return (
+            f"{key} is protected by a passphrase, and its public half ({key}.pub) is missing, "
+            f"so ssh-agent's copy cannot be matched to it: write it with "
+            f"`ssh-keygen -y -f {quoted} > {public}`, then `ssh-add {quoted}`"
+        )
+    return f"{key} is protected by a passphrase and {agent}: load it with `ssh-add {quoted}`"
+
+
 def _explain(target: SshTarget, exc: BaseException) -> SshError:
     where = f"{target.name} ({target.login}@{target.where})"
     if isinstance(exc, SshError):
         return exc
     if isinstance(exc, asyncssh.PermissionDenied):
+        locked = _locked_key(target)
+        if locked is not None:
+            return AuthFailedError(target, f"{where}: {locked}")
         return AuthFailedError(
             target,
             f"{where} refused the login: no offered key was accepted (tried: "
