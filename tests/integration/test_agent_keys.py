@@ -120,3 +120,24 @@ async def test_an_encrypted_key_without_an_agent_says_how_to_load_it(
     message = str(caught.value)
     assert "protected by a passphrase" in message
     assert f"ssh-add {key}" in message
+
+
+async def test_identity_agent_names_the_agent_to_ask(
+    sshd: SshServer,
+    agent: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """1Password or Secretive: the agent is not $SSH_AUTH_SOCK but the host's identity_agent."""
+    key = _key(tmp_path, "encrypted_ed25519", PASSPHRASE)
+    _authorize(sshd, key)
+    _ssh_add(key, agent, tmp_path)
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    known = KnownHosts(tmp_path / "known_hosts")
+    known.add("box", sshd.host_key_pub)
+    target = SshTarget(
+        "box", sshd.host, sshd.port, "box", sshd.user, key,
+        identity_agent=Path(agent["SSH_AUTH_SOCK"]),
+    )  # fmt: skip
+    link = await connect(target, known)
+    close_quietly(link)

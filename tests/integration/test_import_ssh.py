@@ -63,8 +63,8 @@ def test_settings_come_from_ssh_g(user_ssh_config: Path, tmp_path: Path) -> None
 def test_the_output_is_a_valid_config(user_ssh_config: Path, tmp_path: Path) -> None:
     result = import_hosts(user_ssh_config)
     text = result.to_toml(user_ssh_config)
-    assert "# legacy: ProxyCommand is not supported; use proxy_jump instead" in text
     config = parse_config(text, tmp_path / "imported.toml")
+    assert config.hosts["legacy"].proxy_command == "nc %h %p"  # OpenSSH's tokens, kept
     assert list(config.hosts) == ["extra", "bastion", "lab", "lab-alias", "legacy"]
     assert config.hosts["lab"].proxy_jump == "bastion"
 

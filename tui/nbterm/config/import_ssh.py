@@ -132,7 +132,14 @@ def import_hosts(ssh_config: Path, names: Sequence[str] = ()) -> ImportResult:
         jump = settings.get("proxyjump", ["none"])[0]
         if jump != "none":
             table["proxy_jump"] = jump
-        if settings.get("proxycommand", ["none"])[0] != "none":
-            skipped.append(f"{name}: ProxyCommand is not supported; use proxy_jump instead")
+        proxy = settings.get("proxycommand", ["none"])[0]
+        if proxy != "none" and jump == "none":
+            table["proxy_command"] = proxy
+        agent = settings.get("identityagent", ["SSH_AUTH_SOCK"])[0]
+        if agent not in ("SSH_AUTH_SOCK", "$SSH_AUTH_SOCK", "none"):
+            table["identity_agent"] = agent
+        certificates = settings.get("certificatefile", [])
+        if certificates:
+            table["certificate_file"] = certificates[0]
         hosts[name] = table
     return ImportResult(hosts, skipped)

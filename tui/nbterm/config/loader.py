@@ -221,6 +221,8 @@ def _resolve_hosts(
             checked.add(identity_path)
             _check_identity(identity_path, identity_key, problems)
         overrides = host.jupyter
+        agent = host.identity_agent or defaults.identity_agent
+        certificate = host.certificate_file or defaults.certificate_file
         resolved[name] = Host(
             name=name,
             hostname=host.hostname,
@@ -241,6 +243,9 @@ def _resolve_hosts(
                 notebook_dir=overrides.notebook_dir or base.notebook_dir,
                 tmux_session=overrides.tmux_session or base.tmux_session,
             ),
+            identity_agent=_identity_path(agent, config_path) if agent else None,
+            certificate_file=_identity_path(certificate, config_path) if certificate else None,
+            proxy_command=host.proxy_command,
         )
     return resolved
 

@@ -37,6 +37,9 @@ class Host:
     keepalive_interval: int
     keepalive_count_max: int
     jupyter: JupyterSettings
+    identity_agent: Path | None = None
+    certificate_file: Path | None = None
+    proxy_command: str | None = None
 
     @property
     def is_ec2(self) -> bool:

@@ -36,6 +36,9 @@ JumpHost = Annotated[
 PathText = Annotated[
     str, Pattern(r"[^\x00-\x1f\"]+", "a path without quotes or control characters")
 ]
+CommandLine = Annotated[
+    str, Pattern(r"[^\x00-\x1f]+", "a command on one line, without control characters")
+]
 Url = Annotated[str, Pattern(r"https?://\S+", "an http:// or https:// URL")]
 AmiId = Annotated[str, Pattern(r"ami-[0-9a-f]+", "an AMI id such as ami-0abcdef1234567890")]
 BindingId = Annotated[
@@ -65,7 +68,13 @@ class DefaultsConfig:
     user: UserName | None = None
     """Login user; default: your local user name, as OpenSSH does."""
     identity_file: PathText | None = None
-    """Private key to log in with (must be mode 0600); default: ssh-agent and OpenSSH's defaults."""
+    """Private key to log in with (must be mode 0600); default: ssh-agent and OpenSSH's defaults.
+    A passphrase-protected key is used through ssh-agent (matched by its ``.pub`` file)."""
+    identity_agent: PathText | None = None
+    """Agent socket that holds your keys (OpenSSH's IdentityAgent: 1Password, Secretive);
+    default: ``$SSH_AUTH_SOCK``."""
+    certificate_file: PathText | None = None
+    """OpenSSH certificate to present with the key (OpenSSH's CertificateFile)."""
     port: Port = 22
     """SSH port."""
     connect_timeout: PositiveInt = 15
@@ -122,8 +131,17 @@ class HostConfig:
     """Login user; default: ``defaults.user``."""
     identity_file: PathText | None = None
     """Private key; default: ``defaults.identity_file``."""
+    identity_agent: PathText | None = None
+    """Agent socket; default: ``defaults.identity_agent``."""
+    certificate_file: PathText | None = None
+    """OpenSSH certificate; default: ``defaults.certificate_file``."""
     proxy_jump: JumpHost | None = None
     """Jump host: the name of another host here, or ``[user@]host[:port]``."""
+    proxy_command: CommandLine | None = None
+    """Command whose input and output reach the host's SSH server (OpenSSH's ProxyCommand), run
+    by ``/bin/sh``; ``%h``, ``%p``, ``%r`` and ``%%`` are replaced. For AWS Systems Manager:
+    ``aws ssm start-session --target %h --document-name AWS-StartSSHSession
+    --parameters portNumber=%p``."""
     jupyter: HostJupyterConfig = field(default_factory=HostJupyterConfig)
     """Overrides of ``[jupyter]`` for this host."""
 
@@ -143,6 +161,8 @@ class HostConfig:
                 'say where this host is: hostname = "..." for a plain SSH host, or '
                 'instance = "..." / template = "..." for an EC2 instance',
             )
+        if self.proxy_jump is not None and self.proxy_command is not None:
+            yield "proxy_command", "set proxy_jump or proxy_command, not both"
 
     @property
     def is_ec2(self) -> bool:

@@ -51,6 +51,9 @@ def target_to_json(target: SshTarget) -> dict[str, Any]:
         "keepalive_interval": target.keepalive_interval,
         "keepalive_count_max": target.keepalive_count_max,
         "jump": target_to_json(target.jump) if target.jump is not None else None,
+        "identity_agent": str(target.identity_agent) if target.identity_agent else None,
+        "certificate_file": str(target.certificate_file) if target.certificate_file else None,
+        "proxy_command": target.proxy_command,
     }
 
 
@@ -66,6 +69,9 @@ def target_from_json(data: dict[str, Any]) -> SshTarget:
         keepalive_interval=float(data["keepalive_interval"]),
         keepalive_count_max=int(data["keepalive_count_max"]),
         jump=target_from_json(data["jump"]) if data["jump"] is not None else None,
+        identity_agent=Path(data["identity_agent"]) if data["identity_agent"] else None,
+        certificate_file=Path(data["certificate_file"]) if data["certificate_file"] else None,
+        proxy_command=data["proxy_command"],
     )
 
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import getpass
 import os
+import re
 import shlex
 import socket
 from dataclasses import dataclass, field
@@ -55,6 +56,23 @@ class SshTarget:
     keepalive_interval: float = 15.0
     keepalive_count_max: int = 3
     jump: SshTarget | None = field(default=None)
+    identity_agent: Path | None = None
+    certificate_file: Path | None = None
+    proxy_command: str | None = None
+    """OpenSSH's ProxyCommand, tokens not yet replaced (see :meth:`proxy_argv`)."""
+
+    def proxy_argv(self) -> list[str] | None:
+        """The proxy command with ``%h %p %r %%`` replaced (each value quoted for the shell),
+        run by ``/bin/sh`` as OpenSSH runs it."""
+        if self.proxy_command is None:
+            return None
+        values = {"h": self.address, "p": str(self.port), "r": self.login, "%": "%"}
+
+        def replace(match: re.Match[str]) -> str:
+            letter = match.group(1)
+            return "%" if letter == "%" else shlex.quote(values[letter])
+
+        return ["/bin/sh", "-c", "exec " + re.sub(r"%([hpr%])", replace, self.proxy_command)]
 
     @property
     def login(self) -> str:
@@ -90,6 +108,9 @@ def target_for(
         keepalive_interval=host.keepalive_interval,
         keepalive_count_max=host.keepalive_count_max,
         jump=jump,
+        identity_agent=host.identity_agent,
+        certificate_file=host.certificate_file,
+        proxy_command=host.proxy_command,
     )
 
 
@@ -108,6 +129,7 @@ def _jump_target(host: Host, config: LoadedConfig) -> SshTarget:
         connect_timeout=host.connect_timeout,
         keepalive_interval=host.keepalive_interval,
         keepalive_count_max=host.keepalive_count_max,
+        identity_agent=host.identity_agent,
     )
 
 
@@ -169,6 +191,13 @@ def _options(target: SshTarget, known: KnownHosts, tunnel: Any) -> dict[str, Any
             options["agent_identities"] = [str(public)]
         else:
             options["agent_path"] = None  # nothing to match the agent's keys against
+    if target.identity_agent is not None and options.get("agent_path", ()) is not None:
+        options["agent_path"] = str(target.identity_agent)
+    if target.certificate_file is not None:
+        options["client_certs"] = [str(target.certificate_file)]
+    proxy = target.proxy_argv()
+    if proxy is not None and tunnel is None:
+        options["proxy_command"] = proxy
     if tunnel is not None:
         options["tunnel"] = tunnel
     return options
@@ -246,6 +275,8 @@ async def fetch_host_key(target: SshTarget, tunnel: Any = None) -> Any:
     kwargs: dict[str, Any] = {"config": None, "kex_algs": KEX_ALGS}
     if tunnel is not None:
         kwargs["tunnel"] = tunnel
+    elif target.proxy_command is not None:
+        kwargs["proxy_command"] = target.proxy_argv()
     try:
         key = await asyncio.wait_for(
             asyncssh.get_server_host_key(target.address, target.port, **kwargs),

@@ -64,6 +64,8 @@ def render_host(
     if host.proxy_jump:
         literal = _literal_jump(host, named)
         jump = _proxy_command(paths, literal.block_name if literal else host.proxy_jump)
+    elif host.proxy_command:
+        jump = host.proxy_command  # the user's own, with OpenSSH's own %-tokens
     options = _reach_options(
         host, paths, str(address), host.port, host.user, host_key_alias(host, ec2), jump
     )
@@ -114,6 +116,10 @@ def _reach_options(
         options.append(("User", user))
     if host.identity_file is not None:
         options += [("IdentityFile", _quote(str(host.identity_file))), ("IdentitiesOnly", "yes")]
+    if host.identity_agent is not None:
+        options.append(("IdentityAgent", _quote(str(host.identity_agent))))
+    if host.certificate_file is not None:
+        options.append(("CertificateFile", _quote(str(host.certificate_file))))
     if proxy_command:
         options.append(("ProxyCommand", proxy_command))
     options += [
