@@ -7,6 +7,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,10 +15,15 @@ from pathlib import Path
 import pytest
 
 from nbterm.config import LoadedConfig, load_config
-from nbterm.locations import Paths
+from nbterm.locations import Paths, resolve_paths
 from nbterm.services.sync import addresses
 from nbterm.services.sync.engine import rsync_quote
-from nbterm.services.sync.ssh_config import Ec2Address, render_ssh_config, write_ssh_config
+from nbterm.services.sync.ssh_config import (
+    Ec2Address,
+    control_path_fits,
+    render_ssh_config,
+    write_ssh_config,
+)
 from tests.examples import EXAMPLES, provide_identity_files
 from tests.harness.openssh import end_master
 from tests.harness.sshd import SshServer
@@ -338,3 +344,30 @@ async def test_a_literal_jump_host_is_checked_under_nbterms_rules(
             close_quietly(link)
     finally:
         end_master(generated, "box")
+
+
+@pytest.mark.sshd
+def test_a_runtime_folder_too_long_for_a_socket_turns_sharing_off_not_ssh(
+    sshd: SshServer,
+    sshd_host_toml: Callable[[str], str],
+    write_config: Callable[[str], Path],
+    trust_sshd: Callable[[str], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OpenSSH refuses a ControlPath over the socket limit (every rsync failed with exit 255):
+    past it, the file says why and connections are simply not shared."""
+    long_runtime = Path(tempfile.mkdtemp(prefix="nbt-" + "x" * 50))
+    monkeypatch.setenv("NBTERM_RUNTIME_DIR", str(long_runtime))
+    paths = resolve_paths()
+    assert not control_path_fits(paths)
+    config = load_config(write_config(sshd_host_toml("box")))
+    generated = write_ssh_config(config, paths)
+    text = generated.read_text()
+    assert "too long" in text
+    assert "ControlPath none" in text
+    trust_sshd("box")
+    try:
+        done = run_ssh(generated, "box", "echo fine")
+        assert (done.returncode, done.stdout.strip()) == (0, "fine"), done.stderr
+    finally:
+        shutil.rmtree(long_runtime, ignore_errors=True)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shlex
+import sys
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
@@ -27,6 +29,17 @@ from nbterm.services.sync.addresses import Ec2Address
 __all__ = ["Ec2Address", "end_master", "render_ssh_config", "write_ssh_config"]
 
 CONTROL_PERSIST_SECONDS = 600
+SOCKET_PATH_MAX = 104 if sys.platform == "darwin" else 108
+"""The longest Unix socket path, terminating NUL included (``sun_path``)."""
+CONTROL_NAME = 40 + 17
+"""``/%C`` is a 40-character hash; while it sets a socket up, ssh binds it with a
+``.XXXXXXXXXXXXXXXX`` suffix first."""
+
+
+def control_path_fits(paths: Paths) -> bool:
+    """Whether OpenSSH can make its control sockets in nbterm's runtime folder: ssh refuses a
+    ControlPath that is too long (every rsync would fail), so then connections are not shared."""
+    return len(os.fsencode(paths.control_dir)) + 1 + CONTROL_NAME < SOCKET_PATH_MAX
 
 
 def host_key_alias(host: Host, ec2: Ec2Address | None = None) -> str:
@@ -69,12 +82,15 @@ def render_host(
     options = _reach_options(
         host, paths, str(address), host.port, host.user, host_key_alias(host, ec2), jump
     )
-    options += [
-        ("ControlMaster", "auto"),
-        # %C: a hash of the connection, so every host gets its own short socket name.
-        ("ControlPath", _quote(str(paths.control_dir), "/%C")),
-        ("ControlPersist", str(CONTROL_PERSIST_SECONDS)),
-    ]
+    if control_path_fits(paths):
+        options += [
+            ("ControlMaster", "auto"),
+            # %C: a hash of the connection, so every host gets its own short socket name.
+            ("ControlPath", _quote(str(paths.control_dir), "/%C")),
+            ("ControlPersist", str(CONTROL_PERSIST_SECONDS)),
+        ]
+    else:
+        options += [("ControlMaster", "no"), ("ControlPath", "none")]
     return [f"Host {host.name}"] + [f"    {key} {value}" for key, value in options]
 
 
@@ -147,6 +163,12 @@ def render_ssh_config(
         "# Use it with `nbterm ssh NAME`, or put this line at the top of ~/.ssh/config:",
         f"#   Include {_quote(str(paths.ssh_config))}",
     ]
+    if not control_path_fits(paths):
+        lines += [
+            f"# Connections are not shared (no ControlMaster): {paths.control_dir} is too long",
+            f"# for a socket path ({SOCKET_PATH_MAX} bytes at most, with a 58-byte name). Set",
+            "# NBTERM_RUNTIME_DIR to a shorter folder to make each sync several times cheaper.",
+        ]
     jumps: dict[str, list[str]] = {}
     for host in config.hosts.values():
         lines.append("")
