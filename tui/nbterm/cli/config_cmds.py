@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 
 from nbterm.cli.common import EXIT_CONFIG, CliError, load, paths_for
@@ -28,7 +29,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    config, _ = load(args)
+    config, paths = load(args)
     ec2 = [host for host in config.hosts.values() if host.is_ec2]
     print(f"{config.path}: OK")
     print(
@@ -43,4 +44,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     for rule in config.sync:
         local = os.path.expanduser(rule.local)
         print(f"  sync {rule.host}:{rule.remote} -> {local} every {rule.interval}s")
-    return 0
+    if not args.online:
+        return 0
+    from nbterm.safe_text import shown
+    from nbterm.services.doctor import online_findings
+
+    print("online:")
+    findings = asyncio.run(online_findings(config, paths))
+    for finding in findings:
+        mark = "ok  " if finding.ok else "FAIL"
+        print(f"  {mark} {finding.subject:<16} {shown(finding.detail)}", flush=True)
+    return 0 if all(finding.ok for finding in findings) else 1

@@ -19,6 +19,11 @@ def register_config(commands: Any) -> None:
     )
     init.set_defaults(handler="nbterm.cli.config_cmds:cmd_init")
     check = actions.add_parser("check", help="validate the config and print a summary")
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also try it: AWS credentials and instances, and an SSH login to each plain host",
+    )
     check.set_defaults(handler="nbterm.cli.config_cmds:cmd_check")
     path = actions.add_parser("path", help="print the path of the config file in use")
     path.set_defaults(handler="nbterm.cli.config_cmds:cmd_path")

@@ -7,12 +7,21 @@ AWS error a user can meet becomes an :class:`Ec2Error` that says what to do.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    SSOTokenLoadError,
+    TokenRetrievalError,
+    UnauthorizedSSOTokenError,
+)
 
 from nbterm.config import Host
 from nbterm.config.schema import AwsConfig, TemplateConfig
@@ -53,9 +62,35 @@ _ADVICE = {
 }
 
 
-def explain(exc: Exception, doing: str) -> Ec2Error:
+_EXPIRED = {
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "RequestExpired",
+    "AuthFailure",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+}
+"""Codes for credentials that AWS no longer accepts (an expired session, a revoked key)."""
+
+
+def _login_advice(profile: str | None) -> str:
+    name = profile or os.environ.get("AWS_PROFILE") or "default"
+    return (
+        f"sign in again: `aws sso login --profile {name}` for an SSO profile, or renew the "
+        f"keys of profile {name!r} (`aws configure --profile {name}`)"
+    )
+
+
+def explain(exc: Exception, doing: str, profile: str | None = None) -> Ec2Error:
+    """What went wrong, in words that say what to do. ``profile``: ``[aws] profile``."""
     if isinstance(exc, Ec2Error):
         return exc
+    if isinstance(exc, (SSOTokenLoadError, UnauthorizedSSOTokenError, TokenRetrievalError)):
+        name = profile or os.environ.get("AWS_PROFILE") or "default"
+        return Ec2Error(
+            f"{doing}: the AWS SSO session of profile {name!r} has expired or was never "
+            f"started: run `aws sso login --profile {name}`, then try again"
+        )
     if isinstance(exc, NoCredentialsError):
         return Ec2Error(
             f"{doing}: no AWS credentials: set [aws] profile in the config, or AWS_PROFILE, "
@@ -67,6 +102,8 @@ def explain(exc: Exception, doing: str) -> Ec2Error:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
         advice = _ADVICE.get(code, str(error.get("Message", "")) or "see the AWS message")
+        if code in _EXPIRED:
+            advice = f"AWS did not accept the credentials ({advice}); {_login_advice(profile)}"
         return Ec2Error(f"{doing}: {code}: {advice}")
     if isinstance(exc, BotoCoreError):
         return Ec2Error(f"{doing}: {exc}")
@@ -103,13 +140,16 @@ class Ec2:
         self.aws = aws
         self._client = client
 
+    def _explain(self, exc: Exception, doing: str) -> Ec2Error:
+        return explain(exc, doing, self.aws.profile)
+
     @property
     def client(self) -> EC2Client:
         if self._client is None:
             try:
                 self._client = ec2_client(self.aws)
             except Exception as exc:
-                raise explain(exc, "connecting to EC2") from exc
+                raise self._explain(exc, "connecting to EC2") from exc
         return self._client
 
     def _describe(self, doing: str, **kwargs: Any) -> list[Instance]:
@@ -121,9 +161,9 @@ class Ec2:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "InvalidInstanceID.NotFound":
                 return []
-            raise explain(exc, doing) from exc
+            raise self._explain(exc, doing) from exc
         except Exception as exc:
-            raise explain(exc, doing) from exc
+            raise self._explain(exc, doing) from exc
 
     def get(self, instance_id: str) -> Instance | None:
         found = self._describe(f"looking up {instance_id}", InstanceIds=[instance_id])
@@ -169,7 +209,7 @@ class Ec2:
         try:
             images = self.client.describe_images(ImageIds=[ami])["Images"]
         except Exception as exc:
-            raise explain(exc, f"reading AMI {ami}") from exc
+            raise self._explain(exc, f"reading AMI {ami}") from exc
         if not images:
             raise Ec2Error(f"AMI {ami} not found in this region")
         return str(images[0].get("RootDeviceName") or "/dev/sda1")
@@ -220,14 +260,14 @@ class Ec2:
         try:
             raw = self.client.run_instances(**request)["Instances"][0]
         except Exception as exc:
-            raise explain(exc, f"launching {label} ({template.instance_type})") from exc
+            raise self._explain(exc, f"launching {label} ({template.instance_type})") from exc
         return _instance(raw)
 
     def _act(self, doing: str, call: Callable[..., Any], instance_id: str) -> Instance:
         try:
             call(InstanceIds=[instance_id])
         except Exception as exc:
-            raise explain(exc, doing) from exc
+            raise self._explain(exc, doing) from exc
         found = self.get(instance_id)
         if found is None:
             raise Ec2Error(f"{doing}: the instance {instance_id} vanished")
@@ -272,7 +312,7 @@ class Ec2:
         try:
             return str(self.client.get_console_output(InstanceId=instance_id).get("Output", ""))
         except Exception as exc:
-            raise explain(exc, f"reading the console of {instance_id}") from exc
+            raise self._explain(exc, f"reading the console of {instance_id}") from exc
 
     def spot_price(self, instance_type: str, az: str) -> float | None:
         try:

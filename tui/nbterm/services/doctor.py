@@ -1,0 +1,82 @@
+"""``nbterm config check --online``: does what the config describes work from here, now?
+
+AWS: the credentials are accepted (an expired SSO session says `aws sso login --profile P`) and
+each EC2 host's instance is found, with its state. SSH: each plain host answers, its host key is
+the one nbterm trusts (nothing is trusted here: an unknown key is reported, not accepted), and the
+login works. Nothing is started, stopped or written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from nbterm.config import Host, LoadedConfig
+from nbterm.locations import Paths
+from nbterm.services.cloud.ec2 import Ec2, Ec2Error
+from nbterm.services.remote.host_keys import KnownHosts
+from nbterm.services.remote.ssh import (
+    HostKeyUnknownError,
+    SshError,
+    close_quietly,
+    connect,
+    run,
+    target_for,
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    subject: str
+    ok: bool
+    detail: str
+
+
+async def _ec2_findings(config: LoadedConfig, hosts: list[Host]) -> list[Finding]:
+    ec2 = Ec2(config.aws)
+    findings = []
+    for host in hosts:
+        try:
+            instance = await asyncio.to_thread(ec2.find, host)
+        except Ec2Error as exc:  # the credentials or the region: the same for every host
+            return [Finding("AWS", False, str(exc))]
+        if instance is None:
+            what = host.instance or f"template {host.template}"
+            findings.append(Finding(host.name, True, f"no instance of {what} yet (nbterm launch)"))
+        else:
+            findings.append(Finding(host.name, True, f"{instance.id} {instance.state}"))
+    return [Finding("AWS", True, "the credentials are accepted"), *findings]
+
+
+async def _ssh_finding(config: LoadedConfig, paths: Paths, host: Host) -> Finding:
+    target = target_for(host, config)
+    try:
+        link = await connect(target, KnownHosts(paths.known_hosts), verifier=None)
+    except HostKeyUnknownError:
+        return Finding(
+            host.name,
+            False,
+            f"its host key is not trusted yet: run `nbterm up {host.name}` once to check it",
+        )
+    except SshError as exc:
+        return Finding(host.name, False, str(exc))
+    try:
+        status, _out, _err = await run(link, "true", timeout=target.connect_timeout)
+    except (OSError, TimeoutError) as exc:
+        return Finding(host.name, False, f"logged in, but a command did not run: {exc}")
+    finally:
+        close_quietly(link)
+    if status != 0:
+        return Finding(host.name, False, f"logged in, but `true` exited {status}")
+    return Finding(host.name, True, f"SSH login works ({target.login}@{target.where})")
+
+
+async def online_findings(config: LoadedConfig, paths: Paths) -> list[Finding]:
+    ec2_hosts = [host for host in config.hosts.values() if host.is_ec2]
+    plain = [host for host in config.hosts.values() if not host.is_ec2]
+    jobs = [_ssh_finding(config, paths, host) for host in plain]
+    ssh, ec2 = await asyncio.gather(
+        asyncio.gather(*jobs),
+        _ec2_findings(config, ec2_hosts) if ec2_hosts else asyncio.sleep(0, result=[]),
+    )
+    return [*ec2, *ssh]
