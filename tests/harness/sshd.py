@@ -95,6 +95,15 @@ class SshServer:
         self.stop()
         self.start()
 
+    def move(self, port: int) -> None:
+        """Stop, then listen on ``port`` instead: an instance started again at a new address."""
+        self.stop()
+        text = self.config_file.read_text().replace(f"Port {self.port}\n", f"Port {port}\n")
+        self.config_file.write_text(text)
+        self.port = port
+        (self.workdir / "client_known_hosts").unlink(missing_ok=True)  # it names the port
+        self.start()
+
     def pause(self) -> None:
         """SIGSTOP sshd and its per-connection children: every link goes silent, as on a dead
         network (new TCP connections still complete in the kernel, then hear nothing)."""

@@ -15,8 +15,10 @@ from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.jupyter import (
     JupyterServer,
     discover,
+    ensure,
     parse_runtime_files,
     runtime_dir,
+    stop,
 )
 from nbterm.services.remote.ssh import close_quietly, connect, run, target_for
 from tests.harness.remote import remote_config_text
@@ -85,7 +87,9 @@ async def test_a_hostile_runtime_file_on_the_remote_is_not_followed(
     link = await connect(target_for(config.hosts["box"], config), known)
     folder = runtime_dir(settings)
     try:
-        _s, out, _e = await run(link, "sleep 60 >/dev/null 2>&1 & echo $!")
+        # a live process that looks like a server nbterm started (its arguments hold the --ip)
+        stand_in = f"{sshd.remote_python} -c 'import time; time.sleep(60)' --ip=127.0.0.1"
+        _s, out, _e = await run(link, f"{stand_in} >/dev/null 2>&1 & echo $!")
         pid = int(out.strip())
         for name, base_url in (("evil", "@evil.example/steal/"), ("fine", "/plain/")):
             info = {**GOOD, "pid": pid, "port": 18999, "base_url": base_url}
@@ -98,5 +102,38 @@ async def test_a_hostile_runtime_file_on_the_remote_is_not_followed(
                 assert found is not None and found.base_url == "/plain/"
             await run(link, f"rm -f {folder}/jpserver-{name}.json")
     finally:
+        await run(link, f"kill {pid} 2>/dev/null; rm -rf {folder}; true")
+        close_quietly(link)
+
+
+@pytest.mark.sshd
+async def test_a_runtime_file_left_by_a_killed_server_is_never_taken_for_the_new_one(
+    sshd: SshServer, tmp_path: Path
+) -> None:
+    """A server killed without warning leaves its jpserver-*.json; its pid comes back as another
+    process (pids wrap). Taken for the server nbterm starts next, its old token answered 403 for
+    ever (seen in this suite: 2-3 failures in 8 runs of the restart tests before the fix)."""
+    config = parse_config(remote_config_text(sshd), tmp_path / "c.toml")
+    settings = dataclasses.replace(
+        config.hosts["box"].jupyter, tmux_session="nbterm-stale", remote_port=18997
+    )
+    known = KnownHosts(tmp_path / "known_hosts")
+    known.add("box", sshd.host_key_pub)
+    link = await connect(target_for(config.hosts["box"], config), known)
+    folder = runtime_dir(settings)
+    try:
+        _s, out, _e = await run(link, "sleep 60 >/dev/null 2>&1 & echo $!")  # the pid, reused
+        pid = int(out.strip())
+        stale = {**GOOD, "pid": pid, "port": settings.remote_port, "token": "stale"}
+        await run(link, f"mkdir -p {folder} && cat > {folder}/jpserver-{pid}.json "
+                        f"<<'EOF'\n{json.dumps(stale)}\nEOF")  # fmt: skip
+        assert await discover(link, settings) is None  # a live pid, but not a server of ours
+        server = await ensure(link, settings, token="mine")
+        assert server.token == "mine"
+        assert server.pid != pid
+        _s, listing, _e = await run(link, f"ls {folder}")
+        assert f"jpserver-{pid}.json" not in listing
+    finally:
+        await stop(link, settings)
         await run(link, f"kill {pid} 2>/dev/null; rm -rf {folder}; true")
         close_quietly(link)

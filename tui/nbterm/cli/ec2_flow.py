@@ -18,10 +18,8 @@ from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.lifecycle import bring_up
 from nbterm.services.remote.host_keys import KnownHosts, Verifier
 from nbterm.services.remote.ssh import SshError, SshTarget, close_quietly, connect, target_for
-from nbterm.services.sync.engine import SyncEngine
+from nbterm.services.sync.engine import FINAL_SYNC_SECONDS, SyncEngine
 from nbterm.services.sync.ssh_config import Ec2Address, end_master, write_ssh_config
-
-FINAL_SYNC_SECONDS = 120.0
 
 
 def say(host: Host, message: str) -> None:

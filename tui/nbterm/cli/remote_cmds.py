@@ -5,27 +5,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable
 
 from nbterm.browser import open_private
 from nbterm.cli.common import CliError, load
-from nbterm.cli.ec2_flow import reach
-from nbterm.cli.hosts import get_host
+from nbterm.cli.ec2_flow import reach, say
+from nbterm.cli.hosts import get_host, verifier_for
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths, tildify
 from nbterm.presenters import Printer
 from nbterm.safe_text import shown
-from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.pricing import price_per_hour
-from nbterm.services.host_session import HostSession
+from nbterm.services.host_up import FINAL_SYNC_SECONDS, open_host
 from nbterm.services.remote import jupyter, registry
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.ssh import SshError, close_quietly, connect, target_for
 from nbterm.services.remote.tunnel import PortUnavailableError
-
-FINAL_SYNC_SECONDS = 120.0
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -35,39 +31,25 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 async def _up(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Namespace) -> int:
-    where = await reach(config, paths, host, args, start=True)
-    assert where is not None
-    template = config.templates.get(host.template or "")
-
-    async def stop_instance() -> None:
-        await asyncio.to_thread(
-            lifecycle.stop, Ec2(config.aws), host, note=lambda m: print(f"{host.name}: {m}")
+    try:
+        opened = await open_host(
+            config,
+            paths,
+            host.name,
+            ask=verifier_for(args),
+            on_event=Printer(),
+            note=lambda message: say(host, message),
+            console_keys=not args.accept_host_key,  # an explicit fingerprint is the user's word
         )
-
-    session = HostSession(
-        config,
-        host.name,
-        paths,
-        verifier=where.verifier,
-        on_event=Printer(),
-        target=where.target,
-        ec2=where.ec2,
-        spot=where.instance is not None and where.instance.spot,
-        idle_stop_minutes=template.idle_stop_minutes if template and host.is_ec2 else None,
-        stop_instance=stop_instance if host.is_ec2 else None,
-        outside_check=_outside_check(config, where.instance) if where.instance else None,
-    )
+    except (SshError, Ec2Error, jupyter.JupyterError, PortUnavailableError) as exc:
+        raise CliError(str(exc)) from None
+    session, result = opened.session, opened.result
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
-    started = False
+    started = True
     try:
-        try:
-            result = await session.up()
-        except (SshError, jupyter.JupyterError, PortUnavailableError) as exc:
-            raise CliError(str(exc)) from None
-        started = True
         registry.record(paths, host.name, result.local_port, result.server.port)
         print(f"{host.name}: open {result.url}", flush=True)
         if args.open:
@@ -256,18 +238,3 @@ def _describe(config: LoadedConfig, paths: Paths, instance: Instance | None) -> 
         return f"{text}, up {hours:.1f} h, price unknown", 0.0
     cost = price * hours
     return f"{text}, ${price:.4f}/h, up {hours:.1f} h, ${cost:.2f} so far", cost
-
-
-def _outside_check(config: LoadedConfig, instance: Instance) -> Callable[[], Awaitable[str | None]]:
-    """A spot interruption as EC2 reports it from outside (the instance's state and reason)."""
-    ec2 = Ec2(config.aws)
-
-    async def check() -> str | None:
-        now = await asyncio.to_thread(ec2.get, instance.id)
-        if now is None or now.state in ("pending", "running"):
-            return None
-        if "spot" in now.state_reason.lower():
-            return f"{now.state} ({now.state_reason})"
-        return None
-
-    return check

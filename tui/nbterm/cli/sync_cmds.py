@@ -12,7 +12,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from nbterm.cli.common import CliError, load
-from nbterm.cli.ec2_flow import FINAL_SYNC_SECONDS, ensure_trusted, final_sync, reach, say
+from nbterm.cli.ec2_flow import ensure_trusted, final_sync, reach, say
 from nbterm.cli.hosts import get_host
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths
@@ -23,7 +23,7 @@ from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.remote import registry
 from nbterm.services.remote.connection import HostConnection
 from nbterm.services.remote.ssh import SshError
-from nbterm.services.sync.engine import SyncEngine
+from nbterm.services.sync.engine import FINAL_SYNC_SECONDS, SyncEngine
 from nbterm.services.sync.ssh_config import end_master, write_ssh_config
 from nbterm.services.sync.watcher import RemoteWatcher
 from nbterm.services.tasks import supervise

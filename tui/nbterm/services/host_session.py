@@ -15,6 +15,7 @@ from nbterm.config import LoadedConfig
 from nbterm.locations import Paths
 from nbterm.services.cloud.idle import IdlePolicy
 from nbterm.services.cloud.spot import IMDS, SpotNotice, SpotWatcher
+from nbterm.services.remote.connection import Relocator
 from nbterm.services.remote.events import (
     IdleStopping,
     IdleWarning,
@@ -27,7 +28,7 @@ from nbterm.services.remote.host_keys import Verifier
 from nbterm.services.remote.probe import ProbeError, busy_kernels, get_status
 from nbterm.services.remote.session import Session, UpResult
 from nbterm.services.remote.ssh import Link, SshTarget
-from nbterm.services.sync.engine import SyncEngine
+from nbterm.services.sync.engine import FINAL_SYNC_SECONDS, SyncEngine
 from nbterm.services.sync.events import CycleDone, SyncEvent
 from nbterm.services.sync.ssh_config import Ec2Address, end_master, write_ssh_config
 from nbterm.services.sync.watcher import RemoteWatcher, WatchMode
@@ -72,6 +73,7 @@ class HostSession:
         outside_check: Callable[[], Awaitable[str | None]] | None = None,
         outside_every: float = 30.0,
         forward: ForwardMode = "inline",
+        relocate: Relocator | None = None,
     ) -> None:
         self.config = config
         self.name = name
@@ -88,6 +90,8 @@ class HostSession:
             probe_interval=probe_interval,
             target=target,
             forward=forward,
+            relocate=relocate,
+            on_gone=self._gone,
         )
         self.engines: list[SyncEngine] = []
         self.io_timeout = io_timeout
@@ -103,7 +107,8 @@ class HostSession:
         self.outside_every = outside_every
         self._interrupted = False
         self.ended = asyncio.Event()
-        """Set when the session ends by itself (idle stop); ``reason`` says why."""
+        """Set when the session ends by itself (idle stop, or its instance stopped under it);
+        ``reason`` says why."""
         self.reason = ""
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -147,6 +152,11 @@ class HostSession:
 
     def _say(self, message: str) -> None:
         self.on_event(Notice(self.name, message))
+
+    def _gone(self, why: str) -> None:
+        """The host went away under the session (its instance stopped): the session ends."""
+        self.reason = why
+        self.ended.set()
 
     async def _watch_outside(self) -> None:
         assert self.outside_check is not None
@@ -210,12 +220,14 @@ class HostSession:
         for engine in self.engines:
             engine.request("now")
 
-    async def final_sync(self, timeout: float = 120.0) -> FinalSyncResult:
+    async def final_sync(self, timeout: float = FINAL_SYNC_SECONDS) -> FinalSyncResult:
         """A last, bounded sync of every rule (each engine waits for a running cycle first)."""
         cycles = await asyncio.gather(*(engine.final_sync(timeout) for engine in self.engines))
         return FinalSyncResult(tuple(cycles))
 
-    async def down(self, *, final_sync: bool = True, timeout: float = 120.0) -> FinalSyncResult:
+    async def down(
+        self, *, final_sync: bool = True, timeout: float = FINAL_SYNC_SECONDS
+    ) -> FinalSyncResult:
         result = FinalSyncResult(())
         if final_sync and self.engines:
             result = await self.final_sync(timeout)

@@ -16,7 +16,7 @@ from nbterm.config import LoadedConfig
 from nbterm.locations import Paths
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.remote.events import RemoteEvent
-from nbterm.services.remote.host_keys import HostKeyQuestion, KnownHosts, Verifier
+from nbterm.services.remote.host_keys import HostKeyQuestion, KnownHosts
 from nbterm.services.sync.events import SyncEvent
 from nbterm.ui.messages import HostStatus, InstancesRefreshed, ServiceEvent
 
@@ -26,10 +26,6 @@ if TYPE_CHECKING:
     from textual.message_pump import MessagePump
 
     from nbterm.services.host_session import HostSession
-    from nbterm.services.remote.ssh import SshTarget
-    from nbterm.services.sync.ssh_config import Ec2Address
-
-FINAL_SYNC_SECONDS = 120.0
 
 
 @dataclass
@@ -69,66 +65,25 @@ class Controller:
     # --- up and down (run inside a worker of group host:NAME) -----------------------------------
 
     async def up(self, name: str) -> None:
-        from nbterm.services.cloud import lifecycle
-        from nbterm.services.cloud.console_keys import console_verifier
-        from nbterm.services.cloud.ec2 import Ec2
-        from nbterm.services.host_session import HostSession
-        from nbterm.services.remote.ssh import target_for
+        from nbterm.services.host_up import open_host
 
-        host = self.config.hosts[name]
         if name in self.running:
             self._status(name, "up", self.running[name].url)
             return
         self._status(name, "starting")
-        ec2: Ec2 | None = None
-        instance: Instance | None = None
-        ec2_addresses: dict[str, Ec2Address] = {}
-        target: SshTarget | None = None if host.is_ec2 else target_for(host, self.config)
-        verifier: Verifier | None = self._ask
-        if host.is_ec2:
-            ec2 = Ec2(self.config.aws)
-            ready = await asyncio.to_thread(
-                lifecycle.bring_up,
-                ec2,
-                self.config,
-                self.paths,
-                host,
-                note=lambda message: self._status(name, "starting", message),  # thread-safe
-            )
-            target, ec2_addresses, instance = ready.target, ready.addresses, ready.instance
-            verifier = console_verifier(
-                ec2, ready.instance.id, fallback=self._ask, wait=self.config.aws.console_key_wait
-            )
-        template = self.config.templates.get(host.template or "")
-
-        async def stop_instance() -> None:
-            if ec2 is not None:
-                await asyncio.to_thread(
-                    functools.partial(lifecycle.stop, paths=self.paths), ec2, host,
-                    note=lambda m: None,
-                )  # fmt: skip
-
-        session = HostSession(
+        opened = await open_host(
             self.config,
-            name,
             self.paths,
-            verifier=verifier,
+            name,
+            ask=self._ask,
             on_event=self._post,
-            target=target,
-            ec2=ec2_addresses,
-            spot=instance is not None and instance.spot,
-            idle_stop_minutes=template.idle_stop_minutes if template and host.is_ec2 else None,
-            stop_instance=stop_instance if ec2 is not None else None,
+            note=lambda message: self._status(name, "starting", message),  # thread-safe
             forward="process",  # drawing the screen must never delay a forwarded packet
         )
-        try:
-            result = await session.up()
-        except BaseException:
-            await session.down(final_sync=False)
-            raise
-        self.running[name] = Running(session, result.url, result.local_port, instance)
+        session, result = opened.session, opened.result
+        self.running[name] = Running(session, result.url, result.local_port, opened.instance)
         self._status(name, "up", result.url)
-        await session.ended.wait()  # an idle stop ends the session by itself
+        await session.ended.wait()  # an idle stop, or the instance stopped under the session
         await self._close(name, final_sync=False)
         self._status(name, "down", session.reason)
 
@@ -137,6 +92,8 @@ class Controller:
         if running is None:
             return True
         running.closing = True
+        from nbterm.services.host_up import FINAL_SYNC_SECONDS
+
         result = await running.session.down(final_sync=final_sync, timeout=FINAL_SYNC_SECONDS)
         return result.ok
 
@@ -146,6 +103,8 @@ class Controller:
         from nbterm.services.cloud.ec2 import Ec2
 
         self._status(name, "closing", "final sync")
+        running = self.running.get(name)
+        jupyter_runs = running is None or running.session.remote.jupyter_running
         ok = await self._close(name, final_sync=True)
         host = self.config.hosts[name]
         if host.is_ec2 and stop_instance:
@@ -154,9 +113,10 @@ class Controller:
                 return
             await asyncio.to_thread(
                 functools.partial(lifecycle.stop, paths=self.paths), Ec2(self.config.aws), host,
-                note=lambda m: None,
+                note=lambda message: self._status(name, "closing", message),
             )  # fmt: skip
-        self._status(name, "down", "tunnel closed; Jupyter keeps running on the remote")
+        where = "keeps running" if jupyter_runs else "is NOT running"
+        self._status(name, "down", f"tunnel closed; Jupyter {where} on the remote")
 
     async def terminate(self, name: str) -> None:
         from nbterm.services.cloud import lifecycle
@@ -169,8 +129,9 @@ class Controller:
             self._status(name, "failed", "the final sync failed: NOT terminated")
             return
         await asyncio.to_thread(
-            lifecycle.terminate, Ec2(self.config.aws), host, self.paths, note=lambda m: None
-        )
+            lifecycle.terminate, Ec2(self.config.aws), host, self.paths,
+            note=lambda message: self._status(name, "closing", message),
+        )  # fmt: skip
         self._status(name, "terminated")
 
     def sync_now(self, name: str) -> bool:

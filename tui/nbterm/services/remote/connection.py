@@ -17,6 +17,21 @@ EventSink = Callable[[RemoteEvent], None]
 
 
 @dataclass(frozen=True)
+class Relocation:
+    """Where the host is now, as its owner (EC2) says: a new target, or why it is gone."""
+
+    target: SshTarget | None = None
+    gone: str | None = None
+    """Set when there is nothing to reconnect to (the instance stopped, was interrupted,
+    terminated): the connection ends and says this."""
+
+
+Relocator = Callable[[], Awaitable[Relocation]]
+RELOCATE_AFTER = 2
+"""Failed reconnect attempts before the owner of the host is asked where it went."""
+
+
+@dataclass(frozen=True)
 class Backoff:
     """Delays between reconnect attempts: base x 2^n, capped, with full jitter in [50%, 100%]."""
 
@@ -46,6 +61,7 @@ class HostConnection:
         *,
         backoff: Backoff | None = None,
         on_reconnected: Callable[[Link], Awaitable[None]] | None = None,
+        relocate: Relocator | None = None,
     ) -> None:
         self.target = target
         self.known = known
@@ -53,6 +69,11 @@ class HostConnection:
         self.on_event = on_event
         self.backoff = backoff or Backoff()
         self.on_reconnected = on_reconnected
+        self.relocate = relocate
+        """Asked after RELOCATE_AFTER failed attempts (then every few more): an EC2 instance
+        may have moved to a new address, or stopped, while the old one is dialled in vain."""
+        self.on_moved: Callable[[SshTarget], None] | None = None
+        self.gone: str | None = None
         self.reconnects = 0
         self._link: Link | None = None
         self._ready = asyncio.Event()
@@ -145,7 +166,33 @@ class HostConnection:
                 return None
             except SshError as exc:
                 self._emit(ConnectionChanged(self.name, "reconnecting", str(exc), attempt=attempt))
+            asking = self.relocate is not None and attempt % RELOCATE_AFTER == 0
+            if asking and not await self._follow():
+                return None
         return None
+
+    async def _follow(self) -> bool:
+        """Ask where the host went; False when it is gone (said, and the connection ends)."""
+        assert self.relocate is not None
+        try:
+            where = await self.relocate()
+        except Exception as exc:  # noqa: BLE001 - the owner cannot be asked now: keep dialling
+            self._emit(ConnectionChanged(self.name, "reconnecting", f"cannot ask EC2: {exc}"))
+            return True
+        if where.gone is not None:
+            self.gone = where.gone
+            self._emit(ConnectionChanged(self.name, "down", where.gone))
+            return False
+        if where.target is not None and where.target.where != self.target.where:
+            before, self.target = self.target.where, where.target
+            self._emit(
+                ConnectionChanged(
+                    self.name, "reconnecting", f"moved from {before} to {self.target.where}"
+                )
+            )
+            if self.on_moved is not None:
+                self.on_moved(self.target)
+        return True
 
     async def close(self) -> None:
         self._closed = True

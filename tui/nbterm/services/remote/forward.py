@@ -56,6 +56,9 @@ class Forward(Protocol):
     def follow(self, remote_port: int) -> None:
         """Jupyter moved to ``remote_port``: new connections go there."""
 
+    def retarget(self, target: SshTarget) -> None:
+        """The host moved to a new address: reconnect there."""
+
     async def close(self) -> None: ...
 
 
@@ -79,6 +82,9 @@ class InlineForward:
     def follow(self, remote_port: int) -> None:
         if self.tunnel is not None:
             self.tunnel.remote_port = remote_port
+
+    def retarget(self, target: SshTarget) -> None:
+        return None  # the connection it shares has moved already
 
     async def close(self) -> None:
         if self.tunnel is not None:
@@ -166,6 +172,10 @@ class ProcessForward:
     def follow(self, remote_port: int) -> None:
         self.remote_port = remote_port
         self._send({"remote_port": remote_port})
+
+    def retarget(self, target: SshTarget) -> None:
+        self.target = target  # (a restarted process starts there too)
+        self._send({"target": target_to_json(target)})
 
     async def _read(self, proc: asyncio.subprocess.Process, listening: asyncio.Future[int]) -> None:
         assert proc.stdout is not None

@@ -11,8 +11,8 @@ It talks JSON lines:
 
 - stdin, first line: ``{"target": {...}, "known_hosts": PATH, "listen_fd": N, "remote_port": N}``
   (``remote_port`` may be null: the process connects meanwhile and serves once it is given);
-  later lines: ``{"remote_port": N}`` when Jupyter moved. End of input (the parent closed it, or
-  died) ends the process.
+  later lines: ``{"remote_port": N}`` when Jupyter moved, ``{"target": {...}}`` when the host
+  did. End of input (the parent closed it, or died) ends the process.
 - stdout: ``{"kind": "listening", "port": N}``, ``{"kind": "link", "state": ..., "message": ...,
   "attempt": N, "retry_in": S}`` for every change of its SSH link, and ``{"kind": "failed",
   "message": ...}`` before it exits 1.
@@ -122,13 +122,17 @@ async def serve() -> int:
             line = await commands.readline()
             if not line:
                 return 0
-            remote_port = json.loads(line)["remote_port"]
+            remote_port = json.loads(line).get("remote_port")
         listening = socket.socket(fileno=int(spec["listen_fd"]))
         tunnel = Tunnel(connection, int(remote_port), 0, sock=listening)
         port = await tunnel.open()
         _say({"kind": "listening", "port": port})
         while line := await commands.readline():
-            tunnel.remote_port = int(json.loads(line)["remote_port"])
+            command = json.loads(line)
+            if "remote_port" in command:
+                tunnel.remote_port = int(command["remote_port"])
+            if "target" in command:  # the host moved: the next reconnect goes there
+                connection.target = target_from_json(command["target"])
         return 0
     finally:
         if tunnel is not None:

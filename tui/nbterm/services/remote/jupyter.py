@@ -98,8 +98,8 @@ def _well_formed(info: dict[str, object]) -> bool:
 
 async def discover(link: Link, settings: JupyterSettings) -> JupyterServer | None:
     """The live server in nbterm's runtime directory, preferring the configured port."""
-    listing = (
-        f"cd && for f in {runtime_dir(settings)}/jpserver-*.json; do "
+    listing = (  # newest first: a stale file (its server killed) is older than a live one's
+        f"cd && for f in $(ls -t {runtime_dir(settings)}/jpserver-*.json 2>/dev/null); do "
         f'[ -f "$f" ] && printf \'{_SEPARATOR}%s\\n\' "$f" && cat "$f"; done; true'
     )
     _status, out, _err = await run(link, listing)
@@ -107,13 +107,13 @@ async def discover(link: Link, settings: JupyterSettings) -> JupyterServer | Non
     if not candidates:
         return None
     pids = " ".join(str(int(str(info["pid"]))) for info in candidates)
-    alive_check = f"for p in {pids}; do kill -0 $p 2>/dev/null && echo $p; done; true"
-    _status, out, _err = await run(link, alive_check)
+    _status, out, _err = await run(link, _ALIVE.format(pids=pids))
     alive = {int(word) for word in out.split()}
     live = [info for info in candidates if int(str(info["pid"])) in alive]
     if not live:
         return None
-    live.sort(key=lambda info: (int(str(info["port"])) != settings.remote_port, info["pid"]))
+    # the configured port first, then the newest file (the listing's order; sort is stable)
+    live.sort(key=lambda info: int(str(info["port"])) != settings.remote_port)
     info = live[0]
     return JupyterServer(
         port=int(str(info["port"])),
@@ -123,6 +123,19 @@ async def discover(link: Link, settings: JupyterSettings) -> JupyterServer | Non
         token=str(info.get("token", "")),
         version=str(info.get("version", "")),
     )
+
+
+# A server killed with SIGKILL (or by the OOM killer) leaves its runtime file behind. Its pid
+# may be a zombie for a moment (`kill -0` still succeeds), and later another process's (pids
+# wrap: 32768 on many systems). Either way its old token would be taken for the one of the
+# server now on that port: 403 for ever. So a pid counts only if it runs, is not a zombie, and
+# is a server nbterm started (its arguments hold the --ip nbterm gives); without `ps`, kill -0.
+_ALIVE = (
+    "for p in {pids}; do kill -0 $p 2>/dev/null || continue; "
+    "command -v ps >/dev/null || {{ echo $p; continue; }}; "
+    's=$(ps -o stat= -p $p 2>/dev/null); case "$s" in Z*) continue;; esac; '
+    'case "$(ps -o args= -p $p 2>/dev/null)" in *--ip=127.0.0.1*) echo $p;; esac; done; true'
+)
 
 
 def _log_file(settings: JupyterSettings) -> str:
@@ -224,6 +237,11 @@ async def ensure(
         return found
     as_root = await _preflight(link, settings)
     if not await _session_alive(link, settings):
+        # none of the runtime files left here belongs to a live server (discover said so):
+        # they are what servers killed without warning left, and one whose pid came back
+        # (pids wrap) would be taken for the server about to start, with its old token
+        await run(link, f"cd && rm -f {runtime_dir(settings)}/jpserver-*.json "
+                        f"{runtime_dir(settings)}/jpserver-*-open.html; true")  # fmt: skip
         if token:
             await _hand_token(link, settings, token)
         command = start_command(settings, as_root=as_root, with_token=bool(token))
@@ -255,15 +273,30 @@ async def ensure(
     )
 
 
+STOP_WAIT_TENTHS = 100
+"""Tenths of a second a server gets to end on SIGTERM before SIGKILL."""
+
+
+async def _alive(link: Link, pid: int) -> bool:
+    _status, out, _err = await run(link, _ALIVE.format(pids=pid))
+    return str(pid) in out.split()
+
+
 async def stop(link: Link, settings: JupyterSettings) -> bool:
     """Stop nbterm's Jupyter on the remote (an explicit action: quitting nbterm never does)."""
     server = await discover(link, settings)
-    if server is not None:
+    while server is not None:  # (there may be more than one: each is ended)
         await run(link, f"kill {server.pid} 2>/dev/null; true")
-        for _ in range(50):
-            if await discover(link, settings) is None:
+        for _ in range(STOP_WAIT_TENTHS):
+            if not await _alive(link, server.pid):
                 break
             await asyncio.sleep(0.1)
+        else:  # it did not end on SIGTERM (kernels or extensions shutting down slowly)
+            await run(link, f"kill -9 {server.pid} 2>/dev/null; true")
+        again = await discover(link, settings)
+        if again is not None and again.pid == server.pid:
+            break  # (a zombie its parent has not reaped yet is filtered by discover)
+        server = again
     await run(
         link, f"tmux kill-session -t {shlex.quote('=' + settings.tmux_session)} 2>/dev/null; true"
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,7 +19,7 @@ import asyncssh
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths
 from nbterm.services.remote import jupyter
-from nbterm.services.remote.connection import Backoff, EventSink, HostConnection
+from nbterm.services.remote.connection import Backoff, EventSink, HostConnection, Relocator
 from nbterm.services.remote.events import (
     ConnectionChanged,
     JupyterReady,
@@ -64,6 +65,8 @@ class Session:
         probe_timeout: float = 5.0,
         backoff: Backoff | None = None,
         forward: ForwardMode = "inline",
+        relocate: Relocator | None = None,
+        on_gone: Callable[[str], None] | None = None,
     ) -> None:
         self.host = host
         self.target = target
@@ -78,7 +81,11 @@ class Session:
             self._on_connection_event,
             backoff=backoff,
             on_reconnected=self._after_reconnect,
+            relocate=relocate,
         )
+        self.connection.on_moved = self._moved
+        self.on_gone = on_gone
+        """Called once when the host is gone (its instance stopped): the session is over."""
         self.forward: Forward = (
             ProcessForward(
                 target,
@@ -121,6 +128,8 @@ class Session:
         probe_interval: float = 5.0,
         target: SshTarget | None = None,
         forward: ForwardMode = "inline",
+        relocate: Relocator | None = None,
+        on_gone: Callable[[str], None] | None = None,
     ) -> Session:
         host = config.hosts[name]
         target = target or target_for(host, config)
@@ -132,6 +141,8 @@ class Session:
             on_event=on_event,
             probe_interval=probe_interval,
             forward=forward,
+            relocate=relocate,
+            on_gone=on_gone,
         )
 
     @property
@@ -147,6 +158,15 @@ class Session:
                 self._report("down", message=event.message)
             elif event.state == "connected":
                 self._wake.set()  # probe at once rather than at the next tick
+        gone = self.connection.gone
+        down = isinstance(event, ConnectionChanged) and event.state == "down"
+        if down and gone is not None and self.on_gone is not None and not self._closing:
+            self.on_gone(gone)
+
+    def _moved(self, target: SshTarget) -> None:
+        """The host answers at a new address now (EC2 said so): the tunnel follows."""
+        self.target = target
+        self.forward.retarget(target)
 
     def _on_forward_link(self, event: ConnectionChanged) -> None:
         """The forwarder process's own SSH link (the cockpit's tunnel) changed."""

@@ -51,6 +51,9 @@ from nbterm.services.sync.rsync_output import ProgressLine, exit_message, is_mid
 from nbterm.services.sync.rsync_run import RsyncRun, run_rsync
 from nbterm.services.sync.rsync_version import local_rsync_problem
 
+FINAL_SYNC_SECONDS = 120.0
+"""The bound of a final sync (before a tunnel closes or an instance stops), for every face."""
+
 ALWAYS_EXCLUDED = (".~*", ".ipynb_checkpoints/")
 DEBOUNCE_QUIET = 0.2
 DEBOUNCE_MAX = 1.0
@@ -408,7 +411,7 @@ class SyncEngine:
 
     # --- final sync -------------------------------------------------------------------------------
 
-    async def final_sync(self, timeout: float = 120.0) -> CycleDone:
+    async def final_sync(self, timeout: float = FINAL_SYNC_SECONDS) -> CycleDone:
         """One last cycle before teardown, bounded: the result says whether it completed."""
         started = time.monotonic()
         try:

@@ -1,0 +1,67 @@
+"""The cockpit and `nbterm up` bring a host up through the same service (services/host_up.py):
+what one face gains (the outside spot check, stop notes, following a moved instance), the other
+has too. Each face is driven up to that call and the call is compared."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+import pytest
+
+from nbterm.config import load_config
+from nbterm.locations import Paths
+from nbterm.services import host_up
+
+
+class Reached(Exception):
+    pass
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    from nbterm.cli import remote_cmds
+
+    seen: list[dict[str, Any]] = []
+
+    async def fake_open_host(*args: Any, **kwargs: Any) -> Any:
+        seen.append({"args": args, **kwargs})
+        raise Reached
+
+    monkeypatch.setattr(host_up, "open_host", fake_open_host)  # the cockpit imports it late
+    monkeypatch.setattr(remote_cmds, "open_host", fake_open_host)
+    return seen
+
+
+def _config(write_config: Any) -> Any:
+    return load_config(write_config('[hosts.box]\nhostname = "127.0.0.1"\n'))
+
+
+def test_both_faces_go_through_open_host(
+    calls: list[dict[str, Any]], write_config: Any, paths: Paths
+) -> None:
+    from nbterm.cli import remote_cmds
+    from nbterm.ui.controller import Controller
+
+    config = _config(write_config)
+    args = argparse.Namespace(name="box", accept_host_key=None, open=False, config=None)
+    with pytest.raises(Reached):
+        asyncio.run(remote_cmds._up(config, paths, config.hosts["box"], args))
+
+    class App:
+        def post_message(self, message: object) -> None:
+            return None
+
+    controller = Controller(App(), config, paths)  # type: ignore[arg-type]
+    with pytest.raises(Reached):
+        asyncio.run(controller.up("box"))
+
+    cli, cockpit = calls
+    assert cli["args"][2] == cockpit["args"][2] == "box"
+    assert cli["args"][0] is cockpit["args"][0] is config
+    for face in (cli, cockpit):
+        assert {"ask", "on_event", "note"} <= set(face)
+    assert cli.get("forward", "inline") == "inline"  # headless: nothing competes for its loop
+    assert cockpit["forward"] == "process"  # the screen's redraws must not delay packets
+    assert cockpit["ask"] is not None  # the screen's host-key question

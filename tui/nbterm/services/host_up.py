@@ -1,0 +1,157 @@
+"""Bringing one host up, for the cockpit and the CLI alike: one path, so the two cannot drift.
+
+``open_host`` starts an EC2 instance if needed and waits for its SSH, chooses how a new host key
+is checked (the EC2 console's fingerprints first, then the caller's question), builds the
+:class:`HostSession` with everything EC2 can tell from outside (a spot interruption seen in the
+instance's state, where the instance went when the link drops), and brings it up. The caller
+only supplies the faces' own parts: how to ask about a host key, where events and notes go, and
+where the tunnel runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from nbterm.config import Host, LoadedConfig
+from nbterm.locations import Paths
+from nbterm.services.cloud import lifecycle
+from nbterm.services.cloud.console_keys import console_verifier
+from nbterm.services.cloud.ec2 import Ec2
+from nbterm.services.cloud.instance import Instance
+from nbterm.services.host_session import HostSession, Sink
+from nbterm.services.remote.connection import Relocation, Relocator
+from nbterm.services.remote.forward import ForwardMode
+from nbterm.services.remote.host_keys import Verifier
+from nbterm.services.remote.session import UpResult
+from nbterm.services.remote.ssh import target_for
+from nbterm.services.sync.engine import FINAL_SYNC_SECONDS
+from nbterm.services.sync.ssh_config import Ec2Address, write_ssh_config
+
+__all__ = ["FINAL_SYNC_SECONDS", "OpenHost", "ec2_relocator", "open_host", "outside_check"]
+
+Note = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class OpenHost:
+    session: HostSession
+    result: UpResult
+    instance: Instance | None
+
+
+def gone_words(instance: Instance | None, instance_id: str) -> str | None:
+    """Why there is nothing to reconnect to, or None while the instance runs (or starts)."""
+    if instance is None or instance.state in ("terminated", "shutting-down"):
+        return f"{instance_id} was terminated"
+    if instance.state in ("stopped", "stopping"):
+        reason = instance.state_reason
+        why = (
+            " (spot interruption)" if "spot" in reason.lower() else f" ({reason})" if reason else ""
+        )
+        return f"{instance_id} is {instance.state}{why}"
+    return None
+
+
+def ec2_relocator(
+    ec2: Ec2, config: LoadedConfig, paths: Paths, host: Host, instance_id: str
+) -> Relocator:
+    """Asked when reconnecting keeps failing: EC2 says where the instance is now (a stop and
+    start gives it a new address), or that it stopped (a spot interruption) or is gone."""
+
+    async def relocate() -> Relocation:
+        now = await asyncio.to_thread(ec2.get, instance_id)
+        gone = gone_words(now, instance_id)
+        if gone is not None:
+            return Relocation(gone=gone)
+        address = host.address or (now.address if now is not None else "")
+        if now is None or now.state != "running" or not address:
+            return Relocation()
+        await asyncio.to_thread(
+            write_ssh_config, config, paths, {host.name: Ec2Address(instance_id, address)}
+        )  # rsync follows it too
+        return Relocation(target=target_for(host, config, address=address, alias=instance_id))
+
+    return relocate
+
+
+def outside_check(ec2: Ec2, instance_id: str) -> Callable[[], Awaitable[str | None]]:
+    """A spot interruption as EC2 reports it from outside (the instance's state and reason)."""
+
+    async def check() -> str | None:
+        now = await asyncio.to_thread(ec2.get, instance_id)
+        if now is None or now.state in ("pending", "running"):
+            return None
+        if "spot" in now.state_reason.lower():
+            return f"{now.state} ({now.state_reason})"
+        return None
+
+    return check
+
+
+async def open_host(
+    config: LoadedConfig,
+    paths: Paths,
+    name: str,
+    *,
+    ask: Verifier | None,
+    on_event: Sink,
+    note: Note,
+    forward: ForwardMode = "inline",
+    console_keys: bool = True,
+) -> OpenHost:
+    """Bring ``name`` up; on any failure everything started is closed again.
+
+    ``ask``: the face's own question about a new host key (None: a new key is refused).
+    ``console_keys``: check a new EC2 instance's key against its console first (off when the
+    user gave the exact fingerprint). ``note``: progress words before the session exists.
+    """
+    host = config.hosts[name]
+    if not host.is_ec2:
+        session = HostSession(
+            config, name, paths, verifier=ask, on_event=on_event,
+            target=target_for(host, config), forward=forward,
+        )  # fmt: skip
+        return await _up(session, None)
+    ec2 = Ec2(config.aws)
+    ready = await asyncio.to_thread(lifecycle.bring_up, ec2, config, paths, host, note=note)
+    instance = ready.instance
+    verifier = ask
+    if console_keys:
+        verifier = console_verifier(
+            ec2, instance.id, fallback=ask, wait=config.aws.console_key_wait
+        )
+
+    async def stop_instance() -> None:
+        await asyncio.to_thread(
+            functools.partial(lifecycle.stop, paths=paths), ec2, host, note=note
+        )
+
+    template = config.templates.get(host.template or "")
+    session = HostSession(
+        config,
+        name,
+        paths,
+        verifier=verifier,
+        on_event=on_event,
+        target=ready.target,
+        forward=forward,
+        ec2=ready.addresses,
+        spot=instance.spot,
+        idle_stop_minutes=template.idle_stop_minutes if template else None,
+        stop_instance=stop_instance,
+        outside_check=outside_check(ec2, instance.id),
+        relocate=ec2_relocator(ec2, config, paths, host, instance.id),
+    )
+    return await _up(session, instance)
+
+
+async def _up(session: HostSession, instance: Instance | None) -> OpenHost:
+    try:
+        result = await session.up()
+    except BaseException:
+        await session.down(final_sync=False)
+        raise
+    return OpenHost(session, result, instance)
