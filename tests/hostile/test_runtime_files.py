@@ -137,3 +137,39 @@ async def test_a_runtime_file_left_by_a_killed_server_is_never_taken_for_the_new
         await stop(link, settings)
         await run(link, f"kill {pid} 2>/dev/null; rm -rf {folder}; true")
         close_quietly(link)
+
+
+@pytest.mark.sshd
+async def test_a_classic_notebook_servers_runtime_file_is_found(
+    sshd: SshServer, tmp_path: Path
+) -> None:
+    """Notebook < 7 writes nbserver-PID.json (``notebook_dir`` where Jupyter Server has
+    ``root_dir``): a host whose command is `jupyter notebook` on an old image is found again."""
+    config = parse_config(remote_config_text(sshd), tmp_path / "c.toml")
+    settings = dataclasses.replace(config.hosts["box"].jupyter, tmux_session="nbterm-classic")
+    known = KnownHosts(tmp_path / "known_hosts")
+    known.add("box", sshd.host_key_pub)
+    link = await connect(target_for(config.hosts["box"], config), known)
+    folder = runtime_dir(settings)
+    try:
+        stand_in = f"{sshd.remote_python} -c 'import time; time.sleep(60)' --ip=127.0.0.1"
+        _s, out, _e = await run(link, f"{stand_in} >/dev/null 2>&1 & echo $!")
+        pid = int(out.strip())
+        classic = {
+            "base_url": "/", "hostname": "127.0.0.1", "notebook_dir": "/home/u/nb",
+            "password": False, "pid": pid, "port": 18996, "secure": False, "sock": "",
+            "token": "classic", "url": "http://127.0.0.1:18996/",
+        }  # fmt: skip
+        await run(link, f"mkdir -p {folder} && cat > {folder}/nbserver-{pid}.json "
+                        f"<<'EOF'\n{json.dumps(classic)}\nEOF")  # fmt: skip
+        found = await discover(link, settings)
+        assert found is not None
+        assert (found.pid, found.port, found.token, found.root_dir) == (
+            pid,
+            18996,
+            "classic",
+            "/home/u/nb",
+        )
+    finally:
+        await run(link, f"kill {pid} 2>/dev/null; rm -rf {folder}; true")
+        close_quietly(link)

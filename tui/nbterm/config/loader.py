@@ -242,6 +242,9 @@ def _resolve_hosts(
                 local_port=local_port,
                 notebook_dir=overrides.notebook_dir or base.notebook_dir,
                 tmux_session=overrides.tmux_session or base.tmux_session,
+                login_shell=(
+                    base.login_shell if overrides.login_shell is None else overrides.login_shell
+                ),
             ),
             identity_agent=_identity_path(agent, config_path) if agent else None,
             certificate_file=_identity_path(certificate, config_path) if certificate else None,

@@ -16,6 +16,8 @@ class JupyterSettings:
     """The port nbterm tries first for this host's tunnel (it falls back to a free one)."""
     notebook_dir: str
     tmux_session: str
+    login_shell: bool = False
+    """Run the Jupyter command (and the check that it exists) in a login shell."""
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,9 @@ class JupyterConfig:
     """Directory Jupyter serves on the remote."""
     tmux_session: Name = "nbterm-jupyter"
     """Name of the remote tmux session that keeps Jupyter running after you disconnect."""
+    login_shell: bool = False
+    """Start Jupyter from a login shell (``$SHELL -l``), which reads ``~/.profile`` or
+    ``~/.bash_profile``: for a ``jupyter`` that only conda's or pyenv's set-up puts on PATH."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +113,7 @@ class HostJupyterConfig:
     local_port: Port | None = None
     notebook_dir: NonEmpty | None = None
     tmux_session: Name | None = None
+    login_shell: bool | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

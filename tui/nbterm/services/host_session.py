@@ -74,6 +74,7 @@ class HostSession:
         outside_every: float = 30.0,
         forward: ForwardMode = "inline",
         relocate: Relocator | None = None,
+        first_connect_wait: float = 0.0,
     ) -> None:
         self.config = config
         self.name = name
@@ -92,6 +93,7 @@ class HostSession:
             forward=forward,
             relocate=relocate,
             on_gone=self._gone,
+            first_connect_wait=first_connect_wait,
         )
         self.engines: list[SyncEngine] = []
         self.io_timeout = io_timeout

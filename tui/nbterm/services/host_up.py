@@ -33,6 +33,8 @@ from nbterm.services.sync.ssh_config import Ec2Address, write_ssh_config
 __all__ = ["FINAL_SYNC_SECONDS", "OpenHost", "ec2_relocator", "open_host", "outside_check"]
 
 Note = Callable[[str], None]
+JUMPED_SSH_WAIT = 300.0
+"""How long a new instance behind a jump host may take to answer SSH through it."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,8 @@ async def open_host(
         stop_instance=stop_instance,
         outside_check=outside_check(ec2, instance.id),
         relocate=ec2_relocator(ec2, config, paths, host, instance.id),
+        # behind a jump host, the first connection is what waits for a booting instance
+        first_connect_wait=JUMPED_SSH_WAIT if host.proxy_jump or host.proxy_command else 0.0,
     )
     return await _up(session, instance)
 

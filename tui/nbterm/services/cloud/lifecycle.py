@@ -74,8 +74,12 @@ def bring_up(
             f'{host.name}: {instance.id} has no public address; set address = "..." for it '
             "(a private address you can reach, a port forward, a VPN)"
         )
-    note(f"{instance.id} is running at {address}; waiting for SSH")
-    wait_for_ssh(address, host.port, timeout=ssh_timeout, delay=delay)
+    via = host.proxy_jump or ("its proxy_command" if host.proxy_command else None)
+    if via is None:
+        note(f"{instance.id} is running at {address}; waiting for SSH")
+        wait_for_ssh(address, host.port, timeout=ssh_timeout, delay=delay)
+    else:  # its address may be private: only the way in can tell when its SSH answers
+        note(f"{instance.id} is running at {address}; its SSH is reached through {via}")
     target = target_for(host, config, address=address, alias=instance.id)
     write_ssh_config(config, paths, {host.name: Ec2Address(instance.id, address)})
     return Ec2Ready(instance, address, target)

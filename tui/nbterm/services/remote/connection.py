@@ -10,7 +10,14 @@ from dataclasses import dataclass
 
 from nbterm.services.remote.events import ConnectionChanged, HostKeyTrusted, RemoteEvent
 from nbterm.services.remote.host_keys import HostKeyQuestion, KnownHosts, Verifier
-from nbterm.services.remote.ssh import HostKeyError, Link, SshError, SshTarget, connect
+from nbterm.services.remote.ssh import (
+    ConnectFailedError,
+    HostKeyError,
+    Link,
+    SshError,
+    SshTarget,
+    connect,
+)
 from nbterm.services.tasks import cancel_and_wait
 
 EventSink = Callable[[RemoteEvent], None]
@@ -98,12 +105,23 @@ class HostConnection:
     async def _connect_once(self) -> Link:
         return await connect(self.target, self.known, self.verifier, on_new_key=self._trusted)
 
-    async def open(self) -> Link:
-        """The first connection: errors are raised to the caller, not retried."""
+    async def open(self, wait: float = 0.0, delay: float = 2.0) -> Link:
+        """The first connection: errors are raised to the caller, not retried, except that for
+        ``wait`` seconds a host that does not answer yet is tried again (an instance reached
+        through a jump host, booting: only the jump can tell when its SSH is up)."""
         self._emit(
             ConnectionChanged(self.name, "connecting", f"{self.target.login}@{self.target.where}")
         )
-        link = await self._connect_once()
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            try:
+                link = await self._connect_once()
+                break
+            except ConnectFailedError as exc:
+                if asyncio.get_running_loop().time() + delay > deadline:
+                    raise
+                self._emit(ConnectionChanged(self.name, "connecting", f"waiting for SSH: {exc}"))
+                await asyncio.sleep(delay)
         self._set(link)
         self._emit(ConnectionChanged(self.name, "connected"))
         self._supervisor = asyncio.create_task(self._supervise(), name=f"ssh:{self.name}")

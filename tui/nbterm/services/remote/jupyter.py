@@ -66,7 +66,8 @@ class JupyterError(Exception):
 
 
 def parse_runtime_files(output: str) -> list[dict[str, object]]:
-    """Parse the concatenated ``jpserver-*.json`` files printed by :func:`discover`."""
+    """Parse the concatenated runtime files printed by :func:`discover`: ``jpserver-*.json``
+    (Jupyter Server: JupyterLab, Notebook 7) and ``nbserver-*.json`` (classic Notebook < 7)."""
     servers = []
     for chunk in output.split(_SEPARATOR)[1:]:
         _name, _, body = chunk.partition("\n")
@@ -93,13 +94,17 @@ def _well_formed(info: dict[str, object]) -> bool:
     base_url = info.get("base_url", "/")
     if not isinstance(base_url, str) or not SAFE_BASE_URL.fullmatch(base_url or "/"):
         return False
-    return all(isinstance(info.get(key, ""), str) for key in ("root_dir", "token", "version"))
+    return all(
+        isinstance(info.get(key, ""), str)
+        for key in ("root_dir", "notebook_dir", "token", "version")
+    )
 
 
 async def discover(link: Link, settings: JupyterSettings) -> JupyterServer | None:
     """The live server in nbterm's runtime directory, preferring the configured port."""
     listing = (  # newest first: a stale file (its server killed) is older than a live one's
-        f"cd && for f in $(ls -t {runtime_dir(settings)}/jpserver-*.json 2>/dev/null); do "
+        f"cd && for f in $(ls -t {runtime_dir(settings)}/jpserver-*.json "
+        f"{runtime_dir(settings)}/nbserver-*.json 2>/dev/null); do "
         f'[ -f "$f" ] && printf \'{_SEPARATOR}%s\\n\' "$f" && cat "$f"; done; true'
     )
     _status, out, _err = await run(link, listing)
@@ -118,7 +123,7 @@ async def discover(link: Link, settings: JupyterSettings) -> JupyterServer | Non
     return JupyterServer(
         port=int(str(info["port"])),
         pid=int(str(info["pid"])),
-        root_dir=str(info.get("root_dir", "")),
+        root_dir=str(info.get("root_dir") or info.get("notebook_dir") or ""),
         base_url=str(info.get("base_url", "/")) or "/",
         token=str(info.get("token", "")),
         version=str(info.get("version", "")),
@@ -145,9 +150,10 @@ def _log_file(settings: JupyterSettings) -> str:
 async def _preflight(link: Link, settings: JupyterSettings) -> bool:
     """Check that tmux and the Jupyter command exist; return whether the login user is root."""
     program = shlex.split(settings.command)[0]
+    found = f"command -v {shlex.quote(program)} >/dev/null || echo no-jupyter"
     check = (
         "command -v tmux >/dev/null || echo no-tmux; "
-        f"command -v {shlex.quote(program)} >/dev/null || echo no-jupyter; "
+        f"{_in_login_shell(found) if settings.login_shell else found}; "
         "id -u"
     )
     _status, out, _err = await run(link, check)
@@ -158,11 +164,21 @@ async def _preflight(link: Link, settings: JupyterSettings) -> bool:
             "disconnects. Install it there (for example: sudo apt-get install tmux)."
         )
     if "no-jupyter" in words:
+        shell = "a login shell" if settings.login_shell else "a non-login shell"
+        hint = (
+            ""
+            if settings.login_shell
+            else (
+                ", or set jupyter.login_shell = true if your ~/.profile puts it on PATH "
+                "(conda, pyenv)"
+            )
+        )
         raise JupyterError(
-            f"{program!r} was not found on the remote (tried: {settings.command!r} in a "
-            "non-login shell, whose PATH may lack conda or ~/.local/bin). Install Jupyter there, "
+            f"{program!r} was not found on the remote (tried: {settings.command!r} in {shell}, "
+            "whose PATH may lack conda or ~/.local/bin). Install Jupyter there, "
             "or set jupyter.command to its full path, for example "
-            '"/home/ubuntu/.local/bin/jupyter lab" (run `command -v jupyter` on the remote).'
+            '"/home/ubuntu/.local/bin/jupyter lab" (run `command -v jupyter` on the remote)'
+            f"{hint}."
         )
     return bool(words) and words[-1] == "0"
 
@@ -196,6 +212,11 @@ async def _hand_token(link: Link, settings: JupyterSettings, token: str) -> None
         raise JupyterError(f"could not hand Jupyter its token: {redact(err.strip())}")
 
 
+def _in_login_shell(command: str) -> str:
+    """``command`` run by the user's login shell (which reads ~/.profile or ~/.bash_profile)."""
+    return f'"${{SHELL:-/bin/sh}}" -lc {shlex.quote(command)}'
+
+
 def start_command(settings: JupyterSettings, *, as_root: bool, with_token: bool = False) -> str:
     """The remote shell command that starts Jupyter in a detached tmux session."""
     args = [
@@ -211,8 +232,11 @@ def start_command(settings: JupyterSettings, *, as_root: bool, with_token: bool 
         f'{token_env}JUPYTER_RUNTIME_DIR="$HOME"/{runtime_dir(settings)} exec '
         + " ".join(shlex.quote(arg) for arg in args)
         + f" --ServerApp.root_dir={shell_path(settings.notebook_dir)}"
-        + f' >"$HOME"/{_log_file(settings)} 2>&1'
     )
+    if settings.login_shell:
+        inner = "exec " + _in_login_shell(inner)
+    inner += f' >"$HOME"/{_log_file(settings)} 2>&1'
+
     return (
         f"cd && umask 077 && mkdir -p {runtime_dir(settings)} && chmod 700 {REMOTE_DIR} && "
         f"mkdir -p {shell_path(settings.notebook_dir)} && "
@@ -240,8 +264,9 @@ async def ensure(
         # none of the runtime files left here belongs to a live server (discover said so):
         # they are what servers killed without warning left, and one whose pid came back
         # (pids wrap) would be taken for the server about to start, with its old token
-        await run(link, f"cd && rm -f {runtime_dir(settings)}/jpserver-*.json "
-                        f"{runtime_dir(settings)}/jpserver-*-open.html; true")  # fmt: skip
+        folder = runtime_dir(settings)
+        await run(link, f"cd && rm -f {folder}/jpserver-*.json {folder}/jpserver-*-open.html "
+                        f"{folder}/nbserver-*.json; true")  # fmt: skip
         if token:
             await _hand_token(link, settings, token)
         command = start_command(settings, as_root=as_root, with_token=bool(token))
@@ -285,6 +310,7 @@ async def _alive(link: Link, pid: int) -> bool:
 async def stop(link: Link, settings: JupyterSettings) -> bool:
     """Stop nbterm's Jupyter on the remote (an explicit action: quitting nbterm never does)."""
     server = await discover(link, settings)
+    found = server is not None
     while server is not None:  # (there may be more than one: each is ended)
         await run(link, f"kill {server.pid} 2>/dev/null; true")
         for _ in range(STOP_WAIT_TENTHS):
@@ -300,4 +326,4 @@ async def stop(link: Link, settings: JupyterSettings) -> bool:
     await run(
         link, f"tmux kill-session -t {shlex.quote('=' + settings.tmux_session)} 2>/dev/null; true"
     )
-    return server is not None
+    return found

@@ -67,6 +67,7 @@ class Session:
         forward: ForwardMode = "inline",
         relocate: Relocator | None = None,
         on_gone: Callable[[str], None] | None = None,
+        first_connect_wait: float = 0.0,
     ) -> None:
         self.host = host
         self.target = target
@@ -85,6 +86,8 @@ class Session:
         )
         self.connection.on_moved = self._moved
         self.on_gone = on_gone
+        self.first_connect_wait = first_connect_wait
+        """How long the first connection may wait for a host that does not answer yet."""
         """Called once when the host is gone (its instance stopped): the session is over."""
         self.forward: Forward = (
             ProcessForward(
@@ -130,6 +133,7 @@ class Session:
         forward: ForwardMode = "inline",
         relocate: Relocator | None = None,
         on_gone: Callable[[str], None] | None = None,
+        first_connect_wait: float = 0.0,
     ) -> Session:
         host = config.hosts[name]
         target = target or target_for(host, config)
@@ -143,6 +147,7 @@ class Session:
             forward=forward,
             relocate=relocate,
             on_gone=on_gone,
+            first_connect_wait=first_connect_wait,
         )
 
     @property
@@ -180,7 +185,7 @@ class Session:
             self._wake.set()
 
     async def up(self) -> UpResult:
-        link = await self.connection.open()
+        link = await self.connection.open(wait=self.first_connect_wait)
         try:
             await self.forward.prepare()  # (a forwarder process connects meanwhile)
             try:
