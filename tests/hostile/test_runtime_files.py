@@ -3,14 +3,18 @@ parts, so no runtime file can point the browser (and the token) anywhere but 127
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from nbterm.config import parse_config
+from nbterm.config.model import JupyterSettings
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.jupyter import (
     JupyterServer,
@@ -20,7 +24,7 @@ from nbterm.services.remote.jupyter import (
     runtime_dir,
     stop,
 )
-from nbterm.services.remote.ssh import close_quietly, connect, run, target_for
+from nbterm.services.remote.ssh import Link, close_quietly, connect, run, target_for
 from tests.harness.remote import remote_config_text
 from tests.harness.sshd import SshServer
 
@@ -73,37 +77,56 @@ def test_the_url_always_names_loopback_and_carries_the_token_whole(token: str) -
     assert not parts.fragment
 
 
+@contextlib.asynccontextmanager
+async def own_runtime(
+    sshd: SshServer, tmp_path: Path, session: str, **changes: Any
+) -> AsyncIterator[tuple[Link, JupyterSettings, str]]:
+    """A link to the test sshd, and Jupyter settings with a runtime folder of the test's own
+    (another test's real Jupyter may be running in the shared one); the folder goes after."""
+    config = parse_config(remote_config_text(sshd), tmp_path / "c.toml")
+    settings = dataclasses.replace(config.hosts["box"].jupyter, tmux_session=session, **changes)
+    known = KnownHosts(tmp_path / "known_hosts")
+    known.add("box", sshd.host_key_pub)
+    link = await connect(target_for(config.hosts["box"], config), known)
+    folder = runtime_dir(settings)
+    try:
+        yield link, settings, folder
+    finally:
+        await run(link, f"rm -rf {folder}; true")
+        close_quietly(link)
+
+
+async def stand_in(link: Link, sshd: SshServer, looks_like_ours: bool = True) -> int:
+    """A live process of the remote user; with ``looks_like_ours``, its arguments hold the --ip
+    nbterm gives its servers. Returns its pid."""
+    program = f"{sshd.remote_python} -c 'import time; time.sleep(60)' --ip=127.0.0.1"
+    _s, out, _e = await run(
+        link, f"{program if looks_like_ours else 'sleep 60'} >/dev/null 2>&1 & echo $!"
+    )
+    return int(out.strip())
+
+
 @pytest.mark.sshd
 async def test_a_hostile_runtime_file_on_the_remote_is_not_followed(
     sshd: SshServer, tmp_path: Path
 ) -> None:
     """A jpserver-*.json planted in nbterm's remote runtime folder, naming a live process of the
     remote user and a base_url that would send the browser (and the token) elsewhere."""
-    config = parse_config(remote_config_text(sshd), tmp_path / "c.toml")
-    # a runtime folder of its own: another test's real Jupyter may be running in the shared one
-    settings = dataclasses.replace(config.hosts["box"].jupyter, tmux_session="nbterm-hostile")
-    known = KnownHosts(tmp_path / "known_hosts")
-    known.add("box", sshd.host_key_pub)
-    link = await connect(target_for(config.hosts["box"], config), known)
-    folder = runtime_dir(settings)
-    try:
-        # a live process that looks like a server nbterm started (its arguments hold the --ip)
-        stand_in = f"{sshd.remote_python} -c 'import time; time.sleep(60)' --ip=127.0.0.1"
-        _s, out, _e = await run(link, f"{stand_in} >/dev/null 2>&1 & echo $!")
-        pid = int(out.strip())
-        for name, base_url in (("evil", "@evil.example/steal/"), ("fine", "/plain/")):
-            info = {**GOOD, "pid": pid, "port": 18999, "base_url": base_url}
-            await run(link, f"mkdir -p {folder} && cat > {folder}/jpserver-{name}.json "
-                            f"<<'EOF'\n{json.dumps(info)}\nEOF")  # fmt: skip
-            found = await discover(link, settings)
-            if name == "evil":
-                assert found is None
-            else:
-                assert found is not None and found.base_url == "/plain/"
-            await run(link, f"rm -f {folder}/jpserver-{name}.json")
-    finally:
-        await run(link, f"kill {pid} 2>/dev/null; rm -rf {folder}; true")
-        close_quietly(link)
+    async with own_runtime(sshd, tmp_path, "nbterm-hostile") as (link, settings, folder):
+        pid = await stand_in(link, sshd)
+        try:
+            for name, base_url in (("evil", "@evil.example/steal/"), ("fine", "/plain/")):
+                info = {**GOOD, "pid": pid, "port": 18999, "base_url": base_url}
+                await run(link, f"mkdir -p {folder} && cat > {folder}/jpserver-{name}.json "
+                                f"<<'EOF'\n{json.dumps(info)}\nEOF")  # fmt: skip
+                found = await discover(link, settings)
+                if name == "evil":
+                    assert found is None
+                else:
+                    assert found is not None and found.base_url == "/plain/"
+                await run(link, f"rm -f {folder}/jpserver-{name}.json")
+        finally:
+            await run(link, f"kill {pid} 2>/dev/null; true")
 
 
 @pytest.mark.sshd
@@ -113,30 +136,23 @@ async def test_a_runtime_file_left_by_a_killed_server_is_never_taken_for_the_new
     """A server killed without warning leaves its jpserver-*.json; its pid comes back as another
     process (pids wrap). Taken for the server nbterm starts next, its old token answered 403 for
     ever (seen in this suite: 2-3 failures in 8 runs of the restart tests before the fix)."""
-    config = parse_config(remote_config_text(sshd), tmp_path / "c.toml")
-    settings = dataclasses.replace(
-        config.hosts["box"].jupyter, tmux_session="nbterm-stale", remote_port=18997
-    )
-    known = KnownHosts(tmp_path / "known_hosts")
-    known.add("box", sshd.host_key_pub)
-    link = await connect(target_for(config.hosts["box"], config), known)
-    folder = runtime_dir(settings)
-    try:
-        _s, out, _e = await run(link, "sleep 60 >/dev/null 2>&1 & echo $!")  # the pid, reused
-        pid = int(out.strip())
-        stale = {**GOOD, "pid": pid, "port": settings.remote_port, "token": "stale"}
-        await run(link, f"mkdir -p {folder} && cat > {folder}/jpserver-{pid}.json "
-                        f"<<'EOF'\n{json.dumps(stale)}\nEOF")  # fmt: skip
-        assert await discover(link, settings) is None  # a live pid, but not a server of ours
-        server = await ensure(link, settings, token="mine")
-        assert server.token == "mine"
-        assert server.pid != pid
-        _s, listing, _e = await run(link, f"ls {folder}")
-        assert f"jpserver-{pid}.json" not in listing
-    finally:
-        await stop(link, settings)
-        await run(link, f"kill {pid} 2>/dev/null; rm -rf {folder}; true")
-        close_quietly(link)
+    async with own_runtime(sshd, tmp_path, "nbterm-stale", remote_port=18997) as (
+        link, settings, folder,
+    ):  # fmt: skip
+        pid = await stand_in(link, sshd, looks_like_ours=False)  # the pid, come back
+        try:
+            stale = {**GOOD, "pid": pid, "port": settings.remote_port, "token": "stale"}
+            await run(link, f"mkdir -p {folder} && cat > {folder}/jpserver-{pid}.json "
+                            f"<<'EOF'\n{json.dumps(stale)}\nEOF")  # fmt: skip
+            assert await discover(link, settings) is None  # a live pid, not a server of ours
+            server = await ensure(link, settings, token="mine")
+            assert server.token == "mine"
+            assert server.pid != pid
+            _s, listing, _e = await run(link, f"ls {folder}")
+            assert f"jpserver-{pid}.json" not in listing
+        finally:
+            await stop(link, settings)
+            await run(link, f"kill {pid} 2>/dev/null; true")
 
 
 @pytest.mark.sshd
@@ -145,31 +161,23 @@ async def test_a_classic_notebook_servers_runtime_file_is_found(
 ) -> None:
     """Notebook < 7 writes nbserver-PID.json (``notebook_dir`` where Jupyter Server has
     ``root_dir``): a host whose command is `jupyter notebook` on an old image is found again."""
-    config = parse_config(remote_config_text(sshd), tmp_path / "c.toml")
-    settings = dataclasses.replace(config.hosts["box"].jupyter, tmux_session="nbterm-classic")
-    known = KnownHosts(tmp_path / "known_hosts")
-    known.add("box", sshd.host_key_pub)
-    link = await connect(target_for(config.hosts["box"], config), known)
-    folder = runtime_dir(settings)
-    try:
-        stand_in = f"{sshd.remote_python} -c 'import time; time.sleep(60)' --ip=127.0.0.1"
-        _s, out, _e = await run(link, f"{stand_in} >/dev/null 2>&1 & echo $!")
-        pid = int(out.strip())
-        classic = {
-            "base_url": "/", "hostname": "127.0.0.1", "notebook_dir": "/home/u/nb",
-            "password": False, "pid": pid, "port": 18996, "secure": False, "sock": "",
-            "token": "classic", "url": "http://127.0.0.1:18996/",
-        }  # fmt: skip
-        await run(link, f"mkdir -p {folder} && cat > {folder}/nbserver-{pid}.json "
-                        f"<<'EOF'\n{json.dumps(classic)}\nEOF")  # fmt: skip
-        found = await discover(link, settings)
-        assert found is not None
-        assert (found.pid, found.port, found.token, found.root_dir) == (
-            pid,
-            18996,
-            "classic",
-            "/home/u/nb",
-        )
-    finally:
-        await run(link, f"kill {pid} 2>/dev/null; rm -rf {folder}; true")
-        close_quietly(link)
+    async with own_runtime(sshd, tmp_path, "nbterm-classic") as (link, settings, folder):
+        pid = await stand_in(link, sshd)
+        try:
+            classic = {
+                "base_url": "/", "hostname": "127.0.0.1", "notebook_dir": "/home/u/nb",
+                "password": False, "pid": pid, "port": 18996, "secure": False, "sock": "",
+                "token": "classic", "url": "http://127.0.0.1:18996/",
+            }  # fmt: skip
+            await run(link, f"mkdir -p {folder} && cat > {folder}/nbserver-{pid}.json "
+                            f"<<'EOF'\n{json.dumps(classic)}\nEOF")  # fmt: skip
+            found = await discover(link, settings)
+            assert found is not None
+            assert (found.pid, found.port, found.token, found.root_dir) == (
+                pid,
+                18996,
+                "classic",
+                "/home/u/nb",
+            )
+        finally:
+            await run(link, f"kill {pid} 2>/dev/null; true")

@@ -67,19 +67,29 @@ def _target(sshd: SshServer, key: Path) -> SshTarget:
     return SshTarget("box", sshd.host, sshd.port, "box", sshd.user, key)
 
 
+def _known(sshd: SshServer, folder: Path) -> KnownHosts:
+    known = KnownHosts(folder / "known_hosts")
+    known.add("box", sshd.host_key_pub)
+    return known
+
+
+def _loaded_key(sshd: SshServer, agent: dict[str, str], folder: Path) -> Path:
+    """An authorized, passphrase-protected key, held by ``agent``."""
+    key = _key(folder, "encrypted_ed25519", PASSPHRASE)
+    _authorize(sshd, key)
+    _ssh_add(key, agent, folder)
+    return key
+
+
 async def test_an_encrypted_key_held_by_the_agent_logs_in(
     sshd: SshServer,
     agent: dict[str, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    key = _key(tmp_path, "encrypted_ed25519", PASSPHRASE)
-    _authorize(sshd, key)
-    _ssh_add(key, agent, tmp_path)
+    key = _loaded_key(sshd, agent, tmp_path)
     monkeypatch.setenv("SSH_AUTH_SOCK", agent["SSH_AUTH_SOCK"])
-    known = KnownHosts(tmp_path / "known_hosts")
-    known.add("box", sshd.host_key_pub)
-    link = await connect(_target(sshd, key), known)
+    link = await connect(_target(sshd, key), _known(sshd, tmp_path))
     try:
         status, out, _ = await run(link, "echo in")
         assert (status, out.strip()) == (0, "in")
@@ -100,10 +110,8 @@ async def test_only_the_configured_key_is_offered_from_the_agent(
     _ssh_add(authorized, agent, tmp_path)
     configured = _key(tmp_path, "configured_ed25519", PASSPHRASE)
     monkeypatch.setenv("SSH_AUTH_SOCK", agent["SSH_AUTH_SOCK"])
-    known = KnownHosts(tmp_path / "known_hosts")
-    known.add("box", sshd.host_key_pub)
     with pytest.raises(AuthFailedError) as caught:
-        close_quietly(await connect(_target(sshd, configured), known))
+        close_quietly(await connect(_target(sshd, configured), _known(sshd, tmp_path)))
     assert "ssh-add" in str(caught.value)  # it is encrypted and the agent lacks it: say how
 
 
@@ -113,10 +121,8 @@ async def test_an_encrypted_key_without_an_agent_says_how_to_load_it(
     key = _key(tmp_path, "encrypted_ed25519", PASSPHRASE)
     _authorize(sshd, key)
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    known = KnownHosts(tmp_path / "known_hosts")
-    known.add("box", sshd.host_key_pub)
     with pytest.raises(AuthFailedError) as caught:
-        close_quietly(await connect(_target(sshd, key), known))
+        close_quietly(await connect(_target(sshd, key), _known(sshd, tmp_path)))
     message = str(caught.value)
     assert "protected by a passphrase" in message
     assert f"ssh-add {key}" in message
@@ -129,15 +135,10 @@ async def test_identity_agent_names_the_agent_to_ask(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """1Password or Secretive: the agent is not $SSH_AUTH_SOCK but the host's identity_agent."""
-    key = _key(tmp_path, "encrypted_ed25519", PASSPHRASE)
-    _authorize(sshd, key)
-    _ssh_add(key, agent, tmp_path)
+    key = _loaded_key(sshd, agent, tmp_path)
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    known = KnownHosts(tmp_path / "known_hosts")
-    known.add("box", sshd.host_key_pub)
     target = SshTarget(
         "box", sshd.host, sshd.port, "box", sshd.user, key,
         identity_agent=Path(agent["SSH_AUTH_SOCK"]),
     )  # fmt: skip
-    link = await connect(target, known)
-    close_quietly(link)
+    close_quietly(await connect(target, _known(sshd, tmp_path)))
