@@ -48,6 +48,7 @@ def test_a_plain_host_is_logged_into_and_an_unknown_key_is_not_trusted(
     second = check_online()
     assert second.returncode == 0, second.stdout + second.stderr
     assert f"ok   box              SSH login works ({sshd.user}@" in second.stdout
+    assert "tmux and Jupyter found" in second.stdout
 
 
 @pytest.mark.moto
@@ -102,3 +103,15 @@ def test_credentials_aws_refuses_say_how_to_sign_in_again(
     said = str(caught.value)
     assert "AWS did not accept the credentials" in said
     assert "aws sso login --profile research" in said
+
+
+@pytest.mark.sshd
+def test_a_host_without_its_jupyter_command_is_named_with_the_fix(
+    sshd: SshServer, write_config: Callable[[str], Path], paths: Paths
+) -> None:
+    write_config(remote_config_text(sshd, command="/nonexistent/bin/jupyter lab"))
+    KnownHosts(paths.known_hosts).add("box", sshd.host_key_pub)
+    done = check_online()
+    assert done.returncode == 1
+    assert "FAIL box              SSH login works, but '/nonexistent/bin/jupyter'" in done.stdout
+    assert "set jupyter.command to its full path" in done.stdout

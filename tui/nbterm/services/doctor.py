@@ -3,7 +3,7 @@
 AWS: the credentials are accepted (an expired SSO session says `aws sso login --profile P`) and
 each EC2 host's instance is found, with its state. SSH: each plain host answers, its host key is
 the one nbterm trusts (nothing is trusted here: an unknown key is reported, not accepted), and the
-login works. Nothing is started, stopped or written.
+login works, with tmux and the Jupyter command there. Nothing is started, stopped or written.
 """
 
 from __future__ import annotations
@@ -11,16 +11,18 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+import asyncssh
+
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error
+from nbterm.services.remote import jupyter
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.ssh import (
     HostKeyUnknownError,
     SshError,
     close_quietly,
     connect,
-    run,
     target_for,
 )
 
@@ -61,14 +63,16 @@ async def _ssh_finding(config: LoadedConfig, paths: Paths, host: Host) -> Findin
     except SshError as exc:
         return Finding(host.name, False, str(exc))
     try:
-        status, _out, _err = await run(link, "true", timeout=target.connect_timeout)
-    except (OSError, TimeoutError) as exc:
+        await jupyter.preflight(link, host.jupyter)
+    except jupyter.JupyterError as exc:  # says what is missing and how to get it
+        return Finding(host.name, False, f"SSH login works, but {exc}")
+    except (OSError, TimeoutError, asyncssh.Error) as exc:
         return Finding(host.name, False, f"logged in, but a command did not run: {exc}")
     finally:
         close_quietly(link)
-    if status != 0:
-        return Finding(host.name, False, f"logged in, but `true` exited {status}")
-    return Finding(host.name, True, f"SSH login works ({target.login}@{target.where})")
+    return Finding(
+        host.name, True, f"SSH login works ({target.login}@{target.where}); tmux and Jupyter found"
+    )
 
 
 async def online_findings(config: LoadedConfig, paths: Paths) -> list[Finding]:

@@ -147,7 +147,7 @@ def _log_file(settings: JupyterSettings) -> str:
     return f"{REMOTE_DIR}/{settings.tmux_session}.log"
 
 
-async def _preflight(link: Link, settings: JupyterSettings) -> bool:
+async def preflight(link: Link, settings: JupyterSettings) -> bool:
     """Check that tmux and the Jupyter command exist; return whether the login user is root."""
     program = shlex.split(settings.command)[0]
     found = f"command -v {shlex.quote(program)} >/dev/null || echo no-jupyter"
@@ -259,7 +259,7 @@ async def ensure(
     found = await discover(link, settings)
     if found is not None:
         return found
-    as_root = await _preflight(link, settings)
+    as_root = await preflight(link, settings)
     if not await _session_alive(link, settings):
         # none of the runtime files left here belongs to a live server (discover said so):
         # they are what servers killed without warning left, and one whose pid came back
