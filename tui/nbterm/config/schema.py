@@ -90,7 +90,9 @@ class JupyterConfig:
     """``[jupyter]``: how Jupyter runs on the remote and where the tunnel listens locally."""
 
     command: NonEmpty = "jupyter lab"
-    """Command that starts Jupyter on the remote (full path if it is not on the non-login PATH)."""
+    """Command that starts Jupyter on the remote (full path if it is not on the non-login PATH).
+    nbterm adds its flags (loopback only, the port, the folder) at its end, or where it says
+    ``{flags}``: ``bash -c 'conda activate ml && jupyter lab {flags}'``."""
     remote_port: Port = 8888
     """Port Jupyter listens on, on the remote's 127.0.0.1."""
     local_port: Port = 8157

@@ -212,27 +212,38 @@ async def _hand_token(link: Link, settings: JupyterSettings, token: str) -> None
         raise JupyterError(f"could not hand Jupyter its token: {redact(err.strip())}")
 
 
+FLAGS = "{flags}"
+"""Where nbterm's flags go in ``jupyter.command``, if not at its end."""
+
+
 def _in_login_shell(command: str) -> str:
     """``command`` run by the user's login shell (which reads ~/.profile or ~/.bash_profile)."""
     return f'"${{SHELL:-/bin/sh}}" -lc {shlex.quote(command)}'
 
 
 def start_command(settings: JupyterSettings, *, as_root: bool, with_token: bool = False) -> str:
-    """The remote shell command that starts Jupyter in a detached tmux session."""
-    args = [
-        *shlex.split(settings.command),
-        "--no-browser",
-        "--ip=127.0.0.1",
-        f"--port={settings.remote_port}",
-    ]
+    """The remote shell command that starts Jupyter in a detached tmux session.
+
+    nbterm's flags (loopback only, the port, the folder) go at the end of ``jupyter.command``,
+    or where it says ``{flags}``: as a word of its own, or inside a word that is itself a shell
+    line (``bash -c 'conda activate ml && jupyter lab {flags}'``)."""
+    flags = ["--no-browser", "--ip=127.0.0.1", f"--port={settings.remote_port}"]
     if as_root:
-        args.append("--allow-root")
-    token_env = f'JUPYTER_TOKEN_FILE="$HOME"/{token_file(settings)} ' if with_token else ""
-    inner = (
-        f'{token_env}JUPYTER_RUNTIME_DIR="$HOME"/{runtime_dir(settings)} exec '
-        + " ".join(shlex.quote(arg) for arg in args)
+        flags.append("--allow-root")
+    flag_text = (
+        " ".join(shlex.quote(flag) for flag in flags)
         + f" --ServerApp.root_dir={shell_path(settings.notebook_dir)}"
     )
+    words = shlex.split(settings.command)
+    if any(FLAGS in word for word in words):
+        command = " ".join(
+            flag_text if word == FLAGS else shlex.quote(word.replace(FLAGS, flag_text))
+            for word in words
+        )
+    else:
+        command = " ".join(shlex.quote(word) for word in words) + " " + flag_text
+    token_env = f'JUPYTER_TOKEN_FILE="$HOME"/{token_file(settings)} ' if with_token else ""
+    inner = f'{token_env}JUPYTER_RUNTIME_DIR="$HOME"/{runtime_dir(settings)} exec {command}'
     if settings.login_shell:
         inner = "exec " + _in_login_shell(inner)
     inner += f' >"$HOME"/{_log_file(settings)} 2>&1'

@@ -1,5 +1,6 @@
-"""``jupyter.login_shell``: a `jupyter` that only the user's login profile puts on PATH (conda,
-pyenv) is found and started; without the setting, the error says to set it."""
+"""How `jupyter.command` runs on the remote: ``login_shell`` finds a `jupyter` that only the
+login profile puts on PATH (conda, pyenv), and without it the error says to set it; ``{flags}``
+places nbterm's flags inside a wrapper command."""
 
 from __future__ import annotations
 
@@ -50,3 +51,32 @@ async def test_a_jupyter_on_the_login_path_only_needs_login_shell(
     finally:
         close_quietly(link)
         remote_shell(sshd, "rm -rf ~/login-only-bin ~/.bash_profile")
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "{bin}/jupyter-server {{flags}} --ServerApp.open_browser=False",  # a word of its own
+        "/bin/sh -c 'cd /tmp && exec {bin}/jupyter server {{flags}}'",  # inside a shell line
+    ],
+)
+async def test_the_flags_go_where_the_command_says(
+    sshd: SshServer, tmp_path: Path, shape: str
+) -> None:
+    """``{flags}`` in jupyter.command: a wrapper (conda run, a shell line that activates an
+    environment first) gets nbterm's flags where they belong, not after its last word."""
+    command = shape.format(bin=sshd.remote_python.parent)
+    config = parse_config(remote_config_text(sshd, command=command), tmp_path / "c.toml")
+    settings = dataclasses.replace(
+        config.hosts["box"].jupyter, tmux_session="nbterm-flags", remote_port=18994
+    )
+    known = KnownHosts(tmp_path / "known_hosts")
+    known.add("box", sshd.host_key_pub)
+    link = await connect(target_for(config.hosts["box"], config), known)
+    try:
+        server = await jupyter.ensure(link, settings, token="flagged", start_timeout=60)
+        assert (server.port, server.token) == (18994, "flagged")
+        assert server.root_dir.endswith("/nbterm-test-notebooks")
+        assert await jupyter.stop(link, settings)
+    finally:
+        close_quietly(link)
