@@ -67,7 +67,7 @@ def test_aws_credentials_and_each_instance_are_checked(
     launched = Ec2(config.aws).launch(config.hosts["gpu"], config.templates["gpu"])
     done = check_online()
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "ok   AWS              the credentials are accepted" in done.stdout
+    assert "ok   AWS              the credentials are accepted: account 123456789012" in done.stdout
     assert f"ok   gpu              {launched.id} " in done.stdout
     assert "ok   cpu              no instance of template cpu yet (nbterm launch)" in done.stdout
 

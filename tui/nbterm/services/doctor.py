@@ -1,6 +1,7 @@
 """``nbterm config check --online``: does what the config describes work from here, now?
 
-AWS: the credentials are accepted (an expired SSO session says `aws sso login --profile P`) and
+AWS: the credentials are accepted (STS says whose they are; an expired SSO session says
+`aws sso login --profile P`) and
 each EC2 host's instance is found, with its state. SSH: each plain host answers, its host key is
 the one nbterm trusts (nothing is trusted here: an unknown key is reported, not accepted), and the
 login works, with tmux and the Jupyter command there. Nothing is started, stopped or written.
@@ -15,7 +16,8 @@ import asyncssh
 
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths
-from nbterm.services.cloud.ec2 import Ec2, Ec2Error
+from nbterm.services.cloud.aws import caller_identity
+from nbterm.services.cloud.ec2 import Ec2, Ec2Error, explain
 from nbterm.services.remote import jupyter
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.ssh import (
@@ -35,6 +37,12 @@ class Finding:
 
 
 async def _ec2_findings(config: LoadedConfig, hosts: list[Host]) -> list[Finding]:
+    try:
+        who = await asyncio.to_thread(caller_identity, config.aws)
+    except Exception as exc:  # noqa: BLE001 - said in words that name the fix
+        return [
+            Finding("AWS", False, str(explain(exc, "checking the credentials", config.aws.profile)))
+        ]
     ec2 = Ec2(config.aws)
     findings = []
     for host in hosts:
@@ -47,7 +55,7 @@ async def _ec2_findings(config: LoadedConfig, hosts: list[Host]) -> list[Finding
             findings.append(Finding(host.name, True, f"no instance of {what} yet (nbterm launch)"))
         else:
             findings.append(Finding(host.name, True, f"{instance.id} {instance.state}"))
-    return [Finding("AWS", True, "the credentials are accepted"), *findings]
+    return [Finding("AWS", True, f"the credentials are accepted: {who}"), *findings]
 
 
 async def _ssh_finding(config: LoadedConfig, paths: Paths, host: Host) -> Finding:

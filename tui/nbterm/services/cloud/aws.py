@@ -31,3 +31,12 @@ def ec2_client(aws: AwsConfig) -> EC2Client:
     """An EC2 client for ``[aws]`` (blocking; call it from a thread)."""
     session = boto3.session.Session(profile_name=aws.profile, region_name=region(aws))
     return session.client("ec2", endpoint_url=aws.endpoint_url, config=_BOTO_CONFIG)
+
+
+def caller_identity(aws: AwsConfig) -> str:
+    """Who the credentials are (STS GetCallerIdentity: allowed to everyone who can sign in):
+    ``account ACCOUNT (ARN)``. Raises botocore's errors (see ``ec2.explain``)."""
+    session = boto3.session.Session(profile_name=aws.profile, region_name=region(aws))
+    sts = session.client("sts", endpoint_url=aws.endpoint_url, config=_BOTO_CONFIG)
+    who = sts.get_caller_identity()
+    return f"account {who.get('Account', '?')} ({who.get('Arn', '?')})"
