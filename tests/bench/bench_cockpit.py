@@ -6,10 +6,10 @@
 widgets (tests/bench/bare_app.py); target <= 1.5x. (2) CPU of the idle app with three hosts up
 (tunnels probing, sync rules watching) over 120 s (four timed syncs per rule: a shorter window
 counts a sync's rsync or not depending on when it ends), the app, its tunnels' forwarder
-processes and the rsync/ssh it runs; target under 2% of a core. (3) With 200 instances and 20 tunnels in the model, each tunnel
-reporting its health every second (five times the real rate): key press to updated screen (in
-process, headless: from the key event to the first screen update after the cursor moved), p95
-under 50 ms; resident memory under 150 MB.
+processes and the rsync/ssh it runs; target under 2% of a core. (3) With 200 instances and 20
+tunnels in the model, each tunnel reporting its health every second (five times the real
+rate): key press to updated screen (in process, headless: from the key event to the first
+screen update after the cursor moved), p95 under 50 ms; resident memory under 150 MB.
 """
 
 from __future__ import annotations

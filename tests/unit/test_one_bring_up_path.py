@@ -65,3 +65,37 @@ def test_both_faces_go_through_open_host(
     assert cli.get("forward", "inline") == "inline"  # headless: nothing competes for its loop
     assert cockpit["forward"] == "process"  # the screen's redraws must not delay packets
     assert cockpit["ask"] is not None  # the screen's host-key question
+
+
+def test_down_with_a_stop_says_the_instance_stopped_not_that_jupyter_runs(
+    write_config: Any, paths: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every message about the remote is true when shown: after `d` stopped the instance, its
+    Jupyter went with it (the cockpit said "Jupyter keeps running on the remote")."""
+    import datetime as dt
+
+    from nbterm.services.cloud import lifecycle
+    from nbterm.services.cloud.instance import Instance
+    from nbterm.ui.controller import Controller
+    from nbterm.ui.messages import HostStatus
+
+    config = load_config(
+        write_config('[aws]\nregion = "us-east-1"\n[hosts.gpu]\ninstance = "i-0123456789abcdef0"\n')
+    )
+    stopped = Instance("i-0123456789abcdef0", "gpu", "gpu", "stopped", "g5.xlarge", False,
+                       "us-east-1a", dt.datetime.now(dt.UTC), "", "", "")  # fmt: skip
+    monkeypatch.setattr(lifecycle, "stop", lambda *args, **kwargs: stopped)
+    said: list[HostStatus] = []
+
+    class App:
+        def post_message(self, message: object) -> None:
+            if isinstance(message, HostStatus):
+                said.append(message)
+
+    controller = Controller(App(), config, paths)  # type: ignore[arg-type]
+    asyncio.run(controller.down("gpu", stop_instance=True))
+    assert (said[-1].status, said[-1].detail) == (
+        "down",
+        "i-0123456789abcdef0 is stopped (its disk is kept)",
+    )
+    assert not any("Jupyter keeps running" in message.detail for message in said)

@@ -111,10 +111,13 @@ class Controller:
             if not ok:
                 self._status(name, "failed", "the final sync failed: the instance was NOT stopped")
                 return
-            await asyncio.to_thread(
+            stopped = await asyncio.to_thread(
                 functools.partial(lifecycle.stop, paths=self.paths), Ec2(self.config.aws), host,
                 note=lambda message: self._status(name, "closing", message),
             )  # fmt: skip
+            # every message about the remote is true when shown: its Jupyter went with it
+            self._status(name, "down", f"{stopped.id} is {stopped.state} (its disk is kept)")
+            return
         where = "keeps running" if jupyter_runs else "is NOT running"
         self._status(name, "down", f"tunnel closed; Jupyter {where} on the remote")
 
