@@ -11,6 +11,18 @@ import time
 from pathlib import Path
 
 
+def ssh_g(config_file: Path, name: str) -> dict[str, list[str]]:
+    """What the real OpenSSH client makes of ``name`` under ``config_file`` (``ssh -G``)."""
+    done = subprocess.run(
+        ["ssh", "-G", "-F", str(config_file), name], capture_output=True, text=True, check=True
+    )
+    settings: dict[str, list[str]] = {}
+    for line in done.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        settings.setdefault(key, []).append(value)
+    return settings
+
+
 def end_master(ssh_config: Path, host: str) -> None:
     """End the ControlPersist master a test started: ``-O exit``, then its pid if it lingers."""
     check = subprocess.run(

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from nbterm.config import LoadedConfig, parse_config
+from nbterm.config.model import JupyterSettings
 from nbterm.services.remote import jupyter
 from nbterm.services.remote.host_keys import HostKeyQuestion, KnownHosts
-from nbterm.services.remote.ssh import close_quietly, connect, run, target_for
+from nbterm.services.remote.ssh import Link, close_quietly, connect, run, target_for
 from tests.harness.sshd import TEST_USER, SshServer
 
 SESSION = "nbterm-test-jupyter"
@@ -104,3 +109,22 @@ def remote_shell(sshd: SshServer, command: str, data: bytes | None = None) -> st
 async def trust_all(question: HostKeyQuestion) -> bool:
     """A verifier for tests against the loopback sshd, whose key the test made itself."""
     return True
+
+
+@contextlib.asynccontextmanager
+async def own_runtime(
+    sshd: SshServer, tmp_path: Path, session: str, *, command: str | None = None, **changes: Any
+) -> AsyncIterator[tuple[Link, JupyterSettings, str]]:
+    """A link to the test sshd, and Jupyter settings with a runtime folder of the test's own
+    (another test's real Jupyter may be running in the shared one); the folder goes after."""
+    config = parse_config(remote_config_text(sshd, command=command), tmp_path / "c.toml")
+    settings = dataclasses.replace(config.hosts["box"].jupyter, tmux_session=session, **changes)
+    known = KnownHosts(tmp_path / "known_hosts")
+    known.add("box", sshd.host_key_pub)
+    link = await connect(target_for(config.hosts["box"], config), known)
+    folder = jupyter.runtime_dir(settings)
+    try:
+        yield link, settings, folder
+    finally:
+        await run(link, f"rm -rf {folder}; true")
+        close_quietly(link)

@@ -3,29 +3,21 @@ parts, so no runtime file can point the browser (and the token) anywhere but 127
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from nbterm.config import parse_config
-from nbterm.config.model import JupyterSettings
-from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.jupyter import (
     JupyterServer,
     discover,
     ensure,
     parse_runtime_files,
-    runtime_dir,
     stop,
 )
-from nbterm.services.remote.ssh import Link, close_quietly, connect, run, target_for
-from tests.harness.remote import remote_config_text
+from nbterm.services.remote.ssh import Link, run
+from tests.harness.remote import own_runtime
 from tests.harness.sshd import SshServer
 
 SEP = "\x1e"
@@ -75,25 +67,6 @@ def test_the_url_always_names_loopback_and_carries_the_token_whole(token: str) -
     assert parts.path == "/user/ana/"
     assert parse_qs(parts.query) == {"token": [token]}
     assert not parts.fragment
-
-
-@contextlib.asynccontextmanager
-async def own_runtime(
-    sshd: SshServer, tmp_path: Path, session: str, **changes: Any
-) -> AsyncIterator[tuple[Link, JupyterSettings, str]]:
-    """A link to the test sshd, and Jupyter settings with a runtime folder of the test's own
-    (another test's real Jupyter may be running in the shared one); the folder goes after."""
-    config = parse_config(remote_config_text(sshd), tmp_path / "c.toml")
-    settings = dataclasses.replace(config.hosts["box"].jupyter, tmux_session=session, **changes)
-    known = KnownHosts(tmp_path / "known_hosts")
-    known.add("box", sshd.host_key_pub)
-    link = await connect(target_for(config.hosts["box"], config), known)
-    folder = runtime_dir(settings)
-    try:
-        yield link, settings, folder
-    finally:
-        await run(link, f"rm -rf {folder}; true")
-        close_quietly(link)
 
 
 async def stand_in(link: Link, sshd: SshServer, looks_like_ours: bool = True) -> int:

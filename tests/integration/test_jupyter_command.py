@@ -9,11 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from nbterm.config import parse_config
 from nbterm.services.remote import jupyter
-from nbterm.services.remote.host_keys import KnownHosts
-from nbterm.services.remote.ssh import close_quietly, connect, target_for
-from tests.harness.remote import remote_config_text, remote_shell
+from tests.harness.remote import own_runtime, remote_shell
 from tests.harness.sshd import TEST_USER, SshServer
 
 pytestmark = pytest.mark.sshd
@@ -32,24 +29,17 @@ async def test_a_jupyter_on_the_login_path_only_needs_login_shell(
         "chmod +x ~/login-only-bin/jupyter-lo && "
         "printf 'export PATH=\"$HOME/login-only-bin:$PATH\"\\n' > ~/.bash_profile",
     )
-    config = parse_config(
-        remote_config_text(sshd, command="jupyter-lo server"), tmp_path / "c.toml"
-    )
-    settings = dataclasses.replace(
-        config.hosts["box"].jupyter, tmux_session="nbterm-login", remote_port=18995
-    )
-    known = KnownHosts(tmp_path / "known_hosts")
-    known.add("box", sshd.host_key_pub)
-    link = await connect(target_for(config.hosts["box"], config), known)
     try:
-        with pytest.raises(jupyter.JupyterError, match="login_shell = true"):
-            await jupyter.ensure(link, settings, token="tok")
-        login = dataclasses.replace(settings, login_shell=True)
-        server = await jupyter.ensure(link, login, token="tok", start_timeout=60)
-        assert (server.port, server.token) == (18995, "tok")
-        assert await jupyter.stop(link, login)
+        async with own_runtime(
+            sshd, tmp_path, "nbterm-login", command="jupyter-lo server", remote_port=18995
+        ) as (link, settings, _folder):
+            with pytest.raises(jupyter.JupyterError, match="login_shell = true"):
+                await jupyter.ensure(link, settings, token="tok")
+            login = dataclasses.replace(settings, login_shell=True)
+            server = await jupyter.ensure(link, login, token="tok", start_timeout=60)
+            assert (server.port, server.token) == (18995, "tok")
+            assert await jupyter.stop(link, login)
     finally:
-        close_quietly(link)
         remote_shell(sshd, "rm -rf ~/login-only-bin ~/.bash_profile")
 
 
@@ -66,17 +56,12 @@ async def test_the_flags_go_where_the_command_says(
     """``{flags}`` in jupyter.command: a wrapper (conda run, a shell line that activates an
     environment first) gets nbterm's flags where they belong, not after its last word."""
     command = shape.format(bin=sshd.remote_python.parent)
-    config = parse_config(remote_config_text(sshd, command=command), tmp_path / "c.toml")
-    settings = dataclasses.replace(
-        config.hosts["box"].jupyter, tmux_session="nbterm-flags", remote_port=18994
-    )
-    known = KnownHosts(tmp_path / "known_hosts")
-    known.add("box", sshd.host_key_pub)
-    link = await connect(target_for(config.hosts["box"], config), known)
-    try:
+    async with own_runtime(sshd, tmp_path, "nbterm-flags", command=command, remote_port=18994) as (
+        link,
+        settings,
+        _folder,
+    ):
         server = await jupyter.ensure(link, settings, token="flagged", start_timeout=60)
         assert (server.port, server.token) == (18994, "flagged")
         assert server.root_dir.endswith("/nbterm-test-notebooks")
         assert await jupyter.stop(link, settings)
-    finally:
-        close_quietly(link)

@@ -16,17 +16,7 @@ from nbterm.locations import Paths
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.ssh import _options, target_for
 from nbterm.services.sync.ssh_config import write_ssh_config
-
-
-def ssh_g(config_file: Path, name: str) -> dict[str, list[str]]:
-    done = subprocess.run(
-        ["ssh", "-G", "-F", str(config_file), name], capture_output=True, text=True, check=True
-    )
-    settings: dict[str, list[str]] = {}
-    for line in done.stdout.splitlines():
-        key, _, value = line.partition(" ")
-        settings.setdefault(key, []).append(value)
-    return settings
+from tests.harness.openssh import ssh_g
 
 
 def _key(path: Path) -> Path:

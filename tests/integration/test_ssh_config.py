@@ -25,19 +25,8 @@ from nbterm.services.sync.ssh_config import (
     write_ssh_config,
 )
 from tests.examples import EXAMPLES, provide_identity_files
-from tests.harness.openssh import end_master
+from tests.harness.openssh import end_master, ssh_g
 from tests.harness.sshd import SshServer
-
-
-def ssh_g(config_file: Path, name: str) -> dict[str, list[str]]:
-    done = subprocess.run(
-        ["ssh", "-G", "-F", str(config_file), name], capture_output=True, text=True, check=True
-    )
-    settings: dict[str, list[str]] = {}
-    for line in done.stdout.splitlines():
-        key, _, value = line.partition(" ")
-        settings.setdefault(key, []).append(value)
-    return settings
 
 
 def one(settings: dict[str, list[str]], key: str) -> str:
