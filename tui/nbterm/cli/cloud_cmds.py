@@ -48,7 +48,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
         instance = ec2.wait_for(instance.id, "running")
         address = host.address or instance.address
         say(host, f"{instance.id} is running at {address or '(no public address)'}")
-        if address and not args.no_wait_ssh and not (host.proxy_jump or host.proxy_command):
+        if address and not args.no_wait_ssh and host.reached_through is None:
             say(host, f"waiting for SSH on {address}:{host.port}")
             wait_for_ssh(address, host.port)
     except Ec2Error as exc:

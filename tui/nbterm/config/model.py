@@ -47,6 +47,14 @@ class Host:
     def is_ec2(self) -> bool:
         return self.hostname is None
 
+    @property
+    def reached_through(self) -> str | None:
+        """What stands between the laptop and this host's SSH (its address may be private
+        then): the jump host, or its proxy_command; None when it is reached directly."""
+        if self.proxy_jump:
+            return self.proxy_jump
+        return "its proxy_command" if self.proxy_command else None
+
 
 @dataclass(frozen=True)
 class LoadedConfig:

@@ -44,16 +44,18 @@ class OpenHost:
     instance: Instance | None
 
 
+def _spot_interrupted(instance: Instance) -> bool:
+    """EC2 names a spot interruption in the instance's state reason."""
+    return "spot" in instance.state_reason.lower()
+
+
 def gone_words(instance: Instance | None, instance_id: str) -> str | None:
     """Why there is nothing to reconnect to, or None while the instance runs (or starts)."""
     if instance is None or instance.state in ("terminated", "shutting-down"):
         return f"{instance_id} was terminated"
     if instance.state in ("stopped", "stopping"):
-        reason = instance.state_reason
-        why = (
-            " (spot interruption)" if "spot" in reason.lower() else f" ({reason})" if reason else ""
-        )
-        return f"{instance_id} is {instance.state}{why}"
+        reason = "spot interruption" if _spot_interrupted(instance) else instance.state_reason
+        return f"{instance_id} is {instance.state}" + (f" ({reason})" if reason else "")
     return None
 
 
@@ -86,7 +88,7 @@ def outside_check(ec2: Ec2, instance_id: str) -> Callable[[], Awaitable[str | No
         now = await asyncio.to_thread(ec2.get, instance_id)
         if now is None or now.state in ("pending", "running"):
             return None
-        if "spot" in now.state_reason.lower():
+        if _spot_interrupted(now):
             return f"{now.state} ({now.state_reason})"
         return None
 
@@ -147,7 +149,7 @@ async def open_host(
         outside_check=outside_check(ec2, instance.id),
         relocate=ec2_relocator(ec2, config, paths, host, instance.id),
         # behind a jump host, the first connection is what waits for a booting instance
-        first_connect_wait=JUMPED_SSH_WAIT if host.proxy_jump or host.proxy_command else 0.0,
+        first_connect_wait=JUMPED_SSH_WAIT if host.reached_through else 0.0,
     )
     return await _up(session, instance)
 

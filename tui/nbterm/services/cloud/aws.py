@@ -27,16 +27,18 @@ def region(aws: AwsConfig) -> str | None:
     return aws.region or os.environ.get("AWS_REGION") or None
 
 
+def _session(aws: AwsConfig) -> boto3.session.Session:
+    return boto3.session.Session(profile_name=aws.profile, region_name=region(aws))
+
+
 def ec2_client(aws: AwsConfig) -> EC2Client:
     """An EC2 client for ``[aws]`` (blocking; call it from a thread)."""
-    session = boto3.session.Session(profile_name=aws.profile, region_name=region(aws))
-    return session.client("ec2", endpoint_url=aws.endpoint_url, config=_BOTO_CONFIG)
+    return _session(aws).client("ec2", endpoint_url=aws.endpoint_url, config=_BOTO_CONFIG)
 
 
 def caller_identity(aws: AwsConfig) -> str:
     """Who the credentials are (STS GetCallerIdentity: allowed to everyone who can sign in):
     ``account ACCOUNT (ARN)``. Raises botocore's errors (see ``ec2.explain``)."""
-    session = boto3.session.Session(profile_name=aws.profile, region_name=region(aws))
-    sts = session.client("sts", endpoint_url=aws.endpoint_url, config=_BOTO_CONFIG)
+    sts = _session(aws).client("sts", endpoint_url=aws.endpoint_url, config=_BOTO_CONFIG)
     who = sts.get_caller_identity()
     return f"account {who.get('Account', '?')} ({who.get('Arn', '?')})"

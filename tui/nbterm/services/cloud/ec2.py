@@ -73,8 +73,13 @@ _EXPIRED = {
 """Codes for credentials that AWS no longer accepts (an expired session, a revoked key)."""
 
 
+def _profile_name(profile: str | None) -> str:
+    """The profile boto3 signs in with: ``[aws] profile``, else AWS_PROFILE, else default."""
+    return profile or os.environ.get("AWS_PROFILE") or "default"
+
+
 def _login_advice(profile: str | None) -> str:
-    name = profile or os.environ.get("AWS_PROFILE") or "default"
+    name = _profile_name(profile)
     return (
         f"sign in again: `aws sso login --profile {name}` for an SSO profile, or renew the "
         f"keys of profile {name!r} (`aws configure --profile {name}`)"
@@ -86,7 +91,7 @@ def explain(exc: Exception, doing: str, profile: str | None = None) -> Ec2Error:
     if isinstance(exc, Ec2Error):
         return exc
     if isinstance(exc, (SSOTokenLoadError, UnauthorizedSSOTokenError, TokenRetrievalError)):
-        name = profile or os.environ.get("AWS_PROFILE") or "default"
+        name = _profile_name(profile)
         return Ec2Error(
             f"{doing}: the AWS SSO session of profile {name!r} has expired or was never "
             f"started: run `aws sso login --profile {name}`, then try again"

@@ -74,7 +74,7 @@ def bring_up(
             f'{host.name}: {instance.id} has no public address; set address = "..." for it '
             "(a private address you can reach, a port forward, a VPN)"
         )
-    via = host.proxy_jump or ("its proxy_command" if host.proxy_command else None)
+    via = host.reached_through
     if via is None:
         note(f"{instance.id} is running at {address}; waiting for SSH")
         wait_for_ssh(address, host.port, timeout=ssh_timeout, delay=delay)

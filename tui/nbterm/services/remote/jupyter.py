@@ -103,8 +103,7 @@ def _well_formed(info: dict[str, object]) -> bool:
 async def discover(link: Link, settings: JupyterSettings) -> JupyterServer | None:
     """The live server in nbterm's runtime directory, preferring the configured port."""
     listing = (  # newest first: a stale file (its server killed) is older than a live one's
-        f"cd && for f in $(ls -t {runtime_dir(settings)}/jpserver-*.json "
-        f"{runtime_dir(settings)}/nbserver-*.json 2>/dev/null); do "
+        f"cd && for f in $(ls -t {_runtime_files(settings)} 2>/dev/null); do "
         f'[ -f "$f" ] && printf \'{_SEPARATOR}%s\\n\' "$f" && cat "$f"; done; true'
     )
     _status, out, _err = await run(link, listing)
@@ -141,6 +140,16 @@ _ALIVE = (
     's=$(ps -o stat= -p $p 2>/dev/null); case "$s" in Z*) continue;; esac; '
     'case "$(ps -o args= -p $p 2>/dev/null)" in *--ip=127.0.0.1*) echo $p;; esac; done; true'
 )
+
+
+RUNTIME_FILES = ("jpserver-*.json", "nbserver-*.json")
+"""What a server writes in its runtime folder: Jupyter Server (JupyterLab, Notebook 7), and
+classic Notebook (< 7)."""
+
+
+def _runtime_files(settings: JupyterSettings) -> str:
+    """The shell patterns of the runtime files in nbterm's runtime folder for ``settings``."""
+    return " ".join(f"{runtime_dir(settings)}/{pattern}" for pattern in RUNTIME_FILES)
 
 
 def _log_file(settings: JupyterSettings) -> str:
@@ -276,8 +285,8 @@ async def ensure(
         # they are what servers killed without warning left, and one whose pid came back
         # (pids wrap) would be taken for the server about to start, with its old token
         folder = runtime_dir(settings)
-        await run(link, f"cd && rm -f {folder}/jpserver-*.json {folder}/jpserver-*-open.html "
-                        f"{folder}/nbserver-*.json; true")  # fmt: skip
+        await run(link, f"cd && rm -f {_runtime_files(settings)} {folder}/jpserver-*-open.html; "
+                        "true")  # fmt: skip
         if token:
             await _hand_token(link, settings, token)
         command = start_command(settings, as_root=as_root, with_token=bool(token))

@@ -70,7 +70,6 @@ class Session:
         first_connect_wait: float = 0.0,
     ) -> None:
         self.host = host
-        self.target = target
         self.paths = paths
         self.on_event = on_event
         self.probe_interval = probe_interval
@@ -154,6 +153,11 @@ class Session:
     def name(self) -> str:
         return self.host.name
 
+    @property
+    def target(self) -> SshTarget:
+        """Where the host is reached now: the connection's (it follows a moved instance)."""
+        return self.connection.target
+
     def _on_connection_event(self, event: RemoteEvent) -> None:
         self.on_event(event)
         if isinstance(event, ConnectionChanged) and self.forwarding and not self._closing:
@@ -170,7 +174,6 @@ class Session:
 
     def _moved(self, target: SshTarget) -> None:
         """The host answers at a new address now (EC2 said so): the tunnel follows."""
-        self.target = target
         self.forward.retarget(target)
 
     def _on_forward_link(self, event: ConnectionChanged) -> None:

@@ -209,19 +209,20 @@ def _keys_tried(target: SshTarget) -> str:
     return "ssh-agent and the default keys in ~/.ssh"
 
 
-def _locked_key(target: SshTarget) -> str | None:
-    """Why the configured key could not be offered, when it is passphrase-protected."""
-    key = target.identity_file
-    if key is None:
-        return None
+def _needs_passphrase(key: Path) -> bool:
     try:
         asyncssh.read_private_key(str(key))
     except asyncssh.KeyImportError as exc:
-        if "passphrase" not in str(exc).lower():
-            return None
+        return "passphrase" in str(exc).lower()
     except OSError:
-        return None
-    else:
+        return False
+    return False
+
+
+def _locked_key(target: SshTarget) -> str | None:
+    """Why the configured key could not be offered, when it is passphrase-protected."""
+    key = target.identity_file
+    if key is None or not _needs_passphrase(key):
         return None
     agent = "ssh-agent does not hold it" if os.environ.get("SSH_AUTH_SOCK") else "no ssh-agent runs"
     quoted, public = shlex.quote(str(key)), shlex.quote(f"{key}.pub")

@@ -111,7 +111,7 @@ class _LocalSide(_Side, asyncio.Protocol):
             self.task.cancel()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast("asyncio.Transport", transport)  # (uvloop's is not a subclass)
+        self.transport = cast("asyncio.Transport", transport)  # (create_server's: a stream)
         self.tunnel.active.add(self)
         self.task = asyncio.get_running_loop().create_task(self._attach())
 
