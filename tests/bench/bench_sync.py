@@ -210,7 +210,7 @@ def main() -> None:
 
     from nbterm.locations import resolve_paths
     from nbterm.services.remote.host_keys import KnownHosts
-    from nbterm.services.sync.ssh_config import write_ssh_config
+    from nbterm.services.remote.ssh_config import write_ssh_config
 
     home = bench_home("nbterm-bench-sync-")
     sshd = make_sshd()

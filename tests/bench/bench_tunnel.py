@@ -224,7 +224,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
     from nbterm.config import load_config
     from nbterm.locations import resolve_paths
     from nbterm.services.remote.host_keys import KnownHosts
-    from nbterm.services.sync.ssh_config import write_ssh_config
+    from nbterm.services.remote.ssh_config import write_ssh_config
 
     home = bench_home("nbterm-bench-")
     sshd = make_sshd()

@@ -64,7 +64,7 @@ async def test_the_demo_world_serves_the_real_services_and_cleans_up() -> None:
             delay=0.1,
         )  # fmt: skip
         session = HostSession(config, "gpu", paths, verifier=trust_all, on_event=lambda e: None,
-                              target=ready.target, ec2=ready.addresses)  # fmt: skip
+                              reach=ready)  # fmt: skip
         result = await session.up()
         jupyter_pid = result.server.pid
         assert "kernels" in await asyncio.to_thread(

@@ -83,8 +83,9 @@ async def test_launch_up_sync_terminate(
         ready = await asyncio.to_thread(
             lifecycle.bring_up, ec2, config, paths, host, note=lambda m: None, delay=0.1
         )
+        assert ready.instance is not None
         assert ready.instance.id == launched.id
-        assert ready.address == "127.0.0.1"
+        assert ready.target.address == "127.0.0.1"
         assert ready.target.alias == launched.id
         events: list[RemoteEvent | SyncEvent] = []
         session = HostSession(
@@ -93,8 +94,7 @@ async def test_launch_up_sync_terminate(
             paths,
             verifier=console_verifier(ec2, launched.id, fallback=None, wait=5, delay=0.1),
             on_event=events.append,
-            target=ready.target,
-            ec2=ready.addresses,
+            reach=ready,
         )
         result = await session.up()
         trusted = [e for e in events if isinstance(e, HostKeyTrusted)]

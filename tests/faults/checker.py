@@ -53,5 +53,5 @@ def check_home(
 
 def said(recorder: Recorder) -> str:
     """Everything the recorded events would print, as the CLI prints them."""
-    printer = Printer(quiet_cycles=False)
+    printer = Printer()
     return "\n".join(filter(None, (printer.line(event) for event in recorder.events)))

@@ -16,8 +16,8 @@ import pytest
 
 from nbterm.config import LoadedConfig, load_config
 from nbterm.locations import Paths
+from nbterm.services.remote.ssh_config import write_ssh_config
 from nbterm.services.sync.engine import SyncEngine
-from nbterm.services.sync.ssh_config import write_ssh_config
 from tests.harness.remote import remote_config_text, sync_rule
 from tests.harness.sshd import SshServer
 from tests.harness.sync import Recorder, Remote

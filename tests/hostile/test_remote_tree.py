@@ -88,7 +88,7 @@ def test_a_hostile_remote_folder(world: World, tmp_path: Path) -> None:
     commits = [e for e in recorder.of(Committed) if isinstance(e, Committed)]
     assert commits
     # every line the user reads is inert
-    printer = Printer(quiet_cycles=False)
+    printer = Printer()
     lines = [line for line in map(printer.line, recorder.events) if line]
     text = "\n".join(lines)
     for char in ("\x1b", "\x07", "\x9b"):

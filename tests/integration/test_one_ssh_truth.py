@@ -15,7 +15,7 @@ from nbterm.config import load_config
 from nbterm.locations import Paths
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.ssh import _options, target_for
-from nbterm.services.sync.ssh_config import write_ssh_config
+from nbterm.services.remote.ssh_config import write_ssh_config
 from tests.harness.openssh import ssh_g
 
 

@@ -19,7 +19,7 @@ from nbterm.locations import Paths
 from nbterm.services.remote.events import TunnelHealth
 from nbterm.services.remote.forward import ForwardMode
 from nbterm.services.remote.ssh import target_for
-from nbterm.services.sync.ssh_config import write_ssh_config
+from nbterm.services.remote.ssh_config import write_ssh_config
 from tests.harness.remote import api_status, remote_config_text
 from tests.harness.sshd import SshServer
 from tests.integration.test_remote import Recorder, make_session

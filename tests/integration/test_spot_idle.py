@@ -15,7 +15,7 @@ import pytest
 
 from nbterm.config import LoadedConfig, load_config
 from nbterm.locations import Paths
-from nbterm.services.host_session import HostSession
+from nbterm.services.host_session import Cloud, HostSession, Timings
 from nbterm.services.remote.events import IdleStopping, RemoteEvent, SpotInterruption
 from nbterm.services.sync.events import CycleDone, SyncEvent
 from tests.harness.remote import remote_config_text, remote_shell, sync_rule, trust_all
@@ -93,7 +93,8 @@ async def test_a_spot_notice_is_loud_and_syncs_at_once(config: LoadedConfig, pat
     imds = FakeImds()
     events: list[RemoteEvent | SyncEvent] = []
     session = HostSession(config, "box", paths, verifier=trust_all, on_event=events.append,
-                          spot=True, imds=imds.url, spot_every=0.2)  # fmt: skip
+                          cloud=Cloud(spot=True, imds=imds.url),
+                          timings=Timings(spot_every=0.2))  # fmt: skip
     try:
         await session.up()
         await asyncio.sleep(1.0)
@@ -120,8 +121,8 @@ async def test_idle_warns_then_syncs_then_stops(config: LoadedConfig, paths: Pat
 
     # Jupyter was last used when the session started: a limit of 0.05 min (3 s) passes soon
     session = HostSession(config, "box", paths, verifier=trust_all, on_event=events.append,
-                          idle_stop_minutes=0.05, idle_check_every=0.25,
-                          stop_instance=stop_instance)  # fmt: skip
+                          cloud=Cloud(idle_stop_minutes=0.05, stop_instance=stop_instance),
+                          timings=Timings(idle_check_every=0.25))  # fmt: skip
     try:
         await session.up()
         await asyncio.wait_for(session.ended.wait(), 30)
@@ -147,8 +148,8 @@ async def test_a_spot_interruption_seen_from_outside_also_syncs_once(
         return answers.pop(0) if answers else "stopping (again)"
 
     session = HostSession(config, "box", paths, verifier=trust_all, on_event=events.append,
-                          spot=True, imds=imds.url, spot_every=0.2,
-                          outside_check=outside, outside_every=0.2)  # fmt: skip
+                          cloud=Cloud(spot=True, imds=imds.url, outside_check=outside),
+                          timings=Timings(spot_every=0.2, outside_every=0.2))  # fmt: skip
     try:
         await session.up()
         await wait_until(lambda: any(isinstance(e, SpotInterruption) for e in events), 5)

@@ -16,14 +16,14 @@ import pytest
 
 from nbterm.config import LoadedConfig, load_config
 from nbterm.locations import Paths, resolve_paths
-from nbterm.services.sync import addresses
-from nbterm.services.sync.engine import rsync_quote
-from nbterm.services.sync.ssh_config import (
+from nbterm.services.remote import addresses
+from nbterm.services.remote.ssh_config import (
     Ec2Address,
     control_path_fits,
     render_ssh_config,
     write_ssh_config,
 )
+from nbterm.services.sync.engine import rsync_quote
 from tests.examples import EXAMPLES, provide_identity_files
 from tests.harness.openssh import end_master, ssh_g
 from tests.harness.sshd import SshServer

@@ -15,6 +15,7 @@ import pytest
 
 from nbterm.config import LoadedConfig, load_config
 from nbterm.locations import Paths
+from nbterm.services.remote.ssh_config import write_ssh_config
 from nbterm.services.sync.engine import SyncEngine
 from nbterm.services.sync.events import (
     Committed,
@@ -26,7 +27,6 @@ from nbterm.services.sync.events import (
     SyncFailed,
 )
 from nbterm.services.sync.promote import BACKUP_DIR, PARTIAL_DIR
-from nbterm.services.sync.ssh_config import write_ssh_config
 from tests.harness.remote import remote_config_text, sync_rule
 from tests.harness.sshd import SshServer
 from tests.harness.sync import Recorder, Remote, notebook

@@ -13,8 +13,9 @@ import pytest
 from nbterm.config import LoadedConfig, load_config
 from nbterm.locations import Paths
 from nbterm.services.remote.host_keys import KnownHosts
+from nbterm.services.remote.shell import WATCH_ENDED, until_disconnected
 from nbterm.services.remote.ssh import Link, close_quietly, connect, run, target_for
-from nbterm.services.sync.watcher import WATCH_ENDED, RemoteWatcher, until_disconnected
+from nbterm.services.sync.watcher import RemoteWatcher
 from tests.harness.remote import remote_config_text, trust_all
 from tests.harness.sshd import SshServer
 

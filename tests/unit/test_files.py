@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from nbterm.files import write_private
 from nbterm.locations import UnsafeDirectoryError, ensure_private_dir, resolve_paths
-from nbterm.services.files import write_private
 
 
 def test_write_private_modes_and_content(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ HEADLESS_PREFIXES = (
     "nbterm.safe_text",
     "nbterm.browser",
     "nbterm.presenters",
+    "nbterm.files",
 )
 UI_ONLY = {"nbterm.cli.run_app"}  # imports the app, on purpose, when the cockpit opens
 
@@ -32,7 +33,7 @@ def headless_modules() -> list[str]:
 
 def test_there_are_headless_modules_to_check() -> None:
     modules = headless_modules()
-    assert "nbterm.services.sync.ssh_config" in modules
+    assert "nbterm.services.remote.ssh_config" in modules
     assert "nbterm.config.loader" in modules
     assert "nbterm.cli.main" in modules
 

@@ -4,7 +4,6 @@ has too. Each face is driven up to that call and the call is compared."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from typing import Any
 
@@ -45,15 +44,22 @@ def test_both_faces_go_through_open_host(
     from nbterm.ui.controller import Controller
 
     config = _config(write_config)
-    args = argparse.Namespace(name="box", accept_host_key=None, open=False, config=None)
     with pytest.raises(Reached):
-        asyncio.run(remote_cmds._up(config, paths, config.hosts["box"], args))
+        asyncio.run(
+            remote_cmds._up(
+                config, paths, config.hosts["box"], accept_host_key=None, open_browser=False
+            )
+        )
 
     class App:
         def post_message(self, message: object) -> None:
             return None
 
+    async def the_screens_question(question: object) -> bool:
+        return False
+
     controller = Controller(App(), config, paths)  # type: ignore[arg-type]
+    controller.attach(App(), the_screens_question)  # type: ignore[arg-type]
     with pytest.raises(Reached):
         asyncio.run(controller.up("box"))
 
@@ -64,7 +70,7 @@ def test_both_faces_go_through_open_host(
         assert {"ask", "on_event", "note"} <= set(face)
     assert cli.get("forward", "inline") == "inline"  # headless: nothing competes for its loop
     assert cockpit["forward"] == "process"  # the screen's redraws must not delay packets
-    assert cockpit["ask"] is not None  # the screen's host-key question
+    assert cockpit["ask"] is the_screens_question  # the screen's host-key question
 
 
 def test_down_with_a_stop_says_the_instance_stopped_not_that_jupyter_runs(

@@ -13,8 +13,8 @@ import re
 import webbrowser
 from pathlib import Path
 
+from nbterm.files import write_private
 from nbterm.locations import Paths
-from nbterm.services.files import write_private
 
 
 def redirect_page(url: str) -> str:

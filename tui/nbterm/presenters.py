@@ -1,7 +1,17 @@
-"""Service events as one line of plain text each: for the headless commands and the sync log
-pane alike (no Textual, no Rich)."""
+"""What the services say, in words: the one place every event becomes text.
+
+The sync log pane, the cockpit's toasts and the headless commands all take their words from
+here, so the same event reads the same everywhere (no Textual, no Rich). ``words`` is one
+``match`` over the event classes; ``quiet`` is the one rule for what is not said at all;
+``toast`` picks what deserves a notification; ``Printer`` adds the one piece of memory (a
+tunnel's state is said when it changes). Whatever part of a line came from a remote (names,
+messages, reasons) is made safe here, where it becomes text.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
 
 from nbterm.locations import tildify
 from nbterm.safe_text import shown
@@ -31,6 +41,9 @@ from nbterm.services.sync.events import (
     SyncWarning,
 )
 
+Event = RemoteEvent | SyncEvent
+Severity = Literal["information", "warning", "error"]
+
 BACKUP_WORDS = {
     "edited": "was edited locally",
     "being written": "was being written locally while the new copy arrived",
@@ -50,59 +63,62 @@ def size(count: int) -> str:
     return f"{value:.1f} GB"
 
 
-class Printer:
-    """Turns events into lines; ``line()`` for widgets, calling it prints (the CLI)."""
+def quiet(event: Event) -> bool:
+    """Not said anywhere: a background cycle (the timer, a remote change) that brought nothing.
+    A cycle that failed is said once, by its own failure event."""
+    return (
+        isinstance(event, CycleDone)
+        and not event.files
+        and event.trigger
+        in (
+            "timer",
+            "remote change",
+        )
+    )
 
-    def __init__(self, *, quiet_cycles: bool = True) -> None:
-        self.last_state: dict[str, str] = {}
-        self.quiet_cycles = quiet_cycles
 
-    def line(self, event: RemoteEvent | SyncEvent) -> str | None:
-        """One printable line: whatever part of it came from a remote (names, messages, reasons)
-        can neither break the line nor steer the terminal."""
-        if isinstance(event, SyncEvent):
-            text = self._sync(event)
-            return shown(f"{event.rule}: {text}") if text else None
-        text = self._remote(event)
-        return shown(f"{event.host}: {text}") if text else None
+def words(event: Event) -> str | None:
+    """The event as one line: ``rule: ...`` or ``host: ...`` (None: nothing to say)."""
+    if quiet(event):
+        return None
+    if isinstance(event, SyncEvent):
+        text = _sync_words(event)
+        return shown(f"{event.rule}: {text}") if text else None
+    text = _remote_words(event)
+    return shown(f"{event.host}: {text}") if text else None
 
-    def __call__(self, event: RemoteEvent | SyncEvent) -> None:
-        text = self.line(event)
-        if text:
-            print(text, flush=True)
 
-    def _sync(self, event: SyncEvent) -> str | None:
-        if isinstance(event, FileReceived):
+def _sync_words(event: SyncEvent) -> str | None:
+    match event:
+        case FileReceived():
             what = "restored" if event.restored else "received"
             extra = ", new" if event.new else ""
             return f"{what} {shown(event.path)} ({size(event.size)}{extra})"
-        if isinstance(event, ConflictKept):
+        case ConflictKept():
             return (
                 f"{shown(event.path)} {BACKUP_WORDS[event.why]}: that version is kept in "
                 f"{shown(tildify(event.backup))}"
             )
-        if isinstance(event, NotebookRejected):
+        case NotebookRejected():
             return (
                 f"not taking {shown(event.path)} ({shown(event.reason)}); the local copy stays, "
                 "retrying"
             )
-        if isinstance(event, FileFailed):
+        case FileFailed():
             return f"not synced: {shown(event.path)}: {shown(event.reason)}"
-        if isinstance(event, RemoteDeleted):
+        case RemoteDeleted():
             return f"{shown(event.path)} is gone on the remote; the local copy is kept"
-        if isinstance(event, SyncWarning):
+        case SyncWarning():
             return f"warning: {shown(event.message)}"
-        if isinstance(event, SyncFailed):
+        case SyncFailed():
             cause = "" if event.code is None else f" (rsync exit {event.code})"
             retry = "" if event.retry_in is None else f"; retrying in {event.retry_in:g}s"
             return f"sync failed{cause}: {shown(event.message)}{retry}"
-        if isinstance(event, SyncRecovered):
+        case SyncRecovered():
             return f"sync works again (after {event.failed_cycles} failed cycle(s))"
-        if isinstance(event, Committed):
+        case Committed():
             return f"committed {event.commit} ({len(event.files)} file(s))"
-        if isinstance(event, CycleDone):
-            if self.quiet_cycles and not event.files:  # failures are said once, by their own events
-                return None
+        case CycleDone():
             verdict = "done" if event.ok else "incomplete"
             if not event.files:
                 text = f"{event.trigger} sync {verdict}: nothing new ({event.duration:.2f}s)"
@@ -111,49 +127,41 @@ class Printer:
                     f"{event.trigger} sync {verdict}: {len(event.files)} file(s), "
                     f"{size(event.bytes)} in {event.duration:.2f}s"
                 )
-            if event.pending and not self.quiet_cycles:
+            if event.pending:
                 text += f"; {len(event.pending)} not synced yet"
             return text
-        return None
-
-    def _remote(self, event: RemoteEvent) -> str | None:
-        if isinstance(event, ConnectionChanged):
-            if event.state == "connecting":
-                return f"connecting to {event.message}"
-            if event.state == "reconnecting" and event.retry_in is not None and not event.message:
-                return f"reconnecting (attempt {event.attempt}, in {event.retry_in:.1f}s)"
-            if event.state in ("lost", "reconnecting", "down") and event.message:
-                return f"{event.state}: {event.message}"
-            if event.state == "connected" and event.attempt:
-                return f"reconnected (reconnect #{event.attempt})"
+        case _:  # CycleStarted, Progress: shown as a bar, not as words
             return None
-        if isinstance(event, SpotInterruption):
+
+
+def _remote_words(event: RemoteEvent) -> str | None:
+    match event:
+        case ConnectionChanged():
+            return _connection_words(event)
+        case SpotInterruption():
             return (
                 f"!!! SPOT INTERRUPTION: AWS will {event.action} this instance at {event.time}; "
                 "syncing everything now"
             )
-        if isinstance(event, IdleWarning):
+        case IdleWarning():
             return (
                 f"idle for {event.idle_minutes:.0f} min: it will be synced and stopped in "
                 f"{event.stop_in_minutes:.0f} min unless Jupyter is used"
             )
-        if isinstance(event, IdleStopping):
+        case IdleStopping():
             return f"idle for {event.idle_minutes:.0f} min: final sync, then stopping the instance"
-        if isinstance(event, Notice):
+        case Notice():
             return event.message
-        if isinstance(event, HostKeyTrusted):
+        case HostKeyTrusted():
             return f"trusted host key {event.key_type} {event.sha256} (stored as {event.alias!r})"
-        if isinstance(event, JupyterReady):
+        case JupyterReady():
             how = "started" if event.started else "reattached to running"
             return f"{how} Jupyter (pid {event.pid}, remote port {event.remote_port})"
-        if isinstance(event, TunnelOpened):
+        case TunnelOpened():
             if event.fell_back:
                 return f"local port {event.wanted_port} is taken: using {event.local_port} instead"
             return None
-        if isinstance(event, TunnelHealth):
-            if event.state == self.last_state.get(event.host):
-                return None
-            self.last_state[event.host] = event.state
+        case TunnelHealth():
             parts = []
             if event.latency_ms is not None:
                 parts.append(f"{event.latency_ms:.1f} ms")
@@ -164,4 +172,62 @@ class Printer:
             if event.message:
                 parts.append(event.message)
             return f"tunnel {event.state}" + (f" ({', '.join(parts)})" if parts else "")
-        return None
+        case _:
+            return None
+
+
+def _connection_words(event: ConnectionChanged) -> str | None:
+    if event.state == "connecting":
+        return f"connecting to {event.message}"
+    if event.state == "reconnecting" and event.retry_in is not None and not event.message:
+        return f"reconnecting (attempt {event.attempt}, in {event.retry_in:.1f}s)"
+    if event.state in ("lost", "reconnecting", "down") and event.message:
+        return f"{event.state}: {event.message}"
+    if event.state == "connected" and event.attempt:
+        return f"reconnected (reconnect #{event.attempt})"
+    return None
+
+
+@dataclass(frozen=True)
+class Toast:
+    """A notification in the cockpit (a line in the log is not enough for these)."""
+
+    text: str
+    title: str = ""
+    severity: Severity = "warning"
+    timeout: float = 30.0
+
+
+def toast(event: Event) -> Toast | None:
+    """The events that must reach a person who is not watching the log."""
+    match event:
+        case SyncFailed() | FileFailed():
+            return Toast(_sync_words(event) or "", f"Sync failing: {shown(event.rule)}", "error")
+        case SpotInterruption():
+            text = f"AWS will {event.action} {event.host} at {event.time}: syncing now"
+            return Toast(shown(text), "SPOT INTERRUPTION", "error", timeout=120.0)
+        case IdleWarning() | IdleStopping() | Notice():
+            line = words(event)
+            return Toast(line) if line else None
+        case _:
+            return None
+
+
+class Printer:
+    """Events as lines, with one memory: a tunnel's health is said when its state changes (it
+    arrives every few seconds). ``line()`` for the sync log; calling it prints (the CLI)."""
+
+    def __init__(self) -> None:
+        self.last_state: dict[str, str] = {}
+
+    def line(self, event: Event) -> str | None:
+        if isinstance(event, TunnelHealth):
+            if event.state == self.last_state.get(event.host):
+                return None
+            self.last_state[event.host] = event.state
+        return words(event)
+
+    def __call__(self, event: Event) -> None:
+        text = self.line(event)
+        if text:
+            print(text, flush=True)

@@ -10,8 +10,9 @@ from nbterm.cli.ec2_flow import say
 from nbterm.cli.hosts import ec2_host
 from nbterm.cli.sync_cmds import sync_then
 from nbterm.config import Host, LoadedConfig
+from nbterm.locations import Paths
 from nbterm.services.cloud import lifecycle
-from nbterm.services.cloud.ec2 import Ec2, Ec2Error, wait_for_ssh
+from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 
 
 def _host_for_template(config: LoadedConfig, template: str, name: str | None) -> Host:
@@ -30,37 +31,30 @@ def _host_for_template(config: LoadedConfig, template: str, name: str | None) ->
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    config, _paths = load(args)
+    config, _paths = load(args.config)
     host = _host_for_template(config, args.template, args.host)
-    ec2 = Ec2(config.aws)
-    template = config.templates[args.template]
     try:
-        existing = ec2.find(host)
-        if existing is not None:
-            raise CliError(
-                f"{host.name} already has {existing.id} ({existing.state}): "
-                f"`nbterm up {host.name}` uses it"
-            )
-        market = "spot" if template.spot else "on-demand"
-        say(host, f"launching {template.instance_type} ({market}) from {template.ami}")
-        instance = ec2.launch(host, template, args.name)
-        say(host, f"launched {instance.id}; waiting for it to run")
-        instance = ec2.wait_for(instance.id, "running")
-        address = host.address or instance.address
-        say(host, f"{instance.id} is running at {address or '(no public address)'}")
-        if address and not args.no_wait_ssh and host.reached_through is None:
-            say(host, f"waiting for SSH on {address}:{host.port}")
-            wait_for_ssh(address, host.port)
+        lifecycle.launch(
+            Ec2(config.aws), host, config.templates[args.template], name=args.name,
+            wait_ssh=not args.no_wait_ssh, note=lambda message: say(host, message),
+        )  # fmt: skip
     except Ec2Error as exc:
         raise CliError(str(exc)) from None
     say(host, f"next: `nbterm up {host.name}`")
     return 0
 
 
-def _guarded_sync(args: argparse.Namespace, config: LoadedConfig, host: Host, what: str) -> None:
-    _, paths = load(args)
-    ok = sync_then(config, paths, host, args)
-    if not ok and not args.force:
+def _guarded_sync(
+    config: LoadedConfig,
+    paths: Paths,
+    host: Host,
+    what: str,
+    *,
+    force: bool,
+    accept_host_key: str | None,
+) -> None:
+    ok = sync_then(config, paths, host, accept_host_key=accept_host_key)
+    if not ok and not force:
         raise CliError(
             f"{host.name}: not going to {what} the instance, since the final sync did not "
             f"complete (--force to {what} it anyway)"
@@ -68,9 +62,10 @@ def _guarded_sync(args: argparse.Namespace, config: LoadedConfig, host: Host, wh
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    config, paths = load(args)
+    config, paths = load(args.config)
     host = ec2_host(config, args.name)
-    _guarded_sync(args, config, host, "stop")
+    _guarded_sync(config, paths, host, "stop", force=args.force,
+                  accept_host_key=args.accept_host_key)  # fmt: skip
     try:
         instance = lifecycle.stop(Ec2(config.aws), host, note=lambda m: say(host, m), paths=paths)
     except Ec2Error as exc:
@@ -80,7 +75,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_terminate(args: argparse.Namespace) -> int:
-    config, paths = load(args)
+    config, paths = load(args.config)
     host = ec2_host(config, args.name)
     ec2 = Ec2(config.aws)
     try:
@@ -97,7 +92,8 @@ def cmd_terminate(args: argparse.Namespace) -> int:
         typed = input(f"Type {host.name!r} to terminate it: ").strip()
         if typed != host.name:
             raise CliError("not terminated: the name did not match")
-    _guarded_sync(args, config, host, "terminate")
+    _guarded_sync(config, paths, host, "terminate", force=args.force,
+                  accept_host_key=args.accept_host_key)  # fmt: skip
     try:
         done = lifecycle.terminate(ec2, host, paths, note=lambda m: say(host, m))
     except Ec2Error as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from nbterm.config import ConfigError, ConfigNotFoundError, LoadedConfig, load_config
@@ -26,13 +25,10 @@ def fail(message: str, code: int = EXIT_FAILURE) -> int:
     return code
 
 
-def paths_for(args: argparse.Namespace) -> Paths:
-    return resolve_paths(args.config)
-
-
-def load(args: argparse.Namespace) -> tuple[LoadedConfig, Paths]:
-    """The validated config and the paths in use; a config problem exits with code 2."""
-    paths = paths_for(args)
+def load(config_file: str | None) -> tuple[LoadedConfig, Paths]:
+    """The validated config (``--config``, else the default) and the paths in use; a config
+    problem exits with code 2."""
+    paths = resolve_paths(config_file)
     try:
         return load_config(paths.config_file), paths
     except ConfigNotFoundError as exc:

@@ -6,17 +6,18 @@ import argparse
 import asyncio
 import os
 
-from nbterm.cli.common import EXIT_CONFIG, CliError, load, paths_for
+from nbterm.cli.common import EXIT_CONFIG, CliError, load
 from nbterm.config.starter import ConfigExistsError, write_starter
+from nbterm.locations import resolve_paths
 
 
 def cmd_path(args: argparse.Namespace) -> int:
-    print(paths_for(args).config_file)
+    print(resolve_paths(args.config).config_file)
     return 0
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    target = paths_for(args).config_file
+    target = resolve_paths(args.config).config_file
     try:
         backup = write_starter(target, force=args.force)
     except ConfigExistsError as exc:
@@ -29,7 +30,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    config, paths = load(args)
+    config, paths = load(args.config)
     ec2 = [host for host in config.hosts.values() if host.is_ec2]
     print(f"{config.path}: OK")
     print(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 
@@ -27,10 +26,10 @@ def ec2_host(config: LoadedConfig, name: str) -> Host:
     return host
 
 
-def verifier_for(args: argparse.Namespace) -> Verifier | None:
+def verifier_for(accept_host_key: str | None) -> Verifier | None:
     """--accept-host-key, else a y/N question on a terminal, else no way to trust a new key."""
-    if getattr(args, "accept_host_key", None):
-        return accept_fingerprint(args.accept_host_key)
+    if accept_host_key:
+        return accept_fingerprint(accept_host_key)
     if not sys.stdin.isatty():
         return None
     return ask

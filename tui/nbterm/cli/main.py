@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from nbterm import __version__
 from nbterm.cli.common import EXIT_CONFIG, CliError, fail
@@ -37,6 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+Handler = Callable[[argparse.Namespace], int]
+
+
+def resolve_handler(name: str) -> Handler:
+    """A command's handler from its ``module:function`` name (imported only when it runs)."""
+    module, _, function = name.partition(":")
+    handler: Handler = getattr(importlib.import_module(module), function)
+    return handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -44,18 +54,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             from nbterm.cli.run_app import run_app
 
-            return run_app(args)
-        module, _, function = str(args.handler).partition(":")
-        handler = getattr(importlib.import_module(module), function)
-        result: int = handler(args)
-        return result
+            return run_app(args.config, demo=args.demo)
+        return resolve_handler(args.handler)(args)
     except CliError as exc:
         return fail(str(exc), exc.code)
     except KeyboardInterrupt:
         return 130
 
 
-__all__ = ["EXIT_CONFIG", "build_parser", "main"]
+__all__ = ["EXIT_CONFIG", "build_parser", "main", "resolve_handler"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -25,21 +25,30 @@ from nbterm.services.remote.tunnel import PortUnavailableError
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    config, paths = load(args)
+    config, paths = load(args.config)
     host = get_host(config, args.name)
-    return asyncio.run(_up(config, paths, host, args))
+    return asyncio.run(
+        _up(config, paths, host, accept_host_key=args.accept_host_key, open_browser=args.open)
+    )
 
 
-async def _up(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Namespace) -> int:
+async def _up(
+    config: LoadedConfig,
+    paths: Paths,
+    host: Host,
+    *,
+    accept_host_key: str | None,
+    open_browser: bool,
+) -> int:
     try:
         opened = await open_host(
             config,
             paths,
             host.name,
-            ask=verifier_for(args),
+            ask=verifier_for(accept_host_key),
             on_event=Printer(),
             note=lambda message: say(host, message),
-            console_keys=not args.accept_host_key,  # an explicit fingerprint is the user's word
+            console_keys=accept_host_key is None,  # an explicit fingerprint is the user's word
         )
     except (SshError, Ec2Error, jupyter.JupyterError, PortUnavailableError) as exc:
         raise CliError(str(exc)) from None
@@ -52,7 +61,7 @@ async def _up(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Nam
     try:
         registry.record(paths, host.name, result.local_port, result.server.port)
         print(f"{host.name}: open {result.url}", flush=True)
-        if args.open:
+        if open_browser:
             open_private(paths, host.name, result.url)
         ended = asyncio.create_task(session.ended.wait())
         stopped = asyncio.create_task(stop.wait())
@@ -88,7 +97,7 @@ async def _up(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Nam
 
 
 def cmd_forget_host(args: argparse.Namespace) -> int:
-    config, paths = load(args)
+    config, paths = load(args.config)
     host = get_host(config, args.name)
     alias = host.name
     if host.is_ec2:  # its key is stored under the instance id
@@ -109,20 +118,20 @@ def cmd_forget_host(args: argparse.Namespace) -> int:
 
 
 def cmd_stop_jupyter(args: argparse.Namespace) -> int:
-    config, paths = load(args)
+    config, paths = load(args.config)
     host = get_host(config, args.name)
-    return asyncio.run(_stop_jupyter(config, paths, host, args))
+    return asyncio.run(_stop_jupyter(config, paths, host, accept_host_key=args.accept_host_key))
 
 
 async def _stop_jupyter(
-    config: LoadedConfig, paths: Paths, host: Host, args: argparse.Namespace
+    config: LoadedConfig, paths: Paths, host: Host, *, accept_host_key: str | None
 ) -> int:
-    where = await reach(config, paths, host, args, start=False)
+    where = await reach(config, host, accept_host_key=accept_host_key)
     if where is None:
         print(f"{host.name}: the instance is not running, so neither is Jupyter")
         return 0
     try:
-        link = await connect(where.target, KnownHosts(paths.known_hosts), where.verifier)
+        link = await connect(where.reach.target, KnownHosts(paths.known_hosts), where.verifier)
     except SshError as exc:
         raise CliError(str(exc)) from None
     try:
@@ -136,7 +145,7 @@ async def _stop_jupyter(
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    config, paths = load(args)
+    config, paths = load(args.config)
     return asyncio.run(_status(config, paths))
 
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-
-from nbterm.cli.common import EXIT_CONFIG, fail, paths_for
+from nbterm.cli.common import EXIT_CONFIG, fail
 from nbterm.config import ConfigError, ConfigNotFoundError, LoadedConfig, load_config
+from nbterm.locations import resolve_paths
 
 
-def run_app(args: argparse.Namespace) -> int:
-    if args.demo:
+def run_app(config_file: str | None, *, demo: bool = False) -> int:
+    """The cockpit on ``config_file`` (None: the default one), or on the demo's own world."""
+    if demo:
         return _run_demo()
-    paths = paths_for(args)
+    paths = resolve_paths(config_file)
     config: LoadedConfig | None
     try:
         config = load_config(paths.config_file)
@@ -31,7 +31,6 @@ def _run_demo() -> int:
     except ImportError as exc:  # moto or jupyter-server missing
         return fail(f"the demo needs the demo extra: pip install 'nbterm-cockpit[demo]' ({exc})")
     from nbterm.app import NbtermApp
-    from nbterm.locations import resolve_paths
 
     world = DemoWorld()
     print("nbterm demo: starting a local EC2, an SSH server and Jupyter on 127.0.0.1…", flush=True)

@@ -9,23 +9,25 @@ import shutil
 import sys
 from pathlib import Path
 
-from nbterm.cli.common import EXIT_CONFIG, CliError, load, paths_for
-from nbterm.cli.ec2_flow import reach
+from nbterm.cli.common import EXIT_CONFIG, CliError, load
 from nbterm.config import ConfigError, parse_config
 from nbterm.config.import_ssh import ImportSshError, import_hosts
-from nbterm.services.files import write_private
+from nbterm.files import write_private
+from nbterm.locations import resolve_paths
+from nbterm.services.cloud.ec2 import Ec2Error
+from nbterm.services.host_up import reach_running
 from nbterm.services.remote.host_keys import KnownHosts
-from nbterm.services.sync.ssh_config import render_ssh_config, write_ssh_config
+from nbterm.services.remote.ssh_config import render_ssh_config, write_ssh_config
 
 
 def cmd_ssh_config(args: argparse.Namespace) -> int:
-    config, paths = load(args)
+    config, paths = load(args.config)
     sys.stdout.write(render_ssh_config(config, paths))
     return 0
 
 
 def cmd_ssh(args: argparse.Namespace) -> int:
-    config, paths = load(args)
+    config, paths = load(args.config)
     host = config.hosts.get(args.name)
     if host is None:
         known = ", ".join(config.hosts) or "none"
@@ -33,21 +35,19 @@ def cmd_ssh(args: argparse.Namespace) -> int:
     ssh = shutil.which("ssh")
     if ssh is None:
         raise CliError("the OpenSSH client (ssh) is not installed")
-    ec2 = {}
-    if host.is_ec2:  # its address is looked up now, never remembered from last time
-        where = asyncio.run(reach(config, paths, host, args, start=False))
-        if where is None:
-            raise CliError(f"{host.name} is not running: `nbterm up {host.name}` starts it")
-        ec2 = where.ec2
-    if not KnownHosts(paths.known_hosts).knows(
-        next(iter(ec2.values())).instance_id if ec2 else host.name
-    ):
+    try:  # an EC2 address is looked up now, never remembered from last time
+        where = asyncio.run(reach_running(config, host))
+    except Ec2Error as exc:
+        raise CliError(str(exc)) from None
+    if where is None:
+        raise CliError(f"{host.name} is not running: `nbterm up {host.name}` starts it")
+    if not KnownHosts(paths.known_hosts).knows(where.target.alias):
         print(
             f"nbterm does not know {host.name}'s host key yet: `nbterm up {host.name}` checks "
             "and stores it first (ssh will refuse an unknown key)",
             file=sys.stderr,
         )
-    generated = write_ssh_config(config, paths, ec2)
+    generated = write_ssh_config(config, paths, where.addresses)
     command = list(args.remote_command)
     if command[:1] == ["--"]:
         command = command[1:]
@@ -74,13 +74,12 @@ def cmd_import_ssh(args: argparse.Namespace) -> int:
         print(f"wrote {len(result.hosts)} host(s) to {target}")
         return 0
     if args.append:
-        return _append(args, text, len(result.hosts))
+        return _append(resolve_paths(args.config).config_file, text, len(result.hosts))
     sys.stdout.write(text)
     return 0
 
 
-def _append(args: argparse.Namespace, text: str, count: int) -> int:
-    target = paths_for(args).config_file
+def _append(target: Path, text: str, count: int) -> int:
     current = target.read_text() if target.exists() else ""
     combined = current + ("\n" if current and not current.endswith("\n") else "") + "\n" + text
     try:

@@ -23,22 +23,24 @@ from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.remote import registry
 from nbterm.services.remote.connection import HostConnection
 from nbterm.services.remote.ssh import SshError
+from nbterm.services.remote.ssh_config import end_master, write_ssh_config
 from nbterm.services.sync.engine import FINAL_SYNC_SECONDS, SyncEngine
-from nbterm.services.sync.ssh_config import end_master, write_ssh_config
 from nbterm.services.sync.watcher import RemoteWatcher
 from nbterm.services.tasks import supervise
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    config, paths = load(args)
+    config, paths = load(args.config)
     host = get_host(config, args.name)
     if not config.sync_rules_for(host.name):
         raise CliError(f"{host.name} has no [[sync]] rules in the config")
+    accept = args.accept_host_key
     if args.watch:
-        return asyncio.run(_sync(config, paths, host, args))
+        return asyncio.run(_sync(config, paths, host, watch=True, accept_host_key=accept))
     guard = _SignalGuard()
     try:
-        return asyncio.run(guard.run(_sync(config, paths, host, args, guard)))
+        once = _sync(config, paths, host, watch=False, accept_host_key=accept, guard=guard)
+        return asyncio.run(guard.run(once))
     except asyncio.CancelledError:
         say(host, "sync interrupted before it began")
         return 130
@@ -77,23 +79,25 @@ async def _sync(
     config: LoadedConfig,
     paths: Paths,
     host: Host,
-    args: argparse.Namespace,
+    *,
+    watch: bool,
+    accept_host_key: str | None,
     guard: _SignalGuard | None = None,
 ) -> int:
-    where = await reach(config, paths, host, args, start=False)
+    where = await reach(config, host, accept_host_key=accept_host_key)
     if where is None:
         raise CliError(f"{host.name} is not running: `nbterm up {host.name}` starts it")
     known = await ensure_trusted(where, paths)
-    ssh_config = write_ssh_config(config, paths, where.ec2)
-    printer = Printer(quiet_cycles=args.watch)
+    ssh_config = write_ssh_config(config, paths, where.reach.addresses)
+    printer = Printer()
     engines = [
-        SyncEngine(rule, paths, ssh_config, printer, retries=args.watch)
+        SyncEngine(rule, paths, ssh_config, printer, retries=watch)
         for rule in config.sync_rules_for(host.name)
     ]
     try:
-        if not args.watch:
+        if not watch:
             return await _once(host, engines)
-        connection = HostConnection(where.target, known, where.verifier, printer)
+        connection = HostConnection(where.reach.target, known, where.verifier, printer)
         try:
             await connection.open()
         except SshError as exc:
@@ -187,21 +191,23 @@ def close_running_up(paths: Paths, host: Host) -> bool | None:
     return True
 
 
-def sync_then(config: LoadedConfig, paths: Paths, host: Host, args: argparse.Namespace) -> bool:
+def sync_then(
+    config: LoadedConfig, paths: Paths, host: Host, *, accept_host_key: str | None
+) -> bool:
     """Close a running `nbterm up` (it syncs as it closes), or sync here; True if complete."""
     closed = close_running_up(paths, host)
     if closed is not None:
         return closed
-    ok = asyncio.run(final_sync(config, paths, host, args))
+    ok = asyncio.run(final_sync(config, paths, host, accept_host_key=accept_host_key))
     if config.sync_rules_for(host.name):
         say(host, "final sync " + ("done" if ok else "did NOT complete"))
     return ok
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    config, paths = load(args)
+    config, paths = load(args.config)
     host = get_host(config, args.name)
-    ok = sync_then(config, paths, host, args)
+    ok = sync_then(config, paths, host, accept_host_key=args.accept_host_key)
     if host.is_ec2:
         if not ok:
             raise CliError(

@@ -6,8 +6,8 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
+from nbterm.files import write_private
 from nbterm.locations import ensure_private_dir
-from nbterm.services.files import write_private
 
 
 class ConfigExistsError(Exception):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
 from textual import on, work
@@ -14,20 +14,16 @@ from textual.widgets import Footer, Header
 from textual.worker import Worker, WorkerState
 
 from nbterm.config import LoadedConfig
-from nbterm.safe_text import shown
+from nbterm.presenters import toast
 from nbterm.screens.commands import CockpitCommands
 from nbterm.screens.confirm import TypedConfirmScreen, YesNoScreen
+from nbterm.screens.host_key import HostKeyScreen
 from nbterm.screens.launch import LaunchChoice, LaunchScreen
 from nbterm.services.cloud.idle import parse_time
-from nbterm.services.remote.events import (
-    IdleStopping,
-    IdleWarning,
-    Notice,
-    SpotInterruption,
-    TunnelHealth,
-)
-from nbterm.services.sync.events import FileFailed, SyncEvent, SyncFailed
-from nbterm.ui.messages import HostStatus, InstancesRefreshed, ServiceEvent
+from nbterm.services.remote.events import TunnelHealth
+from nbterm.services.remote.host_keys import HostKeyQuestion
+from nbterm.services.sync.events import SyncEvent
+from nbterm.ui.messages import HostNote, HostStatus, InstancesRefreshed, ServiceEvent
 from nbterm.widgets.instances import InstancesPane
 from nbterm.widgets.sync_log import SyncLogPane
 from nbterm.widgets.tunnels import TunnelsPane
@@ -68,6 +64,8 @@ class MainScreen(Screen[None]):
         self._warned_idle_instances: set[str] = set()
         self._up: set[str] = set()
         """Hosts whose session is up, as the screen has been told."""
+        self._worker_hosts: dict[Worker[Any], str] = {}
+        """The host each running host worker acts on (a failure marks that host's row)."""
 
     @property
     def controller(self) -> Controller:
@@ -81,9 +79,28 @@ class MainScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.controller.target = self
+        self.controller.attach(self, ask=self._ask_host_key)
         if self.auto_refresh and any(host.is_ec2 for host in self.config.hosts.values()):
             self.action_refresh()
+
+    async def _ask_host_key(self, question: HostKeyQuestion) -> bool:
+        """Asked from a host's worker: the dialog shows the fingerprint to compare."""
+        dialog: Any = HostKeyScreen(question)  # push_screen_wait is typed for the app's result
+        return bool(await self.app.push_screen_wait(dialog))
+
+    def _for_host(
+        self,
+        name: str,
+        work: Coroutine[Any, Any, None],
+        verb: str,
+        group: str,
+        *,
+        exclusive: bool = False,
+    ) -> None:
+        """Run a host's work in a worker that knows its host."""
+        worker = self.run_worker(work, group=group, name=f"{verb} {name}", exclusive=exclusive,
+                                 exit_on_error=False)  # fmt: skip
+        self._worker_hosts[worker] = name
 
     # --- selection ----------------------------------------------------------------------------
 
@@ -99,8 +116,7 @@ class MainScreen(Screen[None]):
         name = self._selected()
         if name is None:
             return
-        self.run_worker(self.controller.up(name), group=f"host:{name}", name=f"up {name}",
-                        exclusive=True, exit_on_error=False)  # fmt: skip
+        self._for_host(name, self.controller.up(name), "up", f"host:{name}", exclusive=True)
 
     def action_down(self) -> None:
         name = self._selected()
@@ -110,9 +126,8 @@ class MainScreen(Screen[None]):
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.run_worker(self.controller.down(name, stop_instance=True),
-                                group=f"down:{name}", name=f"down {name}",
-                                exit_on_error=False)  # fmt: skip
+                work = self.controller.down(name, stop_instance=True)
+                self._for_host(name, work, "down", f"down:{name}")
 
         if host.is_ec2:
             self.app.push_screen(
@@ -133,8 +148,7 @@ class MainScreen(Screen[None]):
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.run_worker(self.controller.terminate(name), group=f"down:{name}",
-                                name=f"terminate {name}", exit_on_error=False)  # fmt: skip
+                self._for_host(name, self.controller.terminate(name), "terminate", f"down:{name}")
 
         self.app.push_screen(
             TypedConfirmScreen(
@@ -200,21 +214,11 @@ class MainScreen(Screen[None]):
 
     @work(thread=True, group="ec2", name="launch", exit_on_error=False)
     def _launch(self, choice: LaunchChoice) -> None:
-        template = replace(self.config.templates[choice.template], spot=choice.spot)
-        if not choice.spot:
-            template = replace(template, max_price=None)
-        from nbterm.services.cloud.ec2 import Ec2  # boto3 only once it is needed
-
-        host = self.config.hosts[choice.host]
-        ec2 = Ec2(self.config.aws)
-        if ec2.find(host) is not None:
-            self.app.call_from_thread(
-                self.notify, f"{host.name} already has an instance: press u", severity="warning"
-            )
-            return
-        instance = ec2.launch(host, template, choice.name)
-        self.app.call_from_thread(self.notify, f"launched {instance.id} for {host.name}")
-        self.controller.refresh_instances()
+        template = self.config.templates[choice.template]
+        instance = self.controller.launch(choice.host, template, spot=choice.spot, tag=choice.name)
+        self.app.call_from_thread(
+            self.notify, f"launched {instance.id} for {choice.host}: press u to use it"
+        )
 
     def action_refresh(self) -> None:
         if self.auto_refresh:
@@ -231,24 +235,21 @@ class MainScreen(Screen[None]):
         event = message.event
         if isinstance(event, SyncEvent):
             self.query_one(SyncLogPane).apply(event)
-            if isinstance(event, (SyncFailed, FileFailed)):
-                said = self.query_one(SyncLogPane).printer.line(event) or ""
-                self.notify(said, title=f"Sync failing: {shown(event.rule)}", severity="error",
-                            markup=False)  # fmt: skip
-            return
-        self.query_one(TunnelsPane).apply(event)
+        else:
+            self.query_one(TunnelsPane).apply(event)
         if isinstance(event, TunnelHealth) and event.last_activity:
             since = parse_time(event.last_activity)
             if since is not None:
                 idle = (dt.datetime.now(dt.UTC) - since).total_seconds() / 60
                 self.query_one(InstancesPane).set_idle(event.host, max(0.0, idle))
-        if isinstance(event, SpotInterruption):
-            self.notify(f"AWS will {event.action} {event.host} at {event.time}: syncing now",
-                        title="SPOT INTERRUPTION", severity="error", timeout=120)  # fmt: skip
-        elif isinstance(event, (IdleWarning, IdleStopping, Notice)):
-            line = self.query_one(SyncLogPane).printer.line(event)
-            if line:
-                self.notify(line, severity="warning", timeout=30, markup=False)
+        said = toast(event)
+        if said is not None:
+            self.notify(said.text, title=said.title, severity=said.severity, timeout=said.timeout,
+                        markup=False)  # fmt: skip
+
+    @on(HostNote)
+    def _host_note(self, message: HostNote) -> None:
+        self.query_one(SyncLogPane).write(f"{message.host}: {message.text}")
 
     @on(HostStatus)
     def _host_status(self, message: HostStatus) -> None:
@@ -300,11 +301,13 @@ class MainScreen(Screen[None]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A failed worker is a notification, never a crash or a frozen pane."""
+        if event.state in (WorkerState.SUCCESS, WorkerState.CANCELLED):
+            self._worker_hosts.pop(event.worker, None)
+            return
         if event.state != WorkerState.ERROR:
             return
-        error = event.worker.error
-        name = event.worker.name or "work"
-        host = name.split(" ", 1)[1] if " " in name else None
-        if host in self.config.hosts:
+        host = self._worker_hosts.pop(event.worker, None)
+        if host is not None:
             self.query_one(TunnelsPane).set_state(host, "failed")
-        self.notify(str(error), title=f"{name} failed", severity="error", timeout=30)
+        name = event.worker.name or "work"
+        self.notify(str(event.worker.error), title=f"{name} failed", severity="error", timeout=30)

@@ -8,12 +8,13 @@ running on the remote. The EC2 layer adds starting and stopping the instance aro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from nbterm.config import LoadedConfig
 from nbterm.locations import Paths
 from nbterm.services.cloud.idle import IdlePolicy
+from nbterm.services.cloud.lifecycle import Reach
 from nbterm.services.cloud.spot import IMDS, SpotNotice, SpotWatcher
 from nbterm.services.remote.connection import Relocator
 from nbterm.services.remote.events import (
@@ -27,10 +28,10 @@ from nbterm.services.remote.forward import ForwardMode
 from nbterm.services.remote.host_keys import Verifier
 from nbterm.services.remote.probe import ProbeError, busy_kernels, get_status
 from nbterm.services.remote.session import Session, UpResult
-from nbterm.services.remote.ssh import Link, SshTarget
+from nbterm.services.remote.ssh import Link
+from nbterm.services.remote.ssh_config import end_master, write_ssh_config
 from nbterm.services.sync.engine import FINAL_SYNC_SECONDS, SyncEngine
 from nbterm.services.sync.events import CycleDone, SyncEvent
-from nbterm.services.sync.ssh_config import Ec2Address, end_master, write_ssh_config
 from nbterm.services.sync.watcher import RemoteWatcher, WatchMode
 from nbterm.services.tasks import cancel_and_wait, supervise
 
@@ -50,6 +51,37 @@ class FinalSyncResult:
         return sum(len(cycle.files) for cycle in self.cycles)
 
 
+@dataclass(frozen=True)
+class Cloud:
+    """What an EC2 instance adds to a host's session: the watches only an instance has, and
+    what to do when they fire."""
+
+    spot: bool = False
+    """Watch the instance metadata for a spot interruption notice."""
+    imds: str = IMDS
+    idle_stop_minutes: float | None = None
+    stop_instance: Callable[[], Awaitable[None]] | None = None
+    outside_check: Callable[[], Awaitable[str | None]] | None = None
+    """Asks EC2 about the instance; returns why it is going away (a spot interruption seen from
+    outside, in its state reason), or None."""
+    relocate: Relocator | None = None
+    """Asked when reconnecting keeps failing: where the instance went, or that it is gone."""
+    first_connect_wait: float = 0.0
+    """Behind a jump host, the first connection is what waits for a booting instance."""
+
+
+@dataclass(frozen=True)
+class Timings:
+    """How often a session looks at things (tests shorten them)."""
+
+    probe_interval: float = 5.0
+    spot_every: float = 5.0
+    idle_check_every: float = 60.0
+    outside_every: float = 30.0
+    io_timeout: int = 30
+    """rsync's --timeout: a stalled transfer ends after this many seconds."""
+
+
 class HostSession:
     def __init__(
         self,
@@ -59,54 +91,37 @@ class HostSession:
         *,
         verifier: Verifier | None,
         on_event: Sink,
-        probe_interval: float = 5.0,
-        watch_mode: WatchMode = "auto",
-        io_timeout: int = 30,
-        target: SshTarget | None = None,
-        ec2: Mapping[str, Ec2Address] | None = None,
-        spot: bool = False,
-        imds: str = IMDS,
-        spot_every: float = 5.0,
-        idle_stop_minutes: float | None = None,
-        idle_check_every: float = 60.0,
-        stop_instance: Callable[[], Awaitable[None]] | None = None,
-        outside_check: Callable[[], Awaitable[str | None]] | None = None,
-        outside_every: float = 30.0,
+        reach: Reach | None = None,
+        cloud: Cloud | None = None,
         forward: ForwardMode = "inline",
-        relocate: Relocator | None = None,
-        first_connect_wait: float = 0.0,
+        watch_mode: WatchMode = "auto",
+        timings: Timings | None = None,
     ) -> None:
+        """``reach``: where the host is now (by default, a plain SSH host as configured)."""
         self.config = config
         self.name = name
         self.paths = paths
         self.on_event = on_event
         self.watch_mode = watch_mode
-        self.ec2 = dict(ec2 or {})
+        self.cloud = cloud or Cloud()
+        self.timings = timings or Timings()
+        self.ec2 = reach.addresses if reach is not None else {}
         self.remote = Session.for_host(
             config,
             name,
             paths,
             verifier=verifier,
             on_event=on_event,
-            probe_interval=probe_interval,
-            target=target,
+            probe_interval=self.timings.probe_interval,
+            target=reach.target if reach is not None else None,
             forward=forward,
-            relocate=relocate,
+            relocate=self.cloud.relocate,
             on_gone=self._gone,
-            first_connect_wait=first_connect_wait,
+            first_connect_wait=self.cloud.first_connect_wait,
         )
         self.engines: list[SyncEngine] = []
-        self.io_timeout = io_timeout
-        self.spot = spot
-        self.imds = imds
-        self.spot_every = spot_every
-        self.idle = IdlePolicy(idle_stop_minutes) if idle_stop_minutes else None
-        self.idle_check_every = idle_check_every
-        self.stop_instance = stop_instance
-        self.outside_check = outside_check
-        """Asks EC2 about the instance; returns why it is going away (a spot interruption seen
-        from outside, in its state reason), or None."""
-        self.outside_every = outside_every
+        minutes = self.cloud.idle_stop_minutes
+        self.idle = IdlePolicy(minutes) if minutes else None
         self._interrupted = False
         self.ended = asyncio.Event()
         """Set when the session ends by itself (idle stop, or its instance stopped under it);
@@ -121,7 +136,7 @@ class HostSession:
             ssh_config = write_ssh_config(self.config, self.paths, self.ec2)
             for rule in rules:
                 engine = SyncEngine(
-                    rule, self.paths, ssh_config, self.on_event, io_timeout=self.io_timeout
+                    rule, self.paths, ssh_config, self.on_event, io_timeout=self.timings.io_timeout
                 )
                 watcher = RemoteWatcher(
                     self._link, rule.remote, engine.remote_changed, mode=self.watch_mode
@@ -130,12 +145,12 @@ class HostSession:
                 for kind, work in (("sync", engine.run), ("watch", watcher.run)):
                     supervised = supervise(f"{kind} {engine.label}", work, self._say)
                     self._tasks.append(asyncio.create_task(supervised, name=f"{kind}:{rule.host}"))
-        if self.spot:
+        if self.cloud.spot:
             spot = SpotWatcher(
                 self._link,
                 self._on_spot_notice,
-                imds=self.imds,
-                every=self.spot_every,
+                imds=self.cloud.imds,
+                every=self.timings.spot_every,
                 on_problem=lambda message: self.on_event(Notice(self.name, message)),
             )
             self._tasks.append(asyncio.create_task(spot.run(), name=f"spot:{self.name}"))
@@ -146,7 +161,7 @@ class HostSession:
             )
         elif self.idle is not None:
             self._tasks.append(asyncio.create_task(self._watch_idle(), name=f"idle:{self.name}"))
-        if self.outside_check is not None:
+        if self.cloud.outside_check is not None:
             self._tasks.append(
                 asyncio.create_task(self._watch_outside(), name=f"outside:{self.name}")
             )
@@ -161,11 +176,12 @@ class HostSession:
         self.ended.set()
 
     async def _watch_outside(self) -> None:
-        assert self.outside_check is not None
+        check = self.cloud.outside_check
+        assert check is not None
         while not self._interrupted:
-            await asyncio.sleep(self.outside_every)
+            await asyncio.sleep(self.timings.outside_every)
             try:
-                reason = await self.outside_check()
+                reason = await check()
             except Exception:  # noqa: BLE001, S112 - EC2 unreachable for a moment: ask again later
                 continue
             if reason:
@@ -185,7 +201,7 @@ class HostSession:
     async def _watch_idle(self) -> None:
         assert self.idle is not None
         while True:
-            await asyncio.sleep(self.idle_check_every)
+            await asyncio.sleep(self.timings.idle_check_every)
             server, port = self.remote.server, self.remote.forward.local_port
             if server is None or not self.remote.forwarding or not self.remote.connection.connected:
                 continue
@@ -209,8 +225,8 @@ class HostSession:
                         Notice(self.name, "idle, but the final sync failed: NOT stopping")
                     )
                     continue
-                if self.stop_instance is not None:
-                    await self.stop_instance()
+                if self.cloud.stop_instance is not None:
+                    await self.cloud.stop_instance()
                 self.reason = f"stopped after {verdict.idle_minutes:.0f} idle minutes"
                 self.ended.set()
                 return

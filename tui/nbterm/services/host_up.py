@@ -21,16 +21,25 @@ from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.console_keys import console_verifier
 from nbterm.services.cloud.ec2 import Ec2
 from nbterm.services.cloud.instance import Instance
-from nbterm.services.host_session import HostSession, Sink
+from nbterm.services.cloud.lifecycle import Reach, reach_for
+from nbterm.services.host_session import Cloud, HostSession, Sink
 from nbterm.services.remote.connection import Relocation, Relocator
 from nbterm.services.remote.forward import ForwardMode
 from nbterm.services.remote.host_keys import Verifier
 from nbterm.services.remote.session import UpResult
 from nbterm.services.remote.ssh import target_for
+from nbterm.services.remote.ssh_config import Ec2Address, write_ssh_config
 from nbterm.services.sync.engine import FINAL_SYNC_SECONDS
-from nbterm.services.sync.ssh_config import Ec2Address, write_ssh_config
 
-__all__ = ["FINAL_SYNC_SECONDS", "OpenHost", "ec2_relocator", "open_host", "outside_check"]
+__all__ = [
+    "FINAL_SYNC_SECONDS",
+    "OpenHost",
+    "ec2_relocator",
+    "key_check",
+    "open_host",
+    "outside_check",
+    "reach_running",
+]
 
 Note = Callable[[str], None]
 JUMPED_SSH_WAIT = 300.0
@@ -95,6 +104,35 @@ def outside_check(ec2: Ec2, instance_id: str) -> Callable[[], Awaitable[str | No
     return check
 
 
+async def reach_running(config: LoadedConfig, host: Host, ec2: Ec2 | None = None) -> Reach | None:
+    """Where a host is now, starting nothing: None for an EC2 host whose instance is not
+    running (its address is looked up afresh, never remembered from last time)."""
+    if not host.is_ec2:
+        return reach_for(config, host)
+    found = await asyncio.to_thread((ec2 or Ec2(config.aws)).find, host)
+    if found is None or found.state != "running":
+        return None
+    return reach_for(config, host, found)
+
+
+def key_check(
+    config: LoadedConfig,
+    reach: Reach,
+    ask: Verifier | None,
+    *,
+    console_keys: bool = True,
+    ec2: Ec2 | None = None,
+) -> Verifier | None:
+    """How a new host key is checked: an EC2 instance's against the fingerprints its console
+    printed (waiting for them a while), then ``ask``; a plain host's by ``ask`` alone.
+    ``console_keys`` is False when the user gave the exact fingerprint (their word is enough)."""
+    if reach.instance is None or not console_keys:
+        return ask
+    return console_verifier(
+        ec2 or Ec2(config.aws), reach.instance.id, fallback=ask, wait=config.aws.console_key_wait
+    )
+
+
 async def open_host(
     config: LoadedConfig,
     paths: Paths,
@@ -115,18 +153,14 @@ async def open_host(
     host = config.hosts[name]
     if not host.is_ec2:
         session = HostSession(
-            config, name, paths, verifier=ask, on_event=on_event,
-            target=target_for(host, config), forward=forward,
+            config, name, paths, verifier=ask, on_event=on_event, reach=reach_for(config, host),
+            forward=forward,
         )  # fmt: skip
         return await _up(session, None)
     ec2 = Ec2(config.aws)
     ready = await asyncio.to_thread(lifecycle.bring_up, ec2, config, paths, host, note=note)
     instance = ready.instance
-    verifier = ask
-    if console_keys:
-        verifier = console_verifier(
-            ec2, instance.id, fallback=ask, wait=config.aws.console_key_wait
-        )
+    assert instance is not None
 
     async def stop_instance() -> None:
         await asyncio.to_thread(
@@ -134,23 +168,19 @@ async def open_host(
         )
 
     template = config.templates.get(host.template or "")
-    session = HostSession(
-        config,
-        name,
-        paths,
-        verifier=verifier,
-        on_event=on_event,
-        target=ready.target,
-        forward=forward,
-        ec2=ready.addresses,
+    cloud = Cloud(
         spot=instance.spot,
         idle_stop_minutes=template.idle_stop_minutes if template else None,
         stop_instance=stop_instance,
         outside_check=outside_check(ec2, instance.id),
         relocate=ec2_relocator(ec2, config, paths, host, instance.id),
-        # behind a jump host, the first connection is what waits for a booting instance
         first_connect_wait=JUMPED_SSH_WAIT if host.reached_through else 0.0,
     )
+    verifier = key_check(config, ready, ask, console_keys=console_keys, ec2=ec2)
+    session = HostSession(
+        config, name, paths, verifier=verifier, on_event=on_event, reach=ready, cloud=cloud,
+        forward=forward,
+    )  # fmt: skip
     return await _up(session, instance)
 
 

@@ -2,7 +2,8 @@
 
 Each host's work runs in its own worker group (``host:NAME``), so cancelling one host never
 touches another. Services report through their callbacks; here those become messages posted to
-the screen. No widget is touched from here, and no widget does I/O.
+the screen. No widget is touched from here, and no widget does I/O: what needs a person (the
+host-key question) is a callable the screen hands over with :meth:`Controller.attach`.
 """
 
 from __future__ import annotations
@@ -10,21 +11,22 @@ from __future__ import annotations
 import asyncio
 import functools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nbterm.config import LoadedConfig
 from nbterm.locations import Paths
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.remote.events import RemoteEvent
-from nbterm.services.remote.host_keys import HostKeyQuestion, KnownHosts
+from nbterm.services.remote.host_keys import KnownHosts, Verifier
 from nbterm.services.sync.events import SyncEvent
-from nbterm.ui.messages import HostStatus, InstancesRefreshed, ServiceEvent
+from nbterm.ui.messages import HostNote, HostState, HostStatus, InstancesRefreshed, ServiceEvent
 
 # boto3 and asyncssh are imported where a host is first acted on, not when the cockpit starts
 if TYPE_CHECKING:
     from textual.app import App
     from textual.message_pump import MessagePump
 
+    from nbterm.config.schema import TemplateConfig
     from nbterm.services.host_session import HostSession
 
 
@@ -45,22 +47,24 @@ class Controller:
         self.running: dict[str, Running] = {}
         self.target: MessagePump = app
         """Where messages go: the main screen, once it is mounted (set by the screen)."""
+        self.ask: Verifier | None = None
+        """The screen's question about a new host key (None: a new key is refused)."""
+
+    def attach(self, target: MessagePump, ask: Verifier) -> None:
+        """The screen that shows what happens, and its way to ask about a new host key."""
+        self.target = target
+        self.ask = ask
 
     # --- events out ----------------------------------------------------------------------------
 
     def _post(self, event: RemoteEvent | SyncEvent) -> None:
         self.target.post_message(ServiceEvent(event))  # thread-safe
 
-    def _status(self, host: str, status: str, detail: str = "") -> None:
+    def _status(self, host: str, status: HostState, detail: str = "") -> None:
         self.target.post_message(HostStatus(host, status, detail))
 
-    # --- the host key question ------------------------------------------------------------------
-
-    async def _ask(self, question: HostKeyQuestion) -> bool:
-        from nbterm.screens.host_key import HostKeyScreen
-
-        screen: Any = HostKeyScreen(question)
-        return bool(await self.app.push_screen_wait(screen))
+    def _note(self, host: str, text: str) -> None:
+        self.target.post_message(HostNote(host, text))  # thread-safe
 
     # --- up and down (run inside a worker of group host:NAME) -----------------------------------
 
@@ -75,7 +79,7 @@ class Controller:
             self.config,
             self.paths,
             name,
-            ask=self._ask,
+            ask=self.ask,
             on_event=self._post,
             note=lambda message: self._status(name, "starting", message),  # thread-safe
             forward="process",  # drawing the screen must never delay a forwarded packet
@@ -164,7 +168,22 @@ class Controller:
             alias = instance.id
         return KnownHosts(self.paths.known_hosts).forget(alias)
 
-    # --- EC2 refresh (run inside a thread worker) ---------------------------------------------
+    # --- EC2 (run inside thread workers) --------------------------------------------------------
+
+    def launch(
+        self, name: str, template: TemplateConfig, *, spot: bool, tag: str | None = None
+    ) -> Instance:
+        """The same launch as `nbterm launch` (refused if the host has an instance already);
+        its steps go to the sync log. SSH is waited for by ``u``, not here."""
+        from nbterm.services.cloud import lifecycle
+        from nbterm.services.cloud.ec2 import Ec2
+
+        instance = lifecycle.launch(
+            Ec2(self.config.aws), self.config.hosts[name], template, name=tag, spot=spot,
+            wait_ssh=False, note=lambda text: self._note(name, text),
+        )  # fmt: skip
+        self.refresh_instances()
+        return instance
 
     def refresh_instances(self) -> None:
         from nbterm.services.cloud.ec2 import Ec2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from textual.message import Message
 
 from nbterm.services.cloud.instance import Instance
@@ -38,11 +40,24 @@ class InstancesRefreshed(Message):
         self.prices = prices
 
 
-class HostStatus(Message):
-    """A host's session changed state as a whole (starting, up, closing, down, failed)."""
+HostState = Literal["starting", "up", "closing", "down", "failed", "terminated"]
+"""A host's session as a whole, as the cockpit drives it."""
 
-    def __init__(self, host: str, status: str, detail: str = "") -> None:
+
+class HostStatus(Message):
+    """A host's session changed state as a whole, with words on why (may be empty)."""
+
+    def __init__(self, host: str, status: HostState, detail: str = "") -> None:
         super().__init__()
         self.host = host
         self.status = status
         self.detail = detail
+
+
+class HostNote(Message):
+    """Progress words about a host that change nothing of its state (a launch's steps)."""
+
+    def __init__(self, host: str, text: str) -> None:
+        super().__init__()
+        self.host = host
+        self.text = text

@@ -1,30 +1,45 @@
-"""A table whose cells are updated only when their text changes (health arrives all the time)."""
+"""Tables whose cells are named (a column key, never an index) and updated only when their text
+changes (health arrives all the time)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
 from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey
+
+UNKNOWN = "—"
+
+Key = TypeVar("Key", bound=str)
 
 
-class CellWriter:
-    """Writes cells of one DataTable by row key and column index, skipping unchanged ones."""
+@dataclass(frozen=True)
+class Column(Generic[Key]):
+    key: Key
+    label: str
+    width: int | None = None
 
-    def __init__(self, table: DataTable[str], columns: list[ColumnKey], rows: set[str]) -> None:
+
+class CellWriter(Generic[Key]):
+    """Adds one table's columns, then writes its cells by row key and column key."""
+
+    def __init__(
+        self, table: DataTable[str], columns: Sequence[Column[Key]], rows: set[str]
+    ) -> None:
         self.table = table
-        self.columns = columns
+        self.columns = tuple(columns)
         self.rows = rows
-        self.cells: dict[tuple[str, int], str] = {}
+        self.cells: dict[tuple[str, Key], str] = {}
+        for column in self.columns:
+            table.add_column(column.label, width=column.width, key=column.key)
 
-    def set(self, row: str, column: int, value: str) -> None:
+    def add_row(self, row: str, values: Mapping[Key, str]) -> None:
+        """A row by its key; a column not in ``values`` shows as unknown."""
+        self.table.add_row(*(values.get(c.key, UNKNOWN) for c in self.columns), key=row)
+
+    def set(self, row: str, column: Key, value: str) -> None:
         if row not in self.rows or self.cells.get((row, column)) == value:
             return
         self.cells[(row, column)] = value
-        self.table.update_cell(row, self.columns[column], value)
-
-
-def add_columns(
-    table: DataTable[str], labels: tuple[str, ...], widths: tuple[int | None, ...]
-) -> list[ColumnKey]:
-    return [
-        table.add_column(label, width=width) for label, width in zip(labels, widths, strict=True)
-    ]
+        self.table.update_cell(row, column, value)

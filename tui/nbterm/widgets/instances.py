@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable
 
 from nbterm.config import Host, LoadedConfig
 from nbterm.services.cloud.instance import Instance
-from nbterm.widgets.cells import CellWriter, add_columns
+from nbterm.widgets.cells import UNKNOWN, CellWriter, Column
 
-UNKNOWN = "—"
+InstanceColumn = Literal[
+    "name", "kind", "where", "state", "type", "market", "price", "cost", "uptime", "idle"
+]
+COLUMNS: tuple[Column[InstanceColumn], ...] = (
+    Column("name", "Name"),
+    Column("kind", "Kind", 4),
+    Column("where", "Where", 20),
+    Column("state", "State", 12),
+    Column("type", "Type", 12),
+    Column("market", "Market", 9),
+    Column("price", "$/h", 7),
+    Column("cost", "Cost", 8),
+    Column("uptime", "Up", 7),
+    Column("idle", "Idle", 7),
+)
 
 
 def hours(value: float) -> str:
@@ -19,9 +35,6 @@ def hours(value: float) -> str:
 
 class InstancesPane(Vertical):
     """Name, kind, where, state, type, market, price, cost, uptime and idle time per host."""
-
-    COLUMNS = ("Name", "Kind", "Where", "State", "Type", "Market", "$/h", "Cost", "Up", "Idle")
-    WIDTHS = (None, 4, 20, 12, 12, 9, 7, 8, 7, 7)
 
     def __init__(self, config: LoadedConfig) -> None:
         super().__init__(id="instances", classes="pane")
@@ -33,11 +46,9 @@ class InstancesPane(Vertical):
         table: DataTable[str] = DataTable(
             id="instances-table", cursor_type="row", zebra_stripes=True
         )
-        self._cells = CellWriter(
-            table, add_columns(table, self.COLUMNS, self.WIDTHS), set(self.config.hosts)
-        )
+        self._cells = CellWriter(table, COLUMNS, set(self.config.hosts))
         for host in self.config.hosts.values():
-            table.add_row(*self._row(host), key=host.name)
+            self._cells.add_row(host.name, self._row(host))
         yield table
 
     def on_mount(self) -> None:
@@ -53,50 +64,49 @@ class InstancesPane(Vertical):
             text += f" · running EC2 so far ${sum(self.costs.values()):.2f}"
         self.border_subtitle = text
 
-    def _row(self, host: Host) -> tuple[str, ...]:
+    def _row(self, host: Host) -> dict[InstanceColumn, str]:
         if host.is_ec2:
             template = self.config.templates.get(host.template or "")
-            where = host.instance or f"(new, from {host.template})"
-            itype = template.instance_type if template else UNKNOWN
-            market = ("spot" if template.spot else "on-demand") if template else UNKNOWN
-            return (host.name, "EC2", where, UNKNOWN, itype, market, UNKNOWN, UNKNOWN,
-                    UNKNOWN, UNKNOWN)  # fmt: skip
+            return {
+                "name": host.name,
+                "kind": "EC2",
+                "where": host.instance or f"(new, from {host.template})",
+                "type": template.instance_type if template else UNKNOWN,
+                "market": ("spot" if template.spot else "on-demand") if template else UNKNOWN,
+            }
         where = f"{host.hostname}:{host.port}" if host.port != 22 else str(host.hostname)
-        return (host.name, "SSH", where, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN,
-                UNKNOWN)  # fmt: skip
-
-    def _set(self, host: str, column: int, value: str) -> None:
-        self._cells.set(host, column, value)
+        return {"name": host.name, "kind": "SSH", "where": where}
 
     def set_state(self, host: str, state: str) -> None:
-        self._set(host, 3, state)
+        self._cells.set(host, "state", state)
 
     def set_idle(self, host: str, minutes: float) -> None:
-        self._set(host, 9, f"{minutes:.0f} min")
+        self._cells.set(host, "idle", f"{minutes:.0f} min")
 
     def apply_instances(
         self, instances: dict[str, Instance | None], prices: dict[str, float | None]
     ) -> None:
+        cell = self._cells.set
         for name, instance in instances.items():
             if instance is None:
                 self.set_state(name, "none")
                 self.costs.pop(name, None)
-                for column in (6, 7, 8):
-                    self._set(name, column, UNKNOWN)
+                for column in ("price", "cost", "uptime"):
+                    cell(name, column, UNKNOWN)
                 continue
-            self._set(name, 2, instance.id)
+            cell(name, "where", instance.id)
             self.set_state(name, instance.state)
-            self._set(name, 4, instance.type)
-            self._set(name, 5, "spot" if instance.spot else "on-demand")
+            cell(name, "type", instance.type)
+            cell(name, "market", "spot" if instance.spot else "on-demand")
             uptime = instance.uptime_hours()
-            self._set(name, 8, hours(uptime) if instance.state == "running" else UNKNOWN)
+            cell(name, "uptime", hours(uptime) if instance.state == "running" else UNKNOWN)
             price = prices.get(name)
             if price is None:
-                self._set(name, 6, "unknown" if instance.state == "running" else UNKNOWN)
+                cell(name, "price", "unknown" if instance.state == "running" else UNKNOWN)
                 self.costs.pop(name, None)
             else:
-                self._set(name, 6, f"{price:.3f}")
-                self._set(name, 7, f"${price * uptime:.2f}")
+                cell(name, "price", f"{price:.3f}")
+                cell(name, "cost", f"${price * uptime:.2f}")
                 self.costs[name] = price * uptime
         self._subtitle()
 

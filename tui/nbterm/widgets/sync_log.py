@@ -36,7 +36,7 @@ class SyncLogPane(Vertical):
         super().__init__(id="sync", classes="pane")
         self.config = config
         self.border_title = "Sync log"
-        self.printer = Printer(quiet_cycles=False)
+        self.printer = Printer()
         self.last: dict[str, float] = {}
         self.failing: set[str] = set()
         """Rules whose last cycle failed as a whole: named in the pane's subtitle until one
@@ -85,8 +85,6 @@ class SyncLogPane(Vertical):
             if self.failing:
                 subtitle += f" · FAILING: {', '.join(sorted(self.failing))}"
             self.border_subtitle = subtitle
-            if not event.files and event.trigger in ("timer", "remote change"):
-                return  # background cycles with nothing new stay quiet (failures say so once)
-        line = self.printer.line(event)
+        line = self.printer.line(event)  # presenters.quiet keeps empty background cycles out
         if line:
             self.write(line)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import deque
+from typing import Literal
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -12,9 +13,8 @@ from textual.widgets import DataTable
 from nbterm.config import LoadedConfig
 from nbterm.services.cloud.idle import parse_time
 from nbterm.services.remote.events import ConnectionChanged, TunnelHealth, TunnelOpened
-from nbterm.widgets.cells import CellWriter, add_columns
+from nbterm.widgets.cells import UNKNOWN, CellWriter, Column
 
-UNKNOWN = "—"
 SPARKS = "▁▂▃▄▅▆▇█"
 HISTORY = 12
 
@@ -50,10 +50,22 @@ def state_words(health: TunnelHealth) -> str:
     return health.state
 
 
-class TunnelsPane(Vertical):
-    COLUMNS = ("Host", "Local URL", "State", "Latency", "History", "Kernels", "Activity", "Re")
-    WIDTHS = (None, None, 18, 9, HISTORY, 7, 8, 3)
+TunnelColumn = Literal[
+    "host", "url", "state", "latency", "history", "kernels", "activity", "reconnects"
+]
+COLUMNS: tuple[Column[TunnelColumn], ...] = (
+    Column("host", "Host"),
+    Column("url", "Local URL"),
+    Column("state", "State", 18),
+    Column("latency", "Latency", 9),
+    Column("history", "History", HISTORY),
+    Column("kernels", "Kernels", 7),
+    Column("activity", "Activity", 8),
+    Column("reconnects", "Re", 3),
+)
 
+
+class TunnelsPane(Vertical):
     def __init__(self, config: LoadedConfig) -> None:
         super().__init__(id="tunnels", classes="pane")
         self.config = config
@@ -62,37 +74,36 @@ class TunnelsPane(Vertical):
 
     def compose(self) -> ComposeResult:
         table: DataTable[str] = DataTable(id="tunnels-table", cursor_type="row", zebra_stripes=True)
-        self._cells = CellWriter(
-            table, add_columns(table, self.COLUMNS, self.WIDTHS), set(self.config.hosts)
-        )
+        self._cells = CellWriter(table, COLUMNS, set(self.config.hosts))
         for host in self.config.hosts.values():
             url = f"http://127.0.0.1:{host.jupyter.local_port}/"
-            table.add_row(host.name, url, "down", UNKNOWN, "", UNKNOWN, UNKNOWN, "0", key=host.name)
+            self._cells.add_row(
+                host.name,
+                {"host": host.name, "url": url, "state": "down", "history": "", "reconnects": "0"},
+            )
         yield table
 
-    def _set(self, host: str, column: int, value: str) -> None:
-        self._cells.set(host, column, value)
-
     def set_state(self, host: str, state: str) -> None:
-        self._set(host, 2, state)
+        self._cells.set(host, "state", state)
 
     def apply(self, event: object) -> None:
+        cell = self._cells.set
         if isinstance(event, TunnelOpened):
             url = f"http://127.0.0.1:{event.local_port}/"
             if event.fell_back:
                 url += f" ({event.wanted_port} taken)"
-            self._set(event.host, 1, url)
+            cell(event.host, "url", url)
         elif isinstance(event, TunnelHealth):
-            self._set(event.host, 2, state_words(event))
+            cell(event.host, "state", state_words(event))
             if event.latency_ms is not None:
                 history = self.latency.setdefault(event.host, deque(maxlen=HISTORY))
                 history.append(event.latency_ms)
-                self._set(event.host, 3, f"{event.latency_ms:.1f} ms")
-                self._set(event.host, 4, sparkline(list(history)))
+                cell(event.host, "latency", f"{event.latency_ms:.1f} ms")
+                cell(event.host, "history", sparkline(list(history)))
             if event.kernels is not None:
-                self._set(event.host, 5, str(event.kernels))
+                cell(event.host, "kernels", str(event.kernels))
             if event.last_activity:
-                self._set(event.host, 6, ago(event.last_activity))
-            self._set(event.host, 7, str(event.reconnects))
+                cell(event.host, "activity", ago(event.last_activity))
+            cell(event.host, "reconnects", str(event.reconnects))
         elif isinstance(event, ConnectionChanged) and event.state == "reconnecting":
-            self._set(event.host, 2, "reconnecting")
+            cell(event.host, "state", "reconnecting")

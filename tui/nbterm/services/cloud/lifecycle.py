@@ -1,4 +1,5 @@
-"""An EC2 host's life around the remote session: find, start, wait, address; stop; terminate.
+"""An EC2 host's life around the remote session: launch; find, start, wait, address; stop;
+terminate. The cockpit and the CLI both call these, so they say and do the same.
 
 Blocking (boto3 and socket waits): callers run these in threads. Each step reports a short note.
 """
@@ -6,31 +7,83 @@ Blocking (boto3 and socket waits): callers run these in threads. Each step repor
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nbterm.config import Host, LoadedConfig
+from nbterm.config.schema import TemplateConfig
 from nbterm.locations import Paths
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error, wait_for_ssh
 from nbterm.services.cloud.instance import Instance
+from nbterm.services.remote import addresses
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.ssh import SshTarget, target_for
-from nbterm.services.sync import addresses
-from nbterm.services.sync.ssh_config import Ec2Address, write_ssh_config
+from nbterm.services.remote.ssh_config import Ec2Address, write_ssh_config
 
 Note = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class Ec2Ready:
-    """A running instance that answers SSH, and how to reach it."""
+class Reach:
+    """How to reach a host now: its SSH target and, for EC2, the running instance."""
 
-    instance: Instance
-    address: str
     target: SshTarget
+    instance: Instance | None = None
 
     @property
     def addresses(self) -> dict[str, Ec2Address]:
-        return {self.target.name: Ec2Address(self.instance.id, self.address)}
+        """The fresh EC2 address for the generated ssh config (none for a plain SSH host)."""
+        if self.instance is None:
+            return {}
+        return {self.target.name: Ec2Address(self.instance.id, self.target.address)}
+
+
+def reach_for(config: LoadedConfig, host: Host, instance: Instance | None = None) -> Reach:
+    """A plain SSH host as configured; an EC2 host at its instance's address (or the one the
+    config gives), under the instance id as its host-key alias."""
+    if instance is None:
+        return Reach(target_for(host, config))
+    address = host.address or instance.address
+    return Reach(target_for(host, config, address=address, alias=instance.id), instance)
+
+
+def launch(
+    ec2: Ec2,
+    host: Host,
+    template: TemplateConfig,
+    *,
+    note: Note,
+    name: str | None = None,
+    spot: bool | None = None,
+    wait_ssh: bool = True,
+    timeout: float = 600,
+    delay: float = 2.0,
+) -> Instance:
+    """Launch an instance for ``host`` from ``template`` and wait until it runs (and, with
+    ``wait_ssh``, until its SSH answers, unless a jump host is the way in).
+
+    ``spot`` overrides the template's market (an on-demand launch has no spot price cap). A
+    host that already has a live instance is refused: two instances for one host would be
+    billed twice and only one of them ever used.
+    """
+    if spot is not None and spot != template.spot:
+        template = replace(template, spot=spot, max_price=template.max_price if spot else None)
+    existing = ec2.find(host)
+    if existing is not None:
+        raise Ec2Error(
+            f"{host.name} already has {existing.id} ({existing.state}): "
+            f"`nbterm up {host.name}` (u in the cockpit) uses it"
+        )
+    market = "spot" if template.spot else "on-demand"
+    note(f"launching {template.instance_type} ({market}) from {template.ami}")
+    instance = ec2.launch(host, template, name)
+    note(f"launched {instance.id}; waiting for it to run")
+    instance = ec2.wait_for(instance.id, "running", timeout=timeout, delay=delay)
+    address = host.address or instance.address
+    note(f"{instance.id} is running at {address or '(no public address)'}")
+    if address and wait_ssh and host.reached_through is None:
+        note(f"waiting for SSH on {address}:{host.port}")
+        wait_for_ssh(address, host.port, timeout=timeout, delay=delay)
+    return instance
 
 
 def find_or_fail(ec2: Ec2, host: Host) -> Instance:
@@ -55,7 +108,7 @@ def bring_up(
     state_timeout: float = 600,
     ssh_timeout: float = 300,
     delay: float = 2.0,
-) -> Ec2Ready:
+) -> Reach:
     """Start the host's instance if it is stopped, wait until it runs and SSH answers, and
     rewrite the generated ssh config with its fresh address."""
     instance = find_or_fail(ec2, host)
@@ -80,9 +133,9 @@ def bring_up(
         wait_for_ssh(address, host.port, timeout=ssh_timeout, delay=delay)
     else:  # its address may be private: only the way in can tell when its SSH answers
         note(f"{instance.id} is running at {address}; its SSH is reached through {via}")
-    target = target_for(host, config, address=address, alias=instance.id)
-    write_ssh_config(config, paths, {host.name: Ec2Address(instance.id, address)})
-    return Ec2Ready(instance, address, target)
+    ready = reach_for(config, host, instance)
+    write_ssh_config(config, paths, ready.addresses)
+    return ready
 
 
 def stop(

@@ -12,9 +12,9 @@ import boto3
 from botocore.config import Config as BotoConfig
 
 from nbterm.config.schema import AwsConfig
+from nbterm.files import write_private
 from nbterm.services.cloud.ec2 import Ec2
 from nbterm.services.cloud.instance import Instance
-from nbterm.services.files import write_private
 
 CACHE_SECONDS = 7 * 24 * 3600
 

@@ -13,8 +13,8 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from nbterm.services.remote.shell import WATCH_ENDED, until_disconnected
 from nbterm.services.remote.ssh import Link
-from nbterm.services.sync.watcher import WATCH_ENDED, until_disconnected
 
 IMDS = "http://169.254.169.254"
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbterm.services.files import write_private
+from nbterm.files import write_private
 
 
 @dataclass(frozen=True)

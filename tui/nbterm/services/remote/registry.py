@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nbterm.files import write_private
 from nbterm.locations import Paths, ensure_private_tree
-from nbterm.services.files import write_private
 
 
 def process_identity(pid: int) -> str | None:

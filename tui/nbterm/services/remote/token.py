@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 import secrets
 
+from nbterm.files import write_private
 from nbterm.locations import Paths
-from nbterm.services.files import write_private
 
 
 def host_token(paths: Paths, host: str) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbterm.services.files import write_private
+from nbterm.files import write_private
 
 VERSION = 2
 

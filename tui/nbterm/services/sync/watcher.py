@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Literal
 
-from nbterm.services.remote.shell import shell_path
+from nbterm.services.remote.shell import WATCH_ENDED, shell_path, until_disconnected
 from nbterm.services.remote.ssh import Link, run
 
 WatchMode = Literal["auto", "inotify", "poll"]
@@ -22,27 +22,6 @@ POLL_SECONDS = 0.5
 async def _lines(stream: object) -> AsyncIterator[str]:
     async for line in stream:  # type: ignore[attr-defined]
         yield str(line)
-
-
-WATCH_ENDED = "nbterm:watch-ended"
-"""The last line of a watch whose command ended by itself (followed by its exit status)."""
-
-
-def until_disconnected(command: str) -> str:
-    """Run ``command`` in the background for as long as the SSH channel is open.
-
-    If nbterm goes away (quit, crash, a dead network), sshd closes the channel's stdin and the
-    watch is killed instead of lingering on the remote. If the command ends by itself (inotifywait
-    refusing a folder that does not exist yet), the last line says so, since the channel stays
-    open while the shell waits for its stdin: the client then closes it and starts over.
-    A long-running program should be started with ``exec`` (it is then what is killed); a loop
-    is killed between its short-lived steps.
-    """
-    watch = (
-        f"trap 'kill $c 2>/dev/null' TERM; {{ {command}; }} & c=$!; "
-        f'wait $c; echo "{WATCH_ENDED} $?"'
-    )
-    return f"( {watch} ) & w=$!; cat >/dev/null; kill $w 2>/dev/null; wait $w 2>/dev/null"
 
 
 def poll_command(remote: str) -> str:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import tomli_w
 
+from nbterm.files import write_private
 from nbterm.locations import Paths, ensure_private_dir
-from nbterm.services.files import write_private
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,11 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from nbterm.config.model import Host, LoadedConfig
+from nbterm.files import write_private
 from nbterm.locations import Paths, ensure_private_tree
-from nbterm.services.files import write_private
+from nbterm.services.remote import addresses
+from nbterm.services.remote.addresses import Ec2Address
 from nbterm.services.remote.jump import LiteralJump
-from nbterm.services.sync import addresses
-from nbterm.services.sync.addresses import Ec2Address
 
 __all__ = ["Ec2Address", "end_master", "render_ssh_config", "write_ssh_config"]
 
