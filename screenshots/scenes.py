@@ -19,7 +19,12 @@ from nbterm.config import load_config
 from nbterm.locations import resolve_paths
 from nbterm.screens.main import MainScreen
 from nbterm.services.cloud.instance import Instance
-from nbterm.services.remote.events import ConnectionChanged, TunnelHealth, TunnelOpened
+from nbterm.services.remote.events import (
+    ConnectionChanged,
+    GuardReport,
+    TunnelHealth,
+    TunnelOpened,
+)
 from nbterm.services.sync.events import CycleDone, CycleStarted, FileReceived, Progress
 from nbterm.ui.messages import HostStatus, InstancesRefreshed, ServiceEvent
 from nbterm.widgets.sync_log import SyncLogPane
@@ -91,6 +96,7 @@ async def main_screen(pilot: Pilot[None]) -> None:
         HostStatus("gpu", "up", "http://127.0.0.1:8157/?token=…"),
         InstancesRefreshed({"gpu": _gpu()}, {"gpu": 0.4213}),
         TunnelOpened("gpu", 8157, 8157, 8888, url="http://127.0.0.1:8157/"),
+        GuardReport("gpu", True, True, 12.0, attached=True),  # in charge while nbterm is up
     )
     for latency in (4.1, 3.8, 5.2, 4.4, 9.7, 4.0, 3.9, 4.2):
         _post(app, _health("up", latency))

@@ -88,6 +88,8 @@ def test_spot_is_requested_persistent_with_stop_on_interruption(config: LoadedCo
         "InstanceType": "g5.xlarge",
         "MinCount": 1,
         "MaxCount": 1,
+        # said, not left to the default: a power-off from inside (the idle guard) must stop it
+        "InstanceInitiatedShutdownBehavior": "stop",
         "TagSpecifications": ANY,
         "InstanceMarketOptions": {
             "MarketType": "spot",

@@ -160,3 +160,36 @@ async def test_a_running_instance_without_a_tunnel_is_pointed_out_once(
             assert "gpu (i-0123) has been running 2.0 h with no tunnel open, $0.50/h" in notes[0]
     finally:
         MainScreen.auto_refresh = True
+
+
+async def test_the_guard_column_says_what_the_instance_guard_does(
+    paths: Paths, write_config: Callable[[str], Path]
+) -> None:
+    import time
+
+    from nbterm.services.remote.events import GuardReport
+    from nbterm.ui.messages import ServiceEvent
+
+    MainScreen.auto_refresh = False
+    try:
+        app = NbtermApp(paths, load_config(write_config(CONFIG)))
+        stop_at = time.mktime((2026, 11, 27, 23, 45, 0, 0, 0, -1))
+        reports = [
+            (GuardReport("gpu", True, True, 3.0, stop_at, attached=True), "armed"),
+            (GuardReport("gpu", True, True, 3.0, stop_at), "stops 23:45"),
+            (GuardReport("gpu", True, False), "not running"),
+            (GuardReport("gpu", True, True, failed="sudo: a password is required"), "CANNOT stop"),
+            (GuardReport("gpu", False, False, user_off=True), "off"),
+        ]
+        async with app.run_test(size=(140, 36)) as pilot:
+            table = app.screen.query_one("#instances-table", DataTable)
+            assert _cells(table)[0][-1] == "—"
+            for report, shown in reports:
+                app.screen.post_message(ServiceEvent(report))
+                await pilot.pause()
+                assert _cells(table)[0][-1] == shown
+            log = app.screen.query_one("#sync-log", Log)
+            assert any("could NOT power the instance off: sudo: a password" in line
+                       for line in log.lines)  # fmt: skip
+    finally:
+        MainScreen.auto_refresh = True

@@ -10,6 +10,7 @@ messages, reasons) is made safe here, where it becomes text.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,6 +18,7 @@ from nbterm.locations import tildify
 from nbterm.safe_text import shown
 from nbterm.services.remote.events import (
     ConnectionChanged,
+    GuardReport,
     HostKeyTrusted,
     IdleStopping,
     IdleWarning,
@@ -161,6 +163,12 @@ def _remote_words(event: RemoteEvent) -> str | None:
             if event.fell_back:
                 return f"local port {event.wanted_port} is taken: using {event.local_port} instead"
             return None
+        case GuardReport():
+            if event.failed:
+                return f"the idle guard could NOT power the instance off: {shown(event.failed)}"
+            if event.armed and not event.running:
+                return "the idle guard is armed but not running (the next up starts it)"
+            return None
         case TunnelHealth():
             parts = []
             if event.latency_ms is not None:
@@ -186,6 +194,38 @@ def _connection_words(event: ConnectionChanged) -> str | None:
     if event.state == "connected" and event.attempt:
         return f"reconnected (reconnect #{event.attempt})"
     return None
+
+
+def guard_cell(report: GuardReport) -> str:
+    """The Instances pane's Guard cell: short, and true now."""
+    if report.failed:
+        return "CANNOT stop"
+    if not report.armed:
+        return "off"
+    if not report.running:
+        return "not running"
+    if report.attached or report.stop_at is None:
+        return "armed"
+    return "stops " + time.strftime("%H:%M", time.localtime(report.stop_at))
+
+
+def guard_words(report: GuardReport) -> str:
+    """The guard as ``nbterm guard status`` and ``nbterm status`` say it."""
+    if report.user_off:
+        return f"off, by `nbterm guard off` (`nbterm guard on {report.host}` arms it again)"
+    if not report.armed:
+        return "off"
+    text = "armed" if report.running else "armed, NOT running (the next `nbterm up` starts it)"
+    if report.idle_minutes is not None:
+        text += f"; Jupyter idle for {report.idle_minutes:.0f} min"
+    if report.attached:
+        text += "; an nbterm is attached, so it waits"
+    elif report.stop_at is not None and report.running:
+        text += "; powers off at " + time.strftime("%H:%M", time.localtime(report.stop_at))
+        text += " unless Jupyter is used or nbterm attaches"
+    if report.failed:
+        text += f"; its last power-off FAILED: {shown(report.failed)}"
+    return text
 
 
 @dataclass(frozen=True)
@@ -214,17 +254,25 @@ def toast(event: Event) -> Toast | None:
 
 
 class Printer:
-    """Events as lines, with one memory: a tunnel's health is said when its state changes (it
-    arrives every few seconds). ``line()`` for the sync log; calling it prints (the CLI)."""
+    """Events as lines, with a memory for what arrives all the time: a tunnel's health and the
+    idle guard's report are said when they change. ``line()`` for the sync log; calling it
+    prints (the CLI)."""
 
     def __init__(self) -> None:
         self.last_state: dict[str, str] = {}
+        self.last_guard: dict[str, str | None] = {}
 
     def line(self, event: Event) -> str | None:
         if isinstance(event, TunnelHealth):
             if event.state == self.last_state.get(event.host):
                 return None
             self.last_state[event.host] = event.state
+        if isinstance(event, GuardReport):  # read every minute: said when it changes
+            said = words(event)
+            if said == self.last_guard.get(event.host, None):
+                return None
+            self.last_guard[event.host] = said
+            return said
         return words(event)
 
     def __call__(self, event: Event) -> None:

@@ -123,6 +123,20 @@ def register_cloud(commands: Any) -> None:
     add_accept(terminate)
 
 
+def register_guard(commands: Any) -> None:
+    guard = commands.add_parser(
+        "guard",
+        help="the idle guard on an EC2 instance: status, off (stays off), on",
+        description="The idle guard runs on the instance and powers it off (stopped, disk kept) "
+        "when Jupyter has been idle past the template's idle_stop_minutes plus "
+        "guard_grace_minutes and no nbterm has been attached for guard_lease_minutes.",
+    )
+    guard.add_argument("action", choices=["status", "off", "on"])
+    guard.add_argument("name", help="host name from the config")
+    guard.set_defaults(handler="nbterm.cli.guard_cmds:cmd_guard")
+    add_accept(guard)
+
+
 def _on_host(commands: Any, command: str, help: str, handler: str) -> argparse.ArgumentParser:
     """A command that acts on one configured host: ``nbterm COMMAND NAME``."""
     parser: argparse.ArgumentParser = commands.add_parser(command, help=help)
@@ -145,3 +159,4 @@ def register_all(commands: Any) -> None:
     register_remote(commands)
     register_sync(commands)
     register_cloud(commands)
+    register_guard(commands)

@@ -12,8 +12,9 @@ from nbterm.cli.ec2_flow import reach, say
 from nbterm.cli.hosts import get_host, verifier_for
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths, tildify
-from nbterm.presenters import Printer
+from nbterm.presenters import Printer, guard_words
 from nbterm.safe_text import shown
+from nbterm.services.cloud import guard
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.pricing import price_per_hour
@@ -151,10 +152,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 async def _remote_jupyter(
     config: LoadedConfig, paths: Paths, host: Host, instance: Instance | None
-) -> str:
+) -> tuple[str, str | None]:
+    """What runs on the host: its Jupyter, and (EC2) the idle guard beside it."""
     if host.is_ec2:
         if instance is None or instance.state != "running":
-            return "not running (the instance is not)"
+            return "not running (the instance is not)", None
         address = host.address or instance.address
         target = target_for(host, config, address=address, alias=instance.id)
     else:
@@ -162,18 +164,22 @@ async def _remote_jupyter(
     try:
         link = await asyncio.wait_for(connect(target, KnownHosts(paths.known_hosts), None), 10)
     except SshError as exc:
-        return f"unreachable: {exc}"
+        return f"unreachable: {exc}", None
     except TimeoutError:
-        return "unreachable: no answer within 10s"
+        return "unreachable: no answer within 10s", None
+    guarded = None
     try:
         server = await jupyter.discover(link, host.jupyter)
+        if host.is_ec2:
+            state = await guard.read_state(link)
+            guarded = guard_words(state.report(host.name)) if state else "not installed"
     except Exception as exc:  # noqa: BLE001 - status reports, it does not fail
-        return f"error: {exc}"
+        return f"error: {exc}", guarded
     finally:
         close_quietly(link)
     if server is None:
-        return "not running"
-    return f"running (pid {server.pid}, port {server.port}, {server.root_dir})"
+        return "not running", guarded
+    return f"running (pid {server.pid}, port {server.port}, {server.root_dir})", guarded
 
 
 async def _status(config: LoadedConfig, paths: Paths) -> int:
@@ -196,7 +202,7 @@ async def _status(config: LoadedConfig, paths: Paths) -> int:
         )
     )
     total = 0.0
-    for host, jupyter_state in zip(config.hosts.values(), remote, strict=True):
+    for host, (jupyter_state, guard_state) in zip(config.hosts.values(), remote, strict=True):
         tunnel = registry.read(paths, host.name)
         if tunnel is not None and tunnel.alive:
             tunnel_text = f"tunnel http://127.0.0.1:{tunnel.local_port}/ (nbterm pid {tunnel.pid})"
@@ -210,6 +216,8 @@ async def _status(config: LoadedConfig, paths: Paths) -> int:
             print(f"  {line}")
         print(f"  {tunnel_text}")
         print(f"  jupyter: {shown(jupyter_state)}")  # (the remote's words: its root dir, errors)
+        if guard_state is not None:
+            print(f"  idle guard: {shown(guard_state)}")
         for rule in config.sync_rules_for(host.name):
             print(f"  sync {rule.remote} -> {tildify(rule.local)} every {rule.interval}s")
     if ec2_hosts:

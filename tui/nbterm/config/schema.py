@@ -196,7 +196,19 @@ class TemplateConfig:
     volume_gb: PositiveInt | None = None
     """Root volume size in GiB; default: the AMI's."""
     idle_stop_minutes: PositiveInt | None = None
-    """Stop the instance (after a final sync) when Jupyter has been idle this long."""
+    """Stop the instance (after a final sync) when Jupyter has been idle this long. It also
+    arms the idle guard on the instance (``guard``), which acts when no nbterm is attached."""
+    guard: bool = True
+    """With ``idle_stop_minutes``: install nbterm's idle guard beside Jupyter, so a forgotten
+    instance stops even with the laptop closed (``nbterm guard off HOST`` disarms it)."""
+    guard_grace_minutes: PositiveInt = 10
+    """The guard powers off after ``idle_stop_minutes`` plus this many minutes."""
+    guard_lease_minutes: PositiveInt = 10
+    """The guard acts only when no nbterm has been attached for this long (an attached
+    nbterm is in charge: it warns and makes a final sync first)."""
+    power_off_command: CommandLine = "sudo -n shutdown -h now"
+    """How the guard powers the instance off (the one step that needs privileges; nbterm
+    launches instances with shutdown behaviour "stop", so this stops it, disk kept)."""
     user_data: str | None = None
     """cloud-init user data passed at launch."""
     tags: dict[NonEmpty, str] = field(default_factory=dict)

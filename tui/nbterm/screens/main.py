@@ -14,13 +14,13 @@ from textual.widgets import Footer, Header
 from textual.worker import Worker, WorkerState
 
 from nbterm.config import LoadedConfig
-from nbterm.presenters import toast
+from nbterm.presenters import Printer, toast
 from nbterm.screens.commands import CockpitCommands
 from nbterm.screens.confirm import TypedConfirmScreen, YesNoScreen
 from nbterm.screens.host_key import HostKeyScreen
 from nbterm.screens.launch import LaunchChoice, LaunchScreen
 from nbterm.services.cloud.idle import parse_time
-from nbterm.services.remote.events import TunnelHealth
+from nbterm.services.remote.events import GuardReport, TunnelHealth
 from nbterm.services.remote.host_keys import HostKeyQuestion
 from nbterm.services.sync.events import SyncEvent
 from nbterm.ui.messages import HostNote, HostStatus, InstancesRefreshed, ServiceEvent
@@ -64,6 +64,7 @@ class MainScreen(Screen[None]):
         self._warned_idle_instances: set[str] = set()
         self._up: set[str] = set()
         """Hosts whose session is up, as the screen has been told."""
+        self._guard_words = Printer()
         self._worker_hosts: dict[Worker[Any], str] = {}
         """The host each running host worker acts on (a failure marks that host's row)."""
 
@@ -237,6 +238,12 @@ class MainScreen(Screen[None]):
             self.query_one(SyncLogPane).apply(event)
         else:
             self.query_one(TunnelsPane).apply(event)
+        if isinstance(event, GuardReport):  # read every minute: said when what it says changes
+            self.query_one(InstancesPane).set_guard(event)
+            line = self._guard_words.line(event)
+            if line:
+                self.query_one(SyncLogPane).write(line)
+                self.notify(line, title="Idle guard", severity="error", timeout=60, markup=False)
         if isinstance(event, TunnelHealth) and event.last_activity:
             since = parse_time(event.last_activity)
             if since is not None:

@@ -11,8 +11,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import asyncssh
+
 from nbterm.config import LoadedConfig
 from nbterm.locations import Paths
+from nbterm.services.cloud import guard
+from nbterm.services.cloud.guard import LEASE_EVERY, GuardSettings
 from nbterm.services.cloud.idle import IdlePolicy
 from nbterm.services.cloud.lifecycle import Reach
 from nbterm.services.cloud.spot import IMDS, SpotNotice, SpotWatcher
@@ -68,6 +72,8 @@ class Cloud:
     """Asked when reconnecting keeps failing: where the instance went, or that it is gone."""
     first_connect_wait: float = 0.0
     """Behind a jump host, the first connection is what waits for a booting instance."""
+    guard: GuardSettings | None = None
+    """Install the idle guard on the instance and renew its lease while up."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class Timings:
     outside_every: float = 30.0
     io_timeout: int = 30
     """rsync's --timeout: a stalled transfer ends after this many seconds."""
+    lease_every: float = LEASE_EVERY
 
 
 class HostSession:
@@ -161,11 +168,36 @@ class HostSession:
             )
         elif self.idle is not None:
             self._tasks.append(asyncio.create_task(self._watch_idle(), name=f"idle:{self.name}"))
+        if self.cloud.guard is not None:
+            await self._arm_guard(self.cloud.guard)
         if self.cloud.outside_check is not None:
             self._tasks.append(
                 asyncio.create_task(self._watch_outside(), name=f"outside:{self.name}")
             )
         return result
+
+    async def _arm_guard(self, settings: GuardSettings) -> None:
+        """Install the guard (a failure is said: the session goes on without it)."""
+        try:
+            said = await guard.install(await self._link(), settings)
+        except (guard.GuardError, OSError, TimeoutError, asyncssh.Error) as exc:
+            self._say(f"the idle guard is NOT on the instance: {exc}")
+            return
+        self._say(said)
+        self._tasks.append(asyncio.create_task(self._keep_lease(), name=f"guard:{self.name}"))
+
+    async def _keep_lease(self) -> None:
+        """While attached: renew the guard's lease, and report what it says of itself."""
+        while True:
+            try:
+                link = await self._link()
+                await guard.renew_lease(link)
+                state = await guard.read_state(link)
+            except (OSError, TimeoutError, asyncssh.Error):
+                state = None  # the link is down for a moment: the reconnect says so
+            if state is not None:
+                self.on_event(state.report(self.name))
+            await asyncio.sleep(self.timings.lease_every)
 
     def _say(self, message: str) -> None:
         self.on_event(Notice(self.name, message))

@@ -16,16 +16,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from nbterm.config import Host, LoadedConfig
+from nbterm.config.schema import TemplateConfig
 from nbterm.locations import Paths
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.console_keys import console_verifier
 from nbterm.services.cloud.ec2 import Ec2
+from nbterm.services.cloud.guard import GuardSettings
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.lifecycle import Reach, reach_for
 from nbterm.services.host_session import Cloud, HostSession, Sink
 from nbterm.services.remote.connection import Relocation, Relocator
 from nbterm.services.remote.forward import ForwardMode
 from nbterm.services.remote.host_keys import Verifier
+from nbterm.services.remote.jupyter import REMOTE_DIR, runtime_dir
 from nbterm.services.remote.session import UpResult
 from nbterm.services.remote.ssh import target_for
 from nbterm.services.remote.ssh_config import Ec2Address, write_ssh_config
@@ -104,6 +107,20 @@ def outside_check(ec2: Ec2, instance_id: str) -> Callable[[], Awaitable[str | No
     return check
 
 
+def guard_settings(host: Host, template: TemplateConfig | None) -> GuardSettings | None:
+    """The idle guard for an instance whose template sets ``idle_stop_minutes`` (and keeps
+    ``guard`` on); it finds Jupyter in the runtime folder nbterm gives it."""
+    if template is None or template.idle_stop_minutes is None or not template.guard:
+        return None
+    return GuardSettings(
+        idle_minutes=template.idle_stop_minutes,
+        runtime=runtime_dir(host.jupyter).removeprefix(f"{REMOTE_DIR}/"),
+        grace_minutes=template.guard_grace_minutes,
+        lease_minutes=template.guard_lease_minutes,
+        power_off=template.power_off_command,
+    )
+
+
 async def reach_running(config: LoadedConfig, host: Host, ec2: Ec2 | None = None) -> Reach | None:
     """Where a host is now, starting nothing: None for an EC2 host whose instance is not
     running (its address is looked up afresh, never remembered from last time)."""
@@ -169,6 +186,7 @@ async def open_host(
 
     template = config.templates.get(host.template or "")
     cloud = Cloud(
+        guard=guard_settings(host, template),
         spot=instance.spot,
         idle_stop_minutes=template.idle_stop_minutes if template else None,
         stop_instance=stop_instance,

@@ -9,23 +9,26 @@ from textual.containers import Vertical
 from textual.widgets import DataTable
 
 from nbterm.config import Host, LoadedConfig
+from nbterm.presenters import guard_cell
 from nbterm.services.cloud.instance import Instance
+from nbterm.services.remote.events import GuardReport
 from nbterm.widgets.cells import UNKNOWN, CellWriter, Column
 
 InstanceColumn = Literal[
-    "name", "kind", "where", "state", "type", "market", "price", "cost", "uptime", "idle"
+    "name", "kind", "where", "state", "type", "market", "price", "cost", "uptime", "idle", "guard"
 ]
 COLUMNS: tuple[Column[InstanceColumn], ...] = (
     Column("name", "Name"),
     Column("kind", "Kind", 4),
-    Column("where", "Where", 20),
-    Column("state", "State", 12),
-    Column("type", "Type", 12),
+    Column("where", "Where", 19),
+    Column("state", "State", 10),
+    Column("type", "Type", 11),
     Column("market", "Market", 9),
     Column("price", "$/h", 7),
     Column("cost", "Cost", 8),
-    Column("uptime", "Up", 7),
+    Column("uptime", "Up", 6),
     Column("idle", "Idle", 7),
+    Column("guard", "Guard", 11),
 )
 
 
@@ -34,7 +37,8 @@ def hours(value: float) -> str:
 
 
 class InstancesPane(Vertical):
-    """Name, kind, where, state, type, market, price, cost, uptime and idle time per host."""
+    """Name, kind, where, state, type, market, price, cost, uptime, idle time and the idle
+    guard on the instance, per host."""
 
     def __init__(self, config: LoadedConfig) -> None:
         super().__init__(id="instances", classes="pane")
@@ -82,6 +86,9 @@ class InstancesPane(Vertical):
 
     def set_idle(self, host: str, minutes: float) -> None:
         self._cells.set(host, "idle", f"{minutes:.0f} min")
+
+    def set_guard(self, report: GuardReport) -> None:
+        self._cells.set(report.host, "guard", guard_cell(report))
 
     def apply_instances(
         self, instances: dict[str, Instance | None], prices: dict[str, float | None]

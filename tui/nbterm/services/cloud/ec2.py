@@ -231,6 +231,9 @@ class Ec2:
             "InstanceType": template.instance_type,
             "MinCount": 1,
             "MaxCount": 1,
+            # said, not left to a default: a power-off from inside (the idle guard, `sudo
+            # shutdown`) stops it, disk kept, and a spot instance keeps its persistent request
+            "InstanceInitiatedShutdownBehavior": "stop",
             "TagSpecifications": [
                 {"ResourceType": "instance", "Tags": tags},
                 {"ResourceType": "volume", "Tags": tags},

@@ -93,3 +93,18 @@ class Notice(RemoteEvent):
     """Something the user should know that is not an error of the session itself."""
 
     message: str
+
+
+@dataclass(frozen=True)
+class GuardReport(RemoteEvent):
+    """The idle guard on the instance, as it last described itself (read with each lease)."""
+
+    armed: bool
+    running: bool
+    idle_minutes: float | None = None
+    stop_at: float | None = None
+    """When it will power off if nothing happens and no nbterm attaches (epoch seconds)."""
+    attached: bool = False
+    failed: str = ""
+    """Why its last power-off did not happen (the remote's words: made safe where shown)."""
+    user_off: bool = False

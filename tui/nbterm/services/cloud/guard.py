@@ -1,0 +1,226 @@
+"""The idle guard on the instance: installed, armed, disarmed and read from the laptop.
+
+Every guard against a forgotten instance used to live in the nbterm process on the laptop: close
+the lid and a g5 runs all weekend. With ``idle_stop_minutes`` set, ``up`` installs a small guard
+beside Jupyter (``guard_script.py``, run by the remote's ``python3`` as the login user, in
+``~/.nbterm/guard``) that powers the machine off when Jupyter has been idle past the limit plus
+a grace period and no nbterm has renewed its lease for a while. An attached nbterm renews the
+lease every minute and stays in charge (it warns and syncs first).
+
+Installing is idempotent: the script is written only when it changed (a running guard notices
+and becomes the new one), the config is rewritten, and a second copy never runs (the guard
+holds a lock). ``nbterm guard off HOST`` disarms it and the choice sticks: ``up`` does not arm
+it again until ``nbterm guard on HOST``.
+
+What the guard writes (``state.json``) comes from the remote: it is parsed as untrusted data,
+every field checked for its type and bounds; text in it is made safe where it is shown.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from dataclasses import dataclass
+from importlib import resources
+
+from nbterm.services.remote.events import GuardReport
+from nbterm.services.remote.jupyter import REMOTE_DIR
+from nbterm.services.remote.ssh import Link, run
+
+GUARD_DIR = f"{REMOTE_DIR}/guard"
+LEASE_EVERY = 60.0
+"""How often an attached nbterm renews its lease (and reads the guard's state)."""
+
+
+class GuardError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    idle_minutes: float
+    runtime: str
+    """Jupyter's runtime folder, relative to ``~/.nbterm`` (where the guard finds the server)."""
+    grace_minutes: float = 10.0
+    lease_minutes: float = 10.0
+    power_off: str = "sudo -n shutdown -h now"
+    check_seconds: float = 60.0
+
+    def as_json(self, *, armed: bool) -> str:
+        return json.dumps({
+            "armed": armed, "idle_minutes": self.idle_minutes,
+            "grace_minutes": self.grace_minutes, "lease_minutes": self.lease_minutes,
+            "power_off": self.power_off, "check_seconds": self.check_seconds,
+            "runtime": self.runtime,
+        })  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GuardState:
+    """What the guard last wrote about itself (checked; None fields: not known)."""
+
+    armed: bool
+    running: bool
+    """Its process is alive (a guard whose machine rebooted is armed but not running)."""
+    idle_minutes: float | None = None
+    stop_at: float | None = None
+    """When it will power off (epoch seconds), if nothing happens and no nbterm attaches."""
+    attached: bool = False
+    powering_off: bool = False
+    failed: str = ""
+    """Why the last power-off did not happen (sudo asked for a password...)."""
+    seen: str = ""
+    user_off: bool = False
+    """Disarmed by ``nbterm guard off``: ``up`` leaves it off."""
+
+    def report(self, host: str) -> GuardReport:
+        return GuardReport(host, self.armed, self.running, self.idle_minutes, self.stop_at,
+                           self.attached, self.failed, self.user_off)  # fmt: skip
+
+
+def script_text() -> str:
+    return resources.files("nbterm.services.cloud").joinpath("guard_script.py").read_text()
+
+
+def _in_guard_dir(command: str) -> str:
+    folder = GUARD_DIR
+    return f"cd && umask 077 && mkdir -p {folder} && chmod 700 {folder} && cd {folder} && {command}"
+
+
+async def _user_off(link: Link) -> bool:
+    status, out, _err = await run(link, f"cd && cat {GUARD_DIR}/user-off 2>/dev/null")
+    return status == 0 and out.strip() == "off"
+
+
+async def install(link: Link, settings: GuardSettings, *, python: str = "python3") -> str:
+    """Install and start (or update) the guard; returns what to tell the user.
+
+    A guard the user turned off stays off. Raises GuardError when it cannot run here (no
+    ``python3``, a folder it cannot write)."""
+    if await _user_off(link):
+        return "the idle guard is OFF on this instance (`nbterm guard on HOST` arms it)"
+    status, _out, err = await run(link, f"command -v {shlex.quote(python)} >/dev/null")
+    if status != 0:
+        raise GuardError(f"the idle guard needs {python} on the remote: it is not installed")
+    # written only when it changed: a running guard sees a new file and becomes it
+    status, _out, err = await run(link, _in_guard_dir("cat > guard.py.new"), input=script_text())
+    if status == 0:
+        status, _out, err = await run(
+            link,
+            _in_guard_dir(
+                "if cmp -s guard.py.new guard.py; then rm guard.py.new; "
+                "else mv guard.py.new guard.py; fi"
+            ),
+        )
+    if status != 0:
+        raise GuardError(f"could not install the idle guard: {err.strip()[:200]}")
+    status, _out, err = await run(
+        link,
+        _in_guard_dir("cat > config.json.tmp && mv config.json.tmp config.json && touch lease"),
+        input=settings.as_json(armed=True),
+    )
+    if status != 0:
+        raise GuardError(f"could not configure the idle guard: {err.strip()[:200]}")
+    start = (  # in a subshell of its own, every stream redirected: the channel can close
+        f"(nohup setsid {shlex.quote(python)} guard.py config.json >>guard.log 2>&1 "
+        "</dev/null &); echo started"
+    )
+    status, _out, err = await run(link, _in_guard_dir(start))
+    if status != 0:
+        raise GuardError(f"could not start the idle guard: {err.strip()[:200]}")
+    total = settings.idle_minutes + settings.grace_minutes
+    said = (
+        f"idle guard armed on the instance: with no nbterm attached for "
+        f"{settings.lease_minutes:g} min, it powers off after {total:g} idle minutes"
+    )
+    if settings.power_off.startswith("sudo -n "):
+        status, _out, _err = await run(link, "sudo -n true")
+        if status != 0:
+            said += (
+                "; but sudo asks for a password here, so it cannot power off: see the "
+                "README, 'The idle guard'"
+            )
+    return said
+
+
+async def renew_lease(link: Link) -> None:
+    """An nbterm is attached: the guard leaves the machine alone for ``lease_minutes``."""
+    await run(link, f"cd && touch {GUARD_DIR}/lease 2>/dev/null; true", timeout=15)
+
+
+async def read_state(link: Link) -> GuardState | None:
+    """The guard's own account of itself (None: no guard was ever installed here)."""
+    command = (
+        f"cd {GUARD_DIR} 2>/dev/null || exit 3; cat config.json; echo; "
+        "cat state.json 2>/dev/null; echo; cat user-off 2>/dev/null; echo; "
+        "p=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p' state.json 2>/dev/null); "
+        '[ -n "$p" ] && kill -0 "$p" 2>/dev/null && grep -q guard.py /proc/"$p"/cmdline '
+        "2>/dev/null && echo alive || echo gone"
+    )
+    status, out, _err = await run(link, command, timeout=15)
+    if status == 3:
+        return None
+    lines = out.splitlines()
+    if len(lines) < 4:
+        return None
+    return parse_state(lines[0], lines[1], lines[2].strip() == "off", lines[-1] == "alive")
+
+
+def _number(value: object, low: float, high: float) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and low <= number <= high else None
+
+
+def _text(value: object) -> str:
+    return value[:300] if isinstance(value, str) else ""
+
+
+def parse_state(config_text: str, state_text: str, user_off: bool, alive: bool) -> GuardState:
+    """The guard's files as data: anything malformed reads as unknown, never as an error."""
+    try:
+        config = json.loads(config_text[:100_000])
+    except ValueError:
+        config = {}
+    try:
+        state = json.loads(state_text[:100_000])
+    except ValueError:
+        state = {}
+    config = config if isinstance(config, dict) else {}
+    state = state if isinstance(state, dict) else {}
+    armed = config.get("armed") is True and not user_off
+    idle = _number(state.get("idle_seconds"), 0, 10**9)
+    return GuardState(
+        armed=armed,
+        running=alive and armed,
+        idle_minutes=idle / 60 if idle is not None else None,
+        stop_at=_number(state.get("stop_at"), 0, 10**11),
+        attached=state.get("attached") is True,
+        powering_off=state.get("powering_off") is True,
+        failed=_text(state.get("failed")),
+        seen=_text(state.get("seen")),
+        user_off=user_off,
+    )
+
+
+async def turn_off(link: Link) -> bool:
+    """Disarm the guard and keep it off; True if one was installed. The running guard reads
+    its config within one check and ends."""
+    command = (
+        f"cd {GUARD_DIR} 2>/dev/null || exit 3; echo off > user-off; "
+        'sed \'s/"armed": *true/"armed": false/\' config.json > config.json.tmp && '
+        "mv config.json.tmp config.json"
+    )
+    status, _out, err = await run(link, command)
+    if status == 3:
+        return False
+    if status != 0:
+        raise GuardError(f"could not turn the idle guard off: {err.strip()[:200]}")
+    return True
+
+
+async def allow(link: Link) -> None:
+    """``nbterm guard on``: the next ``up`` (or this one) may arm the guard again."""
+    await run(link, f"cd && rm -f {GUARD_DIR}/user-off")

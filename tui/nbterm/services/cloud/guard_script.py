@@ -1,0 +1,158 @@
+"""nbterm's idle guard, as it runs on the instance (sent there by ``services/cloud/guard.py``).
+
+A standalone script: the Python standard library only, no nbterm import, run by the remote's
+``python3`` as the login user (no root). Every ``check_seconds`` it reads Jupyter's own
+``/api/status`` and ``/api/kernels`` on 127.0.0.1 (the server nbterm runs, found through its
+runtime folder), by the laptop side's rules: a busy kernel is never idle, otherwise Jupyter's
+``last_activity`` says since when nothing happened. It powers the machine off when
+
+- Jupyter has been idle ``idle_minutes`` plus ``grace_minutes``, and
+- no nbterm has been attached for ``lease_minutes`` (an attached nbterm renews the lease file
+  every minute and stays in charge: it warns first and makes a final sync).
+
+With no Jupyter to ask, the machine counts as idle since the guard last saw activity (or since
+it started). Power-off is the one privileged step: ``power_off`` (by default ``sudo -n shutdown
+-h now``), run once per decision; if it fails, the state file says why and the guard tries again
+at the next check. The guard reads its config at every check (so ``nbterm guard off`` takes
+effect within one check), keeps one copy running (a lock), and writes what it sees to
+``state.json`` for ``nbterm status`` and the cockpit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+VERSION = 1
+
+
+def _parse_time(text: object) -> float | None:
+    if not isinstance(text, str) or len(text) > 64:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)  # noqa: UP017 - the remote may run Python 3.8
+    return value.timestamp()
+
+
+def _server(runtime: Path) -> dict[str, Any] | None:
+    """The newest runtime file of a live Jupyter in the folder nbterm gave it."""
+    files = sorted(runtime.glob("jpserver-*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in files:
+        try:
+            info = json.loads(path.read_text())
+            os.kill(int(info["pid"]), 0)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(info, dict):
+            return info
+    return None
+
+
+def _get(info: dict[str, Any], path: str) -> Any:
+    base = str(info.get("base_url") or "/")
+    url = f"http://127.0.0.1:{int(info['port'])}{base}{path}?no_track_activity=1"
+    request = urllib.request.Request(url)
+    token = info.get("token")
+    if token:
+        request.add_header("Authorization", f"token {token}")
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+        return json.loads(answer.read(1_000_000))
+
+
+def look(runtime: Path) -> tuple[float | None, bool, str]:
+    """Jupyter's last activity (epoch seconds), whether a kernel is busy, and what was seen."""
+    info = _server(runtime)
+    if info is None:
+        return None, False, "no Jupyter running"
+    try:
+        status = _get(info, "api/status")
+        kernels = _get(info, "api/kernels")
+    except Exception as exc:  # noqa: BLE001 - a Jupyter that does not answer is said, not fatal
+        return None, False, f"Jupyter did not answer: {str(exc)[:120]}"
+    busy = isinstance(kernels, list) and any(
+        isinstance(k, dict) and k.get("execution_state") == "busy" for k in kernels
+    )
+    last = _parse_time(status.get("last_activity") if isinstance(status, dict) else None)
+    count = len(kernels) if isinstance(kernels, list) else 0
+    return last, busy, f"{count} kernel(s)" + (", busy" if busy else "")
+
+
+def _write_state(folder: Path, state: dict[str, Any]) -> None:
+    tmp = folder / "state.json.tmp"
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, folder / "state.json")
+
+
+def _lease_age(folder: Path, now: float) -> float:
+    try:
+        return max(0.0, now - (folder / "lease").stat().st_mtime)
+    except FileNotFoundError:
+        return float("inf")
+
+
+def run(config_path: Path) -> int:
+    config_path = config_path.resolve()
+    folder = config_path.parent
+    lock = open(folder / "guard.lock", "a")  # noqa: SIM115 - held for the guard's lifetime
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return 0  # one guard per machine and user: the running one reads the new config
+    script = Path(__file__).resolve()
+    script_time = script.stat().st_mtime
+    started = time.time()
+    active_at = started  # the last moment anything was seen happening
+    while True:
+        config = json.loads(config_path.read_text())
+        now = time.time()
+        if not config.get("armed", False):
+            _write_state(folder, {"version": VERSION, "armed": False, "pid": os.getpid(),
+                                  "checked": now, "seen": "disarmed"})  # fmt: skip
+            return 0
+        last, busy, seen = look(folder.parent / config["runtime"])
+        if busy:
+            active_at = now
+        elif last is not None:  # never idle for longer than the guard has been looking
+            active_at = max(active_at, min(last, now))
+        idle = max(0.0, now - active_at)
+        lease = _lease_age(folder, now)
+        limit = 60 * (float(config["idle_minutes"]) + float(config["grace_minutes"]))
+        lease_limit = 60 * float(config["lease_minutes"])
+        stop_at = active_at + limit
+        state: dict[str, Any] = {
+            "version": VERSION, "armed": True, "pid": os.getpid(), "checked": now,
+            "idle_seconds": idle, "stop_at": max(stop_at, now - lease + lease_limit),
+            "attached": lease < lease_limit, "seen": seen,
+        }  # fmt: skip
+        if idle >= limit and lease >= lease_limit:
+            state["powering_off"] = True
+            _write_state(folder, state)
+            done = subprocess.run(  # noqa: S602 - the configured command, by design
+                config["power_off"], shell=True, capture_output=True, text=True, check=False
+            )
+            if done.returncode != 0:
+                state["powering_off"] = False
+                state["failed"] = (done.stderr or done.stdout).strip()[-300:] or (
+                    f"exit {done.returncode}"
+                )
+        _write_state(folder, state)
+        time.sleep(float(config["check_seconds"]))
+        if script.stat().st_mtime != script_time:  # a newer guard was installed: become it
+            lock.close()
+            os.execv(sys.executable, [sys.executable, str(script), str(config_path)])  # noqa: S606
+
+
+if __name__ == "__main__":
+    sys.exit(run(Path(sys.argv[1])))
