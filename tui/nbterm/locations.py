@@ -86,13 +86,21 @@ def _runtime_dir() -> Path:
     return Path("/tmp") / f"{APP_NAME}-{os.getuid()}"  # noqa: S108
 
 
-def resolve_paths(config_override: str | os.PathLike[str] | None = None) -> Paths:
+def state_dir() -> Path:
+    """nbterm's state folder: ``$NBTERM_STATE_DIR``, else the platform's place."""
     state = os.environ.get(STATE_ENV)
+    return Path(state).expanduser() if state else Path(platformdirs.user_state_dir(APP_NAME))
+
+
+def own_key_file() -> Path:
+    """nbterm's own SSH key for the instances it launches without a configured key pair."""
+    return state_dir() / "keys" / "nbterm_ed25519"
+
+
+def resolve_paths(config_override: str | os.PathLike[str] | None = None) -> Paths:
     return Paths(
         config_file=config_file(config_override),
-        state_dir=Path(state).expanduser()
-        if state
-        else Path(platformdirs.user_state_dir(APP_NAME)),
+        state_dir=state_dir(),
         runtime_dir=_runtime_dir(),
     )
 

@@ -19,6 +19,7 @@ from nbterm.config.locate import KeyPath, locate
 from nbterm.config.model import Host, JupyterSettings, LoadedConfig
 from nbterm.config.schema import Config
 from nbterm.config.validate import Invalid, parse
+from nbterm.locations import own_key_file
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -217,7 +218,16 @@ def _resolve_hosts(
         if identity is None:
             identity, identity_key = defaults.identity_file, ("defaults", "identity_file")
         identity_path = _identity_path(identity, config_path) if identity else None
-        if identity_path is not None and check_files and identity_path not in checked:
+        template = config.templates.get(host.template) if host.template else None
+        own_key = (
+            host.hostname is None
+            and identity is None
+            and template is not None
+            and template.key_name is None
+        )
+        if own_key:  # made at the first launch: nothing to check before
+            identity_path = own_key_file()
+        elif identity_path is not None and check_files and identity_path not in checked:
             checked.add(identity_path)
             _check_identity(identity_path, identity_key, problems)
         overrides = host.jupyter
@@ -248,6 +258,7 @@ def _resolve_hosts(
             ),
             identity_agent=_identity_path(agent, config_path) if agent else None,
             certificate_file=_identity_path(certificate, config_path) if certificate else None,
+            own_key=own_key,
             proxy_command=host.proxy_command,
         )
     return resolved

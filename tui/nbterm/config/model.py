@@ -42,6 +42,9 @@ class Host:
     identity_agent: Path | None = None
     certificate_file: Path | None = None
     proxy_command: str | None = None
+    own_key: bool = False
+    """An EC2 host launched from a template with no ``key_name`` and given no
+    ``identity_file``: it uses nbterm's own key (``identity_file`` points at it)."""
 
     @property
     def is_ec2(self) -> bool:

@@ -188,7 +188,9 @@ class TemplateConfig:
     max_price: Annotated[float, Range(gt=0)] | None = None
     """Highest spot price per hour, in USD; default: the on-demand price."""
     key_name: NonEmpty | None = None
-    """EC2 key pair to install on the instance."""
+    """EC2 key pair to install on the instance. Without it (and without an ``identity_file``
+    for the host), nbterm makes its own ed25519 key in its state folder and imports it to EC2
+    at the first launch, named after its fingerprint."""
     security_group_ids: tuple[NonEmpty, ...] = ()
     """Security groups; default: the VPC's default group."""
     subnet_id: NonEmpty | None = None

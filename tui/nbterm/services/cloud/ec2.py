@@ -219,7 +219,15 @@ class Ec2:
             raise Ec2Error(f"AMI {ami} not found in this region")
         return str(images[0].get("RootDeviceName") or "/dev/sda1")
 
-    def launch(self, host: Host, template: TemplateConfig, name: str | None = None) -> Instance:
+    def launch(
+        self,
+        host: Host,
+        template: TemplateConfig,
+        name: str | None = None,
+        *,
+        key_name: str | None = None,
+    ) -> Instance:
+        """``key_name``: the key pair to install (default: the template's)."""
         label = name or host.instance or host.name
         tags = [
             {"Key": "Name", "Value": label},
@@ -239,8 +247,8 @@ class Ec2:
                 {"ResourceType": "volume", "Tags": tags},
             ],
         }
-        if template.key_name:
-            request["KeyName"] = template.key_name
+        if key_name or template.key_name:
+            request["KeyName"] = key_name or template.key_name
         if template.security_group_ids:
             request["SecurityGroupIds"] = list(template.security_group_ids)
         if template.subnet_id:

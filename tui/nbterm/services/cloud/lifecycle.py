@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from nbterm.config import Host, LoadedConfig
 from nbterm.config.schema import TemplateConfig
-from nbterm.locations import Paths
+from nbterm.locations import Paths, tildify
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error, wait_for_ssh
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.remote import addresses
@@ -74,8 +74,14 @@ def launch(
             f"`nbterm up {host.name}` (u in the cockpit) uses it"
         )
     market = "spot" if template.spot else "on-demand"
+    key = None
+    if host.own_key and host.identity_file is not None:  # no key pair made by hand
+        from nbterm.services.cloud import keypair  # asyncssh, only for this
+
+        key = keypair.ensure_imported(ec2, keypair.ensure_key(host.identity_file))
+        note(f"using nbterm's own key pair {key} ({tildify(host.identity_file)})")
     note(f"launching {template.instance_type} ({market}) from {template.ami}")
-    instance = ec2.launch(host, template, name)
+    instance = ec2.launch(host, template, name, key_name=key)
     note(f"launched {instance.id}; waiting for it to run")
     instance = ec2.wait_for(instance.id, "running", timeout=timeout, delay=delay)
     address = host.address or instance.address
@@ -112,6 +118,13 @@ def bring_up(
     """Start the host's instance if it is stopped, wait until it runs and SSH answers, and
     rewrite the generated ssh config with its fresh address."""
     instance = find_or_fail(ec2, host)
+    key = host.identity_file
+    if host.own_key and key is not None and not key.exists():
+        raise Ec2Error(
+            f"{host.name}: nbterm's own key for its instances ({tildify(key)}) is missing, and "
+            f"{instance.id} only lets that key in. Put the key back, or set identity_file to "
+            "a key the instance accepts."
+        )
     if instance.state == "stopping":
         note(f"{instance.id} is stopping; waiting to start it again")
         instance = ec2.wait_for(instance.id, "stopped", timeout=state_timeout, delay=delay)

@@ -1,0 +1,105 @@
+"""From a fresh account with only a template (an AMI and a type): no key pair made by hand.
+
+nbterm makes its own ed25519 key in its state folder (0600), imports it to moto's EC2 named
+after its fingerprint, launches with it, and `up` logs in with it (the loopback sshd plays the
+instance, whose cloud-init would install the key pair's public key: the test appends it to the
+sshd's authorized keys, then restores them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from nbterm.config import load_config
+from nbterm.locations import Paths, own_key_file
+from nbterm.services.cloud import keypair, lifecycle
+from nbterm.services.cloud.ec2 import Ec2, Ec2Error
+from nbterm.services.host_up import open_host
+from nbterm.services.remote.events import JupyterReady, RemoteEvent
+from nbterm.services.sync.events import SyncEvent
+from tests.harness.moto_ec2 import MotoEc2
+from tests.harness.remote import remote_config_text, trust_all
+from tests.harness.sshd import SshServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.sshd, pytest.mark.moto]
+
+
+def config_text(moto_ec2: MotoEc2, sshd: SshServer) -> str:
+    return (
+        f'[aws]\nregion = "us-east-1"\nendpoint_url = "{moto_ec2.endpoint_url}"\n'
+        "console_key_wait = 0\n" + remote_config_text(sshd, local_port=31357) + "[hosts.gpu]\n"
+        'template = "gpu"\n'
+        'address = "127.0.0.1"\n'
+        f"port = {sshd.port}\n"
+        f'user = "{sshd.user}"\n'
+        "[templates.gpu]\n"  # no key_name, and the host has no identity_file
+        'ami = "ami-0abcdef1234567890"\n'
+        'instance_type = "g5.xlarge"\n'
+    )
+
+
+async def test_launch_and_up_with_nbterms_own_key(
+    moto_ec2: MotoEc2, sshd: SshServer, write_config: Callable[[str], Path], paths: Paths
+) -> None:
+    config = load_config(write_config(config_text(moto_ec2, sshd)))
+    host = config.hosts["gpu"]
+    assert host.own_key and host.identity_file == own_key_file()
+    ec2 = Ec2(config.aws)
+    notes: list[str] = []
+    launched = await asyncio.to_thread(
+        lifecycle.launch, ec2, host, config.templates["gpu"], note=notes.append, delay=0.1,
+        wait_ssh=False,
+    )  # fmt: skip
+    key = own_key_file()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
+    name = keypair.key_name(key)
+    assert name.startswith("nbterm-") and len(name) == 39
+    pairs = ec2.client.describe_key_pairs(KeyNames=[name])["KeyPairs"]
+    assert [p["KeyName"] for p in pairs] == [name]
+    raw = ec2.client.describe_instances(InstanceIds=[launched.id])["Reservations"][0]
+    assert raw["Instances"][0]["KeyName"] == name
+    assert any(name in note for note in notes)
+    # a second launch (another host, the same laptop) imports nothing new: the same name
+    assert keypair.ensure_imported(ec2, key) == name
+    assert len(ec2.client.describe_key_pairs()["KeyPairs"]) == 1
+
+    authorized = sshd.workdir / "authorized_keys"
+    before = authorized.read_text()
+    events: list[RemoteEvent | SyncEvent] = []
+    try:
+        authorized.write_text(before + key.with_name(key.name + ".pub").read_text())
+        opened = await open_host(
+            config, paths, "gpu", ask=trust_all, on_event=events.append, note=notes.append,
+            console_keys=False,
+        )  # fmt: skip
+        try:
+            assert any(isinstance(e, JupyterReady) for e in events)
+        finally:
+            await opened.session.down(final_sync=False)
+    finally:
+        authorized.write_text(before)
+        await asyncio.to_thread(
+            lifecycle.terminate, ec2, host, paths, note=lambda m: None, delay=0.1
+        )
+
+
+def test_a_lost_own_key_is_said_before_any_connection(
+    moto_ec2: MotoEc2, sshd: SshServer, write_config: Callable[[str], Path], paths: Paths
+) -> None:
+    config = load_config(write_config(config_text(moto_ec2, sshd)))
+    host = config.hosts["gpu"]
+    ec2 = Ec2(config.aws)
+    lifecycle.launch(ec2, host, config.templates["gpu"], note=lambda m: None, delay=0.1,
+                     wait_ssh=False)  # fmt: skip
+    try:
+        own_key_file().unlink()
+        with pytest.raises(Ec2Error, match=r"own key for its instances .* is missing"):
+            lifecycle.bring_up(ec2, config, paths, host, note=lambda m: None, delay=0.1)
+    finally:
+        lifecycle.terminate(ec2, host, paths, note=lambda m: None, delay=0.1)
