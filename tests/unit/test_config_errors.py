@@ -229,7 +229,8 @@ TYPE_CASES = [
      "expected a binding id such as host.up (see the help screen) here, got 'up'"),
     ("[keymap]\n\"host.up\" = 1\n", 'keymap."host.up"', "expected a string, got an integer (1)"),
     ("when = 2026-01-01\n", "when",
-     "unknown key 'when' (known keys: aws, defaults, hosts, jupyter, keymap, sync, templates)"),
+     "unknown key 'when' (known keys: aws, defaults, hosts, jupyter, keymap, notify, sync, "
+     "templates)"),
     ("[defaults]\nport = 2026-01-01\n", "defaults.port",
      "expected an integer, got a date (datetime.date(2026, 1, 1))"),
 ]  # fmt: skip

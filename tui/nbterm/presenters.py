@@ -45,6 +45,7 @@ from nbterm.services.sync.events import (
 
 Event = RemoteEvent | SyncEvent
 Severity = Literal["information", "warning", "error"]
+AlertKind = Literal["spot", "idle", "sync_failed", "tunnel_down"]
 
 BACKUP_WORDS = {
     "edited": "was edited locally",
@@ -249,6 +250,23 @@ def toast(event: Event) -> Toast | None:
         case IdleWarning() | IdleStopping() | Notice():
             line = words(event)
             return Toast(line) if line else None
+        case _:
+            return None
+
+
+def alert(event: Event) -> tuple[AlertKind, str] | None:
+    """The events worth a bell and a desktop notification, with their words."""
+    match event:
+        case SpotInterruption():
+            return (
+                "spot",
+                f"SPOT INTERRUPTION: AWS will {event.action} {shown(event.host)} at "
+                f"{shown(event.time)}; syncing now",
+            )
+        case IdleWarning() | IdleStopping():
+            return "idle", words(event) or ""
+        case SyncFailed():
+            return "sync_failed", words(event) or ""
         case _:
             return None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from nbterm.config.schema import AwsConfig, Config, SyncRule, TemplateConfig
+from nbterm.config.schema import AwsConfig, Config, NotifyConfig, SyncRule, TemplateConfig
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,10 @@ class LoadedConfig:
     @property
     def sync(self) -> tuple[SyncRule, ...]:
         return self.raw.sync
+
+    @property
+    def notify(self) -> NotifyConfig:
+        return self.raw.notify
 
     @property
     def keymap(self) -> dict[str, str]:

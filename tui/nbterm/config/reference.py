@@ -21,6 +21,7 @@ from nbterm.config.schema import (
     HostConfig,
     HostJupyterConfig,
     JupyterConfig,
+    NotifyConfig,
     SyncRule,
     TemplateConfig,
 )
@@ -37,6 +38,7 @@ SECTIONS: list[tuple[str, type[Any]]] = [
     ("[hosts.NAME.jupyter]", HostJupyterConfig),
     ("[templates.NAME]", TemplateConfig),
     ("[[sync]]", SyncRule),
+    ("[notify]", NotifyConfig),
 ]
 
 
@@ -111,7 +113,7 @@ def render() -> str:
     docs = attribute_docs()
     parts = [START, ""]
     for title, model in SECTIONS:
-        doc = (model.__doc__ or "").strip().split("\n")[0]
+        doc = " ".join(inspect.cleandoc(model.__doc__ or "").split("\n\n")[0].split())
         doc = doc.split(":", 1)[1].strip() if doc.startswith("``") else doc
         doc = _markdown(doc[:1].upper() + doc[1:])
         parts += [

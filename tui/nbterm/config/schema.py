@@ -250,6 +250,28 @@ class SyncRule:
 
 
 @dataclass(frozen=True, kw_only=True)
+class NotifyConfig:
+    """``[notify]``: what reaches you in another tmux window: the terminal bell (tmux marks
+    the window) and a desktop notification (OSC 9 and OSC 777; through tmux, with
+    ``set -g allow-passthrough on``)."""
+
+    bell: bool = True
+    """Ring the terminal bell."""
+    desktop: bool = True
+    """Ask the terminal for a desktop notification (terminals without support ignore it)."""
+    spot: bool = True
+    """On a spot interruption notice."""
+    idle: bool = True
+    """On an idle-stop warning, and when an idle instance is being stopped."""
+    sync_failed: bool = True
+    """When a sync fails (said once, until it works again)."""
+    tunnel_down: bool = True
+    """When a host's tunnel has been down for ``tunnel_down_seconds``."""
+    tunnel_down_seconds: PositiveInt = 60
+    """How long a tunnel may be down (reconnecting) before it is worth a notification."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole file."""
 
@@ -259,5 +281,6 @@ class Config:
     hosts: dict[Name, HostConfig] = field(default_factory=dict)
     templates: dict[Name, TemplateConfig] = field(default_factory=dict)
     sync: tuple[SyncRule, ...] = ()
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     keymap: dict[BindingId, NonEmpty] = field(default_factory=dict)
     """Your own keys, by binding id (see the help screen): ``"host.up" = "ctrl+u"``."""

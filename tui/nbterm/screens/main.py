@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
@@ -24,6 +25,7 @@ from nbterm.services.remote.events import GuardReport, TunnelHealth
 from nbterm.services.remote.host_keys import HostKeyQuestion
 from nbterm.services.sync.events import SyncEvent
 from nbterm.ui.messages import HostNote, HostStatus, InstancesRefreshed, ServiceEvent
+from nbterm.ui.notify import Notifier
 from nbterm.widgets.instances import InstancesPane
 from nbterm.widgets.sync_log import SyncLogPane
 from nbterm.widgets.tunnels import TunnelsPane
@@ -81,8 +83,17 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.controller.attach(self, ask=self._ask_host_key)
+        self.notifier = Notifier(self.config.notify, write=self._write_to_terminal,
+                                 bell=self.app.bell, in_tmux="TMUX" in os.environ)  # fmt: skip
+        self.set_interval(5.0, self.notifier.check)  # a tunnel down too long: cheap to ask
         if self.auto_refresh and any(host.is_ec2 for host in self.config.hosts.values()):
             self.action_refresh()
+
+    def _write_to_terminal(self, text: str) -> None:
+        """Escape sequences for the terminal itself (Textual writes OSC 52 the same way)."""
+        driver = getattr(self.app, "_driver", None)
+        if driver is not None and not self.app.is_headless:
+            driver.write(text)
 
     async def _ask_host_key(self, question: HostKeyQuestion) -> bool:
         """Asked from a host's worker: the dialog shows the fingerprint to compare."""
@@ -249,6 +260,7 @@ class MainScreen(Screen[None]):
             if since is not None:
                 idle = (dt.datetime.now(dt.UTC) - since).total_seconds() / 60
                 self.query_one(InstancesPane).set_idle(event.host, max(0.0, idle))
+        self.notifier.event(event)
         said = toast(event)
         if said is not None:
             self.notify(said.text, title=said.title, severity=said.severity, timeout=said.timeout,
@@ -260,6 +272,8 @@ class MainScreen(Screen[None]):
 
     @on(HostStatus)
     def _host_status(self, message: HostStatus) -> None:
+        if message.status in ("down", "closing", "terminated", "failed"):
+            self.notifier.closed(message.host)  # closed on purpose, or said loudly already
         if message.status in ("up", "starting", "closing"):
             self._up.add(message.host)
         else:
