@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 import uuid
@@ -208,3 +209,36 @@ def test_what_the_guard_writes_is_data() -> None:
     assert len(state.failed) == 300
     assert parse_state("not json", "{", user_off=False, alive=True).armed is False
     assert parse_state('{"armed": true}', "[]", user_off=True, alive=True).armed is False
+
+
+async def test_max_hours_powers_off_even_while_a_kernel_is_busy(
+    sshd: SshServer, tmp_path: Path
+) -> None:
+    """With only max_hours (no idle rule), the machine's uptime decides: this test machine has
+    been up longer than 0.36 s, so once the lease runs out the guard powers off, busy or not."""
+    marker = f"guard-marker-{uuid.uuid4().hex[:8]}"
+    async with (
+        own_runtime(sshd, tmp_path, "nbterm-guard-max", remote_port=18992) as (link, settings, _f),
+        guarded(link, marker),
+    ):
+        server = await jupyter.ensure(link, settings, token="capped", start_timeout=60)
+        try:
+            kernel = await asyncio.to_thread(KernelClient, server.port, "capped")
+            computing = asyncio.create_task(
+                asyncio.to_thread(kernel.execute, "import time; time.sleep(8)")
+            )
+            await asyncio.sleep(0.5)
+            capped = dataclasses.replace(
+                settings_for(settings, marker), idle_minutes=None, max_hours=0.0001
+            )
+            said = await guard.install(link, capped)
+            assert "0.0001 h of uptime" in said and "idle minutes" not in said
+            installed = time.monotonic()
+            while not await powered_off(link, marker):
+                assert time.monotonic() - installed < 15, "max_hours never powered off"
+                await asyncio.sleep(0.1)
+            assert not computing.done()  # it powered off while the kernel was busy
+            await computing
+            kernel.ws.close()
+        finally:
+            await jupyter.stop(link, settings)

@@ -164,3 +164,41 @@ async def test_a_spot_interruption_seen_from_outside_also_syncs_once(
     finally:
         await session.down(final_sync=False)
         imds.close()
+
+
+async def test_max_hours_warns_then_syncs_then_stops_busy_or_not(
+    config: LoadedConfig, paths: Paths
+) -> None:
+    """A spending limit, not an idleness rule: the session is in use (Jupyter answering, the
+    sync running) and still stops at max_hours, after a warning and a final sync."""
+    import datetime as dt
+
+    from nbterm.services.remote.events import LimitStopping, LimitWarning
+
+    events: list[RemoteEvent | SyncEvent] = []
+    stopped: list[float] = []
+
+    async def stop_instance() -> None:
+        stopped.append(time.monotonic())
+
+    limit_hours = 8 / 3600  # eight seconds; the warning comes a quarter of it ahead (2 s)
+    launched = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=4)
+    session = HostSession(config, "box", paths, verifier=trust_all, on_event=events.append,
+                          cloud=Cloud(max_hours=limit_hours, launched_at=launched,
+                                      stop_instance=stop_instance))  # fmt: skip
+    try:
+        await session.up()
+        started = time.monotonic()
+        await asyncio.wait_for(session.ended.wait(), 30)
+        kinds = [type(e) for e in events]
+        assert LimitWarning in kinds and LimitStopping in kinds
+        warning = next(e for e in events if isinstance(e, LimitWarning))
+        assert warning.stop_in_minutes is not None and 0 < warning.stop_in_minutes * 60 <= 2.5
+        final = [
+            i for i, e in enumerate(events) if isinstance(e, CycleDone) and e.trigger == "final"
+        ]
+        assert final and kinds.index(LimitStopping) < final[-1] < len(events)
+        assert stopped and stopped[0] - started < 8
+        assert session.reason.endswith("h of uptime (max_hours)")
+    finally:
+        await session.down(final_sync=False)

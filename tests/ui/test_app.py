@@ -193,3 +193,50 @@ async def test_the_guard_column_says_what_the_instance_guard_does(
                        for line in log.lines)  # fmt: skip
     finally:
         MainScreen.auto_refresh = True
+
+
+async def test_the_daily_budget_warns_then_stops_running_instances_after_a_final_sync(
+    paths: Paths, write_config: Callable[[str], Path]
+) -> None:
+    import datetime as dt
+
+    from nbterm.services.cloud.instance import Instance
+    from nbterm.services.cloud.spending import Spend
+    from nbterm.ui.messages import InstancesRefreshed
+
+    MainScreen.auto_refresh = False
+    try:
+        app = NbtermApp(paths, load_config(write_config(CONFIG)))
+        started = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+        running = Instance("i-0123", "nb-gpu", "gpu", "running", "g5.xlarge", True,
+                           "us-east-1a", started, "", "", "")  # fmt: skip
+        downs: list[tuple[str, bool]] = []
+
+        async def down(name: str, *, stop_instance: bool) -> None:
+            downs.append((name, stop_instance))
+
+        async with app.run_test(size=(140, 36)) as pilot:
+            assert app.controller is not None
+            app.controller.down = down  # type: ignore[method-assign]
+            for _ in range(2):  # said once a day
+                app.screen.post_message(
+                    InstancesRefreshed({"gpu": running}, {"gpu": 1.0}, Spend(16.5, 20.0))
+                )
+                await pilot.pause()
+            warned = [n.message for n in app._notifications if "daily budget" in n.message]
+            assert warned == ["today's spending $16.50 is 82% of the daily budget ($20.00)"]
+            assert downs == []
+            subtitle = str(app.screen.query_one("#instances").border_subtitle)
+            assert "today $16.50 of $20.00" in subtitle
+            for _ in range(2):  # stopped once, however often EC2 is looked at meanwhile
+                app.screen.post_message(
+                    InstancesRefreshed({"gpu": running}, {"gpu": 1.0}, Spend(20.1, 20.0))
+                )
+                await pilot.pause()
+            await pilot.pause()
+            assert downs == [("gpu", True)]  # the same path as d: final sync, then stop
+            log = app.screen.query_one("#sync-log", Log)
+            assert any("reached the daily budget ($20.00): stopping gpu (i-0123) after a final "
+                       "sync" in line for line in log.lines)  # fmt: skip
+    finally:
+        MainScreen.auto_refresh = True

@@ -16,6 +16,7 @@ from typing import Literal
 
 from nbterm.locations import tildify
 from nbterm.safe_text import shown
+from nbterm.services.cloud.spending import Spend
 from nbterm.services.remote.events import (
     ConnectionChanged,
     GuardReport,
@@ -23,6 +24,8 @@ from nbterm.services.remote.events import (
     IdleStopping,
     IdleWarning,
     JupyterReady,
+    LimitStopping,
+    LimitWarning,
     Notice,
     RemoteEvent,
     SpotInterruption,
@@ -45,7 +48,7 @@ from nbterm.services.sync.events import (
 
 Event = RemoteEvent | SyncEvent
 Severity = Literal["information", "warning", "error"]
-AlertKind = Literal["spot", "idle", "sync_failed", "tunnel_down"]
+AlertKind = Literal["spot", "idle", "sync_failed", "tunnel_down", "spending"]
 
 BACKUP_WORDS = {
     "edited": "was edited locally",
@@ -153,6 +156,12 @@ def _remote_words(event: RemoteEvent) -> str | None:
             )
         case IdleStopping():
             return f"idle for {event.idle_minutes:.0f} min: final sync, then stopping the instance"
+        case LimitWarning():
+            if event.stop_in_minutes is None:
+                return f"{event.why}"
+            return f"{event.why}: it will be synced and stopped in {event.stop_in_minutes:.0f} min"
+        case LimitStopping():
+            return f"{event.why}: final sync, then stopping the instance"
         case Notice():
             return event.message
         case HostKeyTrusted():
@@ -195,6 +204,17 @@ def _connection_words(event: ConnectionChanged) -> str | None:
     if event.state == "connected" and event.attempt:
         return f"reconnected (reconnect #{event.attempt})"
     return None
+
+
+def budget_words(spend: Spend) -> str:
+    """Today's spending against the daily budget, as the cockpit says it."""
+    text = f"today's spending ${spend.today:.2f}"
+    if spend.budget is None:
+        return text
+    share = spend.today / spend.budget
+    if spend.verdict == "stop":
+        return f"{text} reached the daily budget (${spend.budget:.2f})"
+    return f"{text} is {share:.0%} of the daily budget (${spend.budget:.2f})"
 
 
 def guard_cell(report: GuardReport) -> str:
@@ -250,6 +270,8 @@ def toast(event: Event) -> Toast | None:
         case IdleWarning() | IdleStopping() | Notice():
             line = words(event)
             return Toast(line) if line else None
+        case LimitWarning() | LimitStopping():
+            return Toast(words(event) or "", "Spending limit", "error", timeout=120.0)
         case _:
             return None
 
@@ -267,6 +289,8 @@ def alert(event: Event) -> tuple[AlertKind, str] | None:
             return "idle", words(event) or ""
         case SyncFailed():
             return "sync_failed", words(event) or ""
+        case LimitWarning() | LimitStopping():
+            return "spending", words(event) or ""
         case _:
             return None
 

@@ -59,6 +59,9 @@ class AwsConfig:
     console_key_wait: Annotated[int, Range(ge=0)] = 180
     """Seconds to wait for a new instance to print its host keys on the console (cloud-init does
     a little after boot) before asking you to check the fingerprint yourself."""
+    daily_budget: Annotated[float, Range(gt=0)] | None = None
+    """USD a day across instances, at the prices nbterm shows: a warning at 80%; at 100% the
+    cockpit stops every running instance, each after a final sync."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,6 +203,9 @@ class TemplateConfig:
     idle_stop_minutes: PositiveInt | None = None
     """Stop the instance (after a final sync) when Jupyter has been idle this long. It also
     arms the idle guard on the instance (``guard``), which acts when no nbterm is attached."""
+    max_hours: PositiveInt | None = None
+    """Stop the instance after this many hours of uptime, busy or not (a warning 10 minutes
+    before, then a final sync). The idle guard enforces it too when no nbterm is attached."""
     guard: bool = True
     """With ``idle_stop_minutes``: install nbterm's idle guard beside Jupyter, so a forgotten
     instance stops even with the laptop closed (``nbterm guard off HOST`` disarms it)."""
@@ -265,6 +271,8 @@ class NotifyConfig:
     """On an idle-stop warning, and when an idle instance is being stopped."""
     sync_failed: bool = True
     """When a sync fails (said once, until it works again)."""
+    spending: bool = True
+    """When ``max_hours`` or ``daily_budget`` is about to stop an instance, and when it does."""
     tunnel_down: bool = True
     """When a host's tunnel has been down for ``tunnel_down_seconds``."""
     tunnel_down_seconds: PositiveInt = 60

@@ -15,12 +15,14 @@ from textual.widgets import Footer, Header
 from textual.worker import Worker, WorkerState
 
 from nbterm.config import LoadedConfig
-from nbterm.presenters import Printer, toast
+from nbterm.presenters import Printer, budget_words, toast
 from nbterm.screens.commands import CockpitCommands
 from nbterm.screens.confirm import TypedConfirmScreen, YesNoScreen
 from nbterm.screens.host_key import HostKeyScreen
 from nbterm.screens.launch import LaunchChoice, LaunchScreen
 from nbterm.services.cloud.idle import parse_time
+from nbterm.services.cloud.instance import Instance
+from nbterm.services.cloud.spending import Spend
 from nbterm.services.remote.events import GuardReport, TunnelHealth
 from nbterm.services.remote.host_keys import HostKeyQuestion
 from nbterm.services.sync.events import SyncEvent
@@ -67,6 +69,9 @@ class MainScreen(Screen[None]):
         self._up: set[str] = set()
         """Hosts whose session is up, as the screen has been told."""
         self._guard_words = Printer()
+        self._budget_warned: dt.date | None = None
+        self._budget_stopping: set[str] = set()
+        """Instances the daily budget is stopping (each run once)."""
         self._worker_hosts: dict[Worker[Any], str] = {}
         """The host each running host worker acts on (a failure marks that host's row)."""
 
@@ -298,7 +303,10 @@ class MainScreen(Screen[None]):
 
     @on(InstancesRefreshed)
     def _instances(self, message: InstancesRefreshed) -> None:
-        self.query_one(InstancesPane).apply_instances(message.instances, message.prices)
+        self.query_one(InstancesPane).apply_instances(message.instances, message.prices,
+                                                      message.spend)  # fmt: skip
+        if message.spend is not None:
+            self._budget(message.spend, message.instances)
         for name, instance in message.instances.items():
             if (
                 instance is not None
@@ -319,6 +327,30 @@ class MainScreen(Screen[None]):
                 )
         if self.auto_refresh:
             self.set_timer(REFRESH_SECONDS, self.action_refresh)  # poll by rescheduling
+
+    def _budget(self, spend: Spend, instances: dict[str, Instance | None]) -> None:
+        """The daily budget: said at 80% (once a day); at 100%, every running instance is
+        stopped, each after a final sync (the same path as d)."""
+        words = budget_words(spend)
+        if spend.verdict == "warn" and self._budget_warned != dt.date.today():
+            self._budget_warned = dt.date.today()
+            self.query_one(SyncLogPane).write(words)
+            self.notifier.notify("spending", "nbterm", words)
+            self.notify(words, title="Daily budget", severity="warning", timeout=60)
+        if spend.verdict != "stop":
+            return
+        for name, instance in instances.items():
+            if instance is None or instance.state != "running":
+                continue
+            if instance.id in self._budget_stopping:
+                continue
+            self._budget_stopping.add(instance.id)
+            said = f"{words}: stopping {name} ({instance.id}) after a final sync"
+            self.query_one(SyncLogPane).write(said)
+            self.notifier.notify("spending", "nbterm", said)
+            self.notify(said, title="Daily budget", severity="error", timeout=120)
+            work = self.controller.down(name, stop_instance=True)
+            self._for_host(name, work, "budget stop", f"down:{name}")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A failed worker is a notification, never a crash or a frozen pane."""

@@ -8,6 +8,7 @@ running on the remote. The EC2 layer adds starting and stopping the instance aro
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ from nbterm.services.remote.connection import Relocator
 from nbterm.services.remote.events import (
     IdleStopping,
     IdleWarning,
+    LimitStopping,
+    LimitWarning,
     Notice,
     RemoteEvent,
     SpotInterruption,
@@ -40,6 +43,8 @@ from nbterm.services.sync.watcher import RemoteWatcher, WatchMode
 from nbterm.services.tasks import cancel_and_wait, supervise
 
 Sink = Callable[[RemoteEvent | SyncEvent], None]
+WARN_AHEAD_SECONDS = 600.0
+"""How long before ``max_hours`` stops an instance the warning comes."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,10 @@ class Cloud:
     """Behind a jump host, the first connection is what waits for a booting instance."""
     guard: GuardSettings | None = None
     """Install the idle guard on the instance and renew its lease while up."""
+    max_hours: float | None = None
+    """Stop the instance after this much uptime (a warning first, then a final sync)."""
+    launched_at: dt.datetime | None = None
+    """When the instance last started (EC2's launch time): uptime counts from it."""
 
 
 @dataclass(frozen=True)
@@ -170,6 +179,9 @@ class HostSession:
             self._tasks.append(asyncio.create_task(self._watch_idle(), name=f"idle:{self.name}"))
         if self.cloud.guard is not None:
             await self._arm_guard(self.cloud.guard)
+        if self.cloud.max_hours is not None and self.cloud.launched_at is not None:
+            watch = self._watch_uptime(self.cloud.max_hours, self.cloud.launched_at)
+            self._tasks.append(asyncio.create_task(watch, name=f"max:{self.name}"))
         if self.cloud.outside_check is not None:
             self._tasks.append(
                 asyncio.create_task(self._watch_outside(), name=f"outside:{self.name}")
@@ -262,6 +274,31 @@ class HostSession:
                 self.reason = f"stopped after {verdict.idle_minutes:.0f} idle minutes"
                 self.ended.set()
                 return
+
+    async def _watch_uptime(self, max_hours: float, launched_at: dt.datetime) -> None:
+        """``max_hours``: a warning ahead of time, then a final sync and a stop, busy or not (a
+        spending limit; the disk keeps whatever a failed final sync left on the instance)."""
+        limit = max_hours * 3600
+        ahead = min(WARN_AHEAD_SECONDS, limit / 4)
+        why = f"up for {max_hours:g} h, its max_hours"
+
+        def left() -> float:
+            return limit - (dt.datetime.now(dt.UTC) - launched_at).total_seconds()
+
+        if left() > ahead:
+            await asyncio.sleep(left() - ahead)
+        if left() > 0:
+            self.on_event(LimitWarning(self.name, why, max(0.0, left()) / 60))
+            await asyncio.sleep(max(0.0, left()))
+        self.on_event(LimitStopping(self.name, why))
+        result = await self.final_sync()
+        if not result.ok:
+            self._say("the final sync did not complete; stopping anyway (max_hours): the "
+                      "instance's disk keeps the notebooks, the next up syncs them")  # fmt: skip
+        if self.cloud.stop_instance is not None:
+            await self.cloud.stop_instance()
+        self.reason = f"stopped after {max_hours:g} h of uptime (max_hours)"
+        self.ended.set()
 
     async def _link(self) -> Link:
         return await self.remote.connection.get(timeout=3600)

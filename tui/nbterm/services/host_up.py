@@ -108,12 +108,15 @@ def outside_check(ec2: Ec2, instance_id: str) -> Callable[[], Awaitable[str | No
 
 
 def guard_settings(host: Host, template: TemplateConfig | None) -> GuardSettings | None:
-    """The idle guard for an instance whose template sets ``idle_stop_minutes`` (and keeps
-    ``guard`` on); it finds Jupyter in the runtime folder nbterm gives it."""
-    if template is None or template.idle_stop_minutes is None or not template.guard:
+    """The guard for an instance whose template sets ``idle_stop_minutes`` or ``max_hours``
+    (and keeps ``guard`` on); it finds Jupyter in the runtime folder nbterm gives it."""
+    if template is None or not template.guard:
+        return None
+    if template.idle_stop_minutes is None and template.max_hours is None:
         return None
     return GuardSettings(
         idle_minutes=template.idle_stop_minutes,
+        max_hours=template.max_hours,
         runtime=runtime_dir(host.jupyter).removeprefix(f"{REMOTE_DIR}/"),
         grace_minutes=template.guard_grace_minutes,
         lease_minutes=template.guard_lease_minutes,
@@ -187,6 +190,8 @@ async def open_host(
     template = config.templates.get(host.template or "")
     cloud = Cloud(
         guard=guard_settings(host, template),
+        max_hours=template.max_hours if template else None,
+        launched_at=instance.launch_time,
         spot=instance.spot,
         idle_stop_minutes=template.idle_stop_minutes if template else None,
         stop_instance=stop_instance,

@@ -188,6 +188,7 @@ class Controller:
     def refresh_instances(self) -> None:
         from nbterm.services.cloud.ec2 import Ec2
         from nbterm.services.cloud.pricing import price_per_hour
+        from nbterm.services.cloud.spending import Ledger
 
         hosts = [h for h in self.config.hosts.values() if h.is_ec2]
         if not hosts:
@@ -200,4 +201,7 @@ class Controller:
                 prices[name] = price_per_hour(
                     ec2, self.config.aws, instance, self.paths.state_dir / "prices.json"
                 )
-        self.target.post_message(InstancesRefreshed(instances, prices))  # thread-safe
+        spend = Ledger(self.paths.state_dir / "spend.json").observe(
+            instances, prices, budget=self.config.aws.daily_budget
+        )
+        self.target.post_message(InstancesRefreshed(instances, prices, spend))  # thread-safe

@@ -7,6 +7,7 @@ from typing import Literal
 from textual.message import Message
 
 from nbterm.services.cloud.instance import Instance
+from nbterm.services.cloud.spending import Spend
 from nbterm.services.remote.events import RemoteEvent, TunnelHealth
 from nbterm.services.sync.events import Progress, SyncEvent
 
@@ -30,14 +31,19 @@ class ServiceEvent(Message):
 
 
 class InstancesRefreshed(Message):
-    """A fresh look at EC2: instance per host name (None: no live instance), with prices."""
+    """A fresh look at EC2: instance per host name (None: no live instance), with prices, and
+    what running instances have cost today (None: not known)."""
 
     def __init__(
-        self, instances: dict[str, Instance | None], prices: dict[str, float | None]
+        self,
+        instances: dict[str, Instance | None],
+        prices: dict[str, float | None],
+        spend: Spend | None = None,
     ) -> None:
         super().__init__()
         self.instances = instances
         self.prices = prices
+        self.spend = spend
 
 
 HostState = Literal["starting", "up", "closing", "down", "failed", "terminated"]

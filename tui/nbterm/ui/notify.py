@@ -65,6 +65,7 @@ class Notifier:
             "idle": self.settings.idle,
             "sync_failed": self.settings.sync_failed,
             "tunnel_down": self.settings.tunnel_down,
+            "spending": self.settings.spending,
         }[kind]
 
     def notify(self, kind: AlertKind, title: str, body: str) -> None:

@@ -11,6 +11,7 @@ from textual.widgets import DataTable
 from nbterm.config import Host, LoadedConfig
 from nbterm.presenters import guard_cell
 from nbterm.services.cloud.instance import Instance
+from nbterm.services.cloud.spending import Spend
 from nbterm.services.remote.events import GuardReport
 from nbterm.widgets.cells import UNKNOWN, CellWriter, Column
 
@@ -45,6 +46,7 @@ class InstancesPane(Vertical):
         self.config = config
         self.border_title = "Instances"
         self.costs: dict[str, float] = {}
+        self.spend: Spend | None = None
 
     def compose(self) -> ComposeResult:
         table: DataTable[str] = DataTable(
@@ -66,6 +68,8 @@ class InstancesPane(Vertical):
         text = f"{count} host{'s' if count != 1 else ''}"
         if self.costs:
             text += f" · running EC2 so far ${sum(self.costs.values()):.2f}"
+        if self.spend is not None and self.spend.budget is not None:
+            text += f" · today ${self.spend.today:.2f} of ${self.spend.budget:.2f}"
         self.border_subtitle = text
 
     def _row(self, host: Host) -> dict[InstanceColumn, str]:
@@ -91,7 +95,10 @@ class InstancesPane(Vertical):
         self._cells.set(report.host, "guard", guard_cell(report))
 
     def apply_instances(
-        self, instances: dict[str, Instance | None], prices: dict[str, float | None]
+        self,
+        instances: dict[str, Instance | None],
+        prices: dict[str, float | None],
+        spend: Spend | None = None,
     ) -> None:
         cell = self._cells.set
         for name, instance in instances.items():
@@ -115,6 +122,7 @@ class InstancesPane(Vertical):
                 cell(name, "price", f"{price:.3f}")
                 cell(name, "cost", f"${price * uptime:.2f}")
                 self.costs[name] = price * uptime
+        self.spend = spend
         self._subtitle()
 
     @property

@@ -39,20 +39,23 @@ class GuardError(Exception):
 
 @dataclass(frozen=True)
 class GuardSettings:
-    idle_minutes: float
+    idle_minutes: float | None
+    """None: idleness stops nothing (only ``max_hours`` does)."""
     runtime: str
     """Jupyter's runtime folder, relative to ``~/.nbterm`` (where the guard finds the server)."""
     grace_minutes: float = 10.0
     lease_minutes: float = 10.0
     power_off: str = "sudo -n shutdown -h now"
     check_seconds: float = 60.0
+    max_hours: float | None = None
+    """Power off after this much uptime (the machine's own), idle or not."""
 
     def as_json(self, *, armed: bool) -> str:
         return json.dumps({
             "armed": armed, "idle_minutes": self.idle_minutes,
             "grace_minutes": self.grace_minutes, "lease_minutes": self.lease_minutes,
             "power_off": self.power_off, "check_seconds": self.check_seconds,
-            "runtime": self.runtime,
+            "runtime": self.runtime, "max_hours": self.max_hours,
         })  # fmt: skip
 
 
@@ -129,10 +132,14 @@ async def install(link: Link, settings: GuardSettings, *, python: str = "python3
     status, _out, err = await run(link, _in_guard_dir(start))
     if status != 0:
         raise GuardError(f"could not start the idle guard: {err.strip()[:200]}")
-    total = settings.idle_minutes + settings.grace_minutes
+    rules = []
+    if settings.idle_minutes is not None:
+        rules.append(f"{settings.idle_minutes + settings.grace_minutes:g} idle minutes")
+    if settings.max_hours is not None:
+        rules.append(f"{settings.max_hours:g} h of uptime")
     said = (
         f"idle guard armed on the instance: with no nbterm attached for "
-        f"{settings.lease_minutes:g} min, it powers off after {total:g} idle minutes"
+        f"{settings.lease_minutes:g} min, it powers off after {' or '.join(rules)}"
     )
     if settings.power_off.startswith("sudo -n "):
         status, _out, _err = await run(link, "sudo -n true")

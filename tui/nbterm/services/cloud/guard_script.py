@@ -6,7 +6,8 @@ A standalone script: the Python standard library only, no nbterm import, run by 
 runtime folder), by the laptop side's rules: a busy kernel is never idle, otherwise Jupyter's
 ``last_activity`` says since when nothing happened. It powers the machine off when
 
-- Jupyter has been idle ``idle_minutes`` plus ``grace_minutes``, and
+- Jupyter has been idle ``idle_minutes`` plus ``grace_minutes`` (or the machine has been up
+  ``max_hours``, busy or not), and
 - no nbterm has been attached for ``lease_minutes`` (an attached nbterm renews the lease file
   every minute and stays in charge: it warns first and makes a final sync).
 
@@ -95,6 +96,14 @@ def _write_state(folder: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, folder / "state.json")
 
 
+def _uptime() -> float:
+    """Seconds since the machine booted (a stop and start boots it again)."""
+    try:
+        return float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0  # no uptime to go by: the max_hours rule waits rather than guesses
+
+
 def _lease_age(folder: Path, now: float) -> float:
     try:
         return max(0.0, now - (folder / "lease").stat().st_mtime)
@@ -128,15 +137,21 @@ def run(config_path: Path) -> int:
             active_at = max(active_at, min(last, now))
         idle = max(0.0, now - active_at)
         lease = _lease_age(folder, now)
-        limit = 60 * (float(config["idle_minutes"]) + float(config["grace_minutes"]))
         lease_limit = 60 * float(config["lease_minutes"])
-        stop_at = active_at + limit
+        stops = []  # when each rule would power off
+        if config.get("idle_minutes") is not None:
+            limit = 60 * (float(config["idle_minutes"]) + float(config["grace_minutes"]))
+            stops.append(active_at + limit)
+        if config.get("max_hours") is not None:
+            stops.append(now - _uptime() + 3600 * float(config["max_hours"]))
+        stop_at = min(stops) if stops else float("inf")
         state: dict[str, Any] = {
             "version": VERSION, "armed": True, "pid": os.getpid(), "checked": now,
-            "idle_seconds": idle, "stop_at": max(stop_at, now - lease + lease_limit),
+            "idle_seconds": idle,
+            "stop_at": max(stop_at, now - lease + lease_limit) if stops else None,
             "attached": lease < lease_limit, "seen": seen,
         }  # fmt: skip
-        if idle >= limit and lease >= lease_limit:
+        if now >= stop_at and lease >= lease_limit:
             state["powering_off"] = True
             _write_state(folder, state)
             done = subprocess.run(  # noqa: S602 - the configured command, by design

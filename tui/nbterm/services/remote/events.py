@@ -108,3 +108,19 @@ class GuardReport(RemoteEvent):
     failed: str = ""
     """Why its last power-off did not happen (the remote's words: made safe where shown)."""
     user_off: bool = False
+
+
+@dataclass(frozen=True)
+class LimitWarning(RemoteEvent):
+    """A spending limit (``max_hours``, the daily budget) will stop the instance soon."""
+
+    why: str
+    stop_in_minutes: float | None = None
+    """None: no stop is scheduled yet (the budget's 80% warning)."""
+
+
+@dataclass(frozen=True)
+class LimitStopping(RemoteEvent):
+    """A spending limit is reached: a final sync, then the instance is stopped."""
+
+    why: str

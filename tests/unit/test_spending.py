@@ -1,0 +1,65 @@
+"""The daily budget's ledger: what running instances cost today, as nbterm saw them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import stat
+from pathlib import Path
+
+from nbterm.presenters import budget_words
+from nbterm.services.cloud.instance import Instance
+from nbterm.services.cloud.spending import Ledger, Spend
+
+
+def instance(iid: str, state: str, started: dt.datetime) -> Instance:
+    return Instance(iid, iid, "gpu", state, "g5.xlarge", False, "us-east-1a", started, "", "", "")
+
+
+def test_running_time_today_at_the_shown_price_adds_up(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "state" / "spend.json")
+    now = dt.datetime.now().astimezone().replace(hour=12, minute=0, second=0, microsecond=0)
+    yesterday = now - dt.timedelta(hours=20)  # started yesterday at 16:00: counted from midnight
+    runs = {"gpu": instance("i-1", "running", yesterday),
+            "cpu": instance("i-2", "running", now - dt.timedelta(hours=2)),
+            "old": instance("i-3", "stopped", now - dt.timedelta(hours=5))}  # fmt: skip
+    prices: dict[str, float | None] = {"gpu": 1.0, "cpu": 0.5, "old": 9.0}
+    spend = ledger.observe(runs, prices, budget=20.0, now=now)
+    assert round(spend.today, 4) == 12 * 1.0 + 2 * 0.5
+    assert spend.verdict == "ok"
+    assert stat.S_IMODE(ledger.path.stat().st_mode) == 0o600
+    # gpu stopped at 13:00 and started again at 14:00: the first run keeps what it cost
+    later = now + dt.timedelta(hours=3)
+    again = {"gpu": instance("i-1", "running", now + dt.timedelta(hours=2)),
+             "cpu": instance("i-2", "stopped", now - dt.timedelta(hours=2))}  # fmt: skip
+    spend = ledger.observe(again, prices, budget=20.0, now=later)
+    assert round(spend.today, 4) == 12 + 1 + 1  # 12 h before, 1 h of cpu, 1 h of the new run
+    assert spend.verdict == "ok"
+    # the price went up (spot): each run keeps the most it was seen to cost
+    spend = ledger.observe(again, {"gpu": 4.0}, budget=20.0, now=later)
+    assert (round(spend.today, 4), spend.verdict) == (12 + 1 + 4, "warn")
+    spend = ledger.observe(again, {"gpu": 8.0}, budget=20.0, now=later)
+    assert (round(spend.today, 4), spend.verdict) == (12 + 1 + 8, "stop")
+
+
+def test_the_verdicts_and_their_words() -> None:
+    assert Spend(5.0, None).verdict == "ok"
+    assert Spend(15.99, 20.0).verdict == "ok"
+    assert Spend(16.0, 20.0).verdict == "warn"
+    assert Spend(20.0, 20.0).verdict == "stop"
+    assert budget_words(Spend(16.0, 20.0)) == (
+        "today's spending $16.00 is 80% of the daily budget ($20.00)"
+    )
+    assert budget_words(Spend(20.5, 20.0)) == (
+        "today's spending $20.50 reached the daily budget ($20.00)"
+    )
+
+
+def test_a_ledger_it_cannot_read_starts_afresh_and_old_days_go(tmp_path: Path) -> None:
+    path = tmp_path / "spend.json"
+    path.write_text("{not json")
+    now = dt.datetime.now().astimezone()
+    assert Ledger(path).observe({}, {}, budget=None, now=now).today == 0.0
+    path.write_text(json.dumps({"1999-01-01": {"i-9@x": 500.0}}))
+    assert Ledger(path).observe({}, {}, budget=None, now=now).today == 0.0
+    assert list(json.loads(path.read_text())) == [now.date().isoformat()]
