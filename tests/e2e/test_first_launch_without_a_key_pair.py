@@ -23,24 +23,15 @@ from nbterm.services.host_up import open_host
 from nbterm.services.remote.events import JupyterReady, RemoteEvent
 from nbterm.services.sync.events import SyncEvent
 from tests.harness.moto_ec2 import MotoEc2
-from tests.harness.remote import remote_config_text, trust_all
+from tests.harness.remote import ec2_config_text, trust_all
 from tests.harness.sshd import SshServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sshd, pytest.mark.moto]
 
 
 def config_text(moto_ec2: MotoEc2, sshd: SshServer) -> str:
-    return (
-        f'[aws]\nregion = "us-east-1"\nendpoint_url = "{moto_ec2.endpoint_url}"\n'
-        "console_key_wait = 0\n" + remote_config_text(sshd, local_port=31357) + "[hosts.gpu]\n"
-        'template = "gpu"\n'
-        'address = "127.0.0.1"\n'
-        f"port = {sshd.port}\n"
-        f'user = "{sshd.user}"\n'
-        "[templates.gpu]\n"  # no key_name, and the host has no identity_file
-        'ami = "ami-0abcdef1234567890"\n'
-        'instance_type = "g5.xlarge"\n'
-    )
+    # no key_name in the template, and no identity_file for the host
+    return ec2_config_text(moto_ec2.endpoint_url, sshd, local_port=31357, own_key=True)
 
 
 async def test_launch_and_up_with_nbterms_own_key(

@@ -30,7 +30,7 @@ from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.ssh import close_quietly, connect, run
 from nbterm.services.sync.events import SyncEvent
 from tests.harness.moto_ec2 import MotoEc2
-from tests.harness.remote import remote_config_text, trust_all
+from tests.harness.remote import ec2_config_text, trust_all
 from tests.harness.sshd import SshServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sshd, pytest.mark.moto]
@@ -53,21 +53,9 @@ def moto_power_off(endpoint: str, instance_id: str) -> str:
 async def test_the_guard_stops_an_idle_instance_after_the_laptop_left(
     moto_ec2: MotoEc2, sshd: SshServer, write_config: Callable[[str], Path], paths: Paths
 ) -> None:
-    text = (
-        f'[aws]\nregion = "us-east-1"\nendpoint_url = "{moto_ec2.endpoint_url}"\n'
-        + remote_config_text(sshd, local_port=31257)
-        + "[hosts.gpu]\n"
-        'instance = "nb-guarded"\n'
-        'template = "gpu"\n'
-        'address = "127.0.0.1"\n'
-        f"port = {sshd.port}\n"
-        f'user = "{sshd.user}"\n'
-        f'identity_file = "{sshd.client_key}"\n'
-        "[templates.gpu]\n"
-        'ami = "ami-0abcdef1234567890"\n'
-        'instance_type = "g5.xlarge"\n'
-        "idle_stop_minutes = 30\n"
-    )
+    text = ec2_config_text(moto_ec2.endpoint_url, sshd, local_port=31257,
+                           host='instance = "nb-guarded"\n',
+                           template="idle_stop_minutes = 30\n")  # fmt: skip
     config = load_config(write_config(text))
     host = config.hosts["gpu"]
     ec2 = Ec2(config.aws)

@@ -18,6 +18,7 @@ from nbterm.services.cloud import guard
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.pricing import price_per_hour
+from nbterm.services.cloud.recovery import after_interruption
 from nbterm.services.host_up import FINAL_SYNC_SECONDS, open_host
 from nbterm.services.remote import jupyter, registry
 from nbterm.services.remote.host_keys import KnownHosts
@@ -41,6 +42,38 @@ async def _up(
     accept_host_key: str | None,
     open_browser: bool,
 ) -> int:
+    """Up until Ctrl-C; after a spot interruption, wait for capacity and go up again."""
+    while True:
+        code, ended = await _up_once(
+            config, paths, host, accept_host_key=accept_host_key, open_browser=open_browser
+        )
+        if ended is None:
+            return code
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, stop.set)
+        say(host, "nbterm brings it up again when AWS starts it (Ctrl-C stops waiting)")
+        back = await after_interruption(
+            Ec2(config.aws), ended, stopped=stop, note=lambda text: say(host, text)
+        )
+        if back is None:
+            return code
+        say(host, f"capacity is back: {back.id} runs again; bringing {host.name} up again "
+                  "(same local port and URL)")  # fmt: skip
+        open_browser = False  # the tab that was open reconnects by itself
+
+
+async def _up_once(
+    config: LoadedConfig,
+    paths: Paths,
+    host: Host,
+    *,
+    accept_host_key: str | None,
+    open_browser: bool,
+) -> tuple[int, str | None]:
+    """One session: its exit code, and the instance id when the session ended by itself (the
+    instance stopped under it), for the caller to see whether it comes back."""
     try:
         opened = await open_host(
             config,
@@ -94,7 +127,9 @@ async def _up(
         )
     else:  # every message about the remote's state is true when printed
         print(f"{host.name}: tunnel closed; Jupyter is NOT running on the remote", flush=True)
-    return 0 if final.ok else 1
+    code = 0 if final.ok else 1
+    by_itself = session.ended.is_set() and opened.instance is not None
+    return code, opened.instance.id if by_itself and opened.instance else None
 
 
 def cmd_forget_host(args: argparse.Namespace) -> int:

@@ -56,17 +56,12 @@ class OpenHost:
     instance: Instance | None
 
 
-def _spot_interrupted(instance: Instance) -> bool:
-    """EC2 names a spot interruption in the instance's state reason."""
-    return "spot" in instance.state_reason.lower()
-
-
 def gone_words(instance: Instance | None, instance_id: str) -> str | None:
     """Why there is nothing to reconnect to, or None while the instance runs (or starts)."""
     if instance is None or instance.state in ("terminated", "shutting-down"):
         return f"{instance_id} was terminated"
     if instance.state in ("stopped", "stopping"):
-        reason = "spot interruption" if _spot_interrupted(instance) else instance.state_reason
+        reason = "spot interruption" if instance.spot_interrupted else instance.state_reason
         return f"{instance_id} is {instance.state}" + (f" ({reason})" if reason else "")
     return None
 
@@ -100,7 +95,7 @@ def outside_check(ec2: Ec2, instance_id: str) -> Callable[[], Awaitable[str | No
         now = await asyncio.to_thread(ec2.get, instance_id)
         if now is None or now.state in ("pending", "running"):
             return None
-        if _spot_interrupted(now):
+        if now.spot_interrupted:
             return f"{now.state} ({now.state_reason})"
         return None
 

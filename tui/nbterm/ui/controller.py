@@ -49,6 +49,10 @@ class Controller:
         """Where messages go: the main screen, once it is mounted (set by the screen)."""
         self.ask: Verifier | None = None
         """The screen's question about a new host key (None: a new key is refused)."""
+        self.waiting: dict[str, asyncio.Event] = {}
+        """Hosts waiting for spot capacity to come back; setting the event stops the wait."""
+        self.capacity_every = 30.0
+        """How often EC2 is asked while waiting (tests shorten it)."""
 
     def attach(self, target: MessagePump, ask: Verifier) -> None:
         """The screen that shows what happens, and its way to ask about a new host key."""
@@ -69,27 +73,48 @@ class Controller:
     # --- up and down (run inside a worker of group host:NAME) -----------------------------------
 
     async def up(self, name: str) -> None:
+        """Bring the host up; after a spot interruption, wait for capacity and go up again."""
+        from nbterm.services.cloud.ec2 import Ec2
+        from nbterm.services.cloud.recovery import after_interruption
         from nbterm.services.host_up import open_host
 
         if name in self.running:
             self._status(name, "up", self.running[name].url)
             return
-        self._status(name, "starting")
-        opened = await open_host(
-            self.config,
-            self.paths,
-            name,
-            ask=self.ask,
-            on_event=self._post,
-            note=lambda message: self._status(name, "starting", message),  # thread-safe
-            forward="process",  # drawing the screen must never delay a forwarded packet
-        )
-        session, result = opened.session, opened.result
-        self.running[name] = Running(session, result.url, result.local_port, opened.instance)
-        self._status(name, "up", result.url)
-        await session.ended.wait()  # an idle stop, or the instance stopped under the session
-        await self._close(name, final_sync=False)
-        self._status(name, "down", session.reason)
+        while True:
+            self._status(name, "starting")
+            opened = await open_host(
+                self.config,
+                self.paths,
+                name,
+                ask=self.ask,
+                on_event=self._post,
+                note=lambda message: self._status(name, "starting", message),  # thread-safe
+                forward="process",  # drawing the screen must never delay a forwarded packet
+            )
+            session, result = opened.session, opened.result
+            self.running[name] = Running(session, result.url, result.local_port, opened.instance)
+            self._status(name, "up", result.url)
+            await session.ended.wait()  # an idle stop, or the instance stopped under the session
+            await self._close(name, final_sync=False)
+            if opened.instance is None:
+                self._status(name, "down", session.reason)
+                return
+            stop_waiting = self.waiting[name] = asyncio.Event()
+            self._status(name, "waiting", f"{session.reason}: nbterm brings it up again when "
+                                          "AWS starts it (d stops waiting)")  # fmt: skip
+            try:
+                back = await after_interruption(
+                    Ec2(self.config.aws), opened.instance.id, stopped=stop_waiting,
+                    every=self.capacity_every, note=lambda text: self._note(name, text),
+                )  # fmt: skip
+            finally:
+                self.waiting.pop(name, None)
+            if back is None:
+                self._status(name, "down", session.reason)
+                return
+            self._note(name, f"capacity is back: {back.id} runs again; bringing {name} up "
+                             "again (same local port and URL)")  # fmt: skip
 
     async def _close(self, name: str, *, final_sync: bool) -> bool:
         running = self.running.pop(name, None)
@@ -106,6 +131,9 @@ class Controller:
         from nbterm.services.cloud import lifecycle
         from nbterm.services.cloud.ec2 import Ec2
 
+        waiting = self.waiting.get(name)
+        if waiting is not None:
+            waiting.set()  # d while waiting for capacity: stop waiting, and stop it as asked
         self._status(name, "closing", "final sync")
         running = self.running.get(name)
         jupyter_runs = running is None or running.session.remote.jupyter_running

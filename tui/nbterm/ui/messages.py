@@ -46,7 +46,7 @@ class InstancesRefreshed(Message):
         self.spend = spend
 
 
-HostState = Literal["starting", "up", "closing", "down", "failed", "terminated"]
+HostState = Literal["starting", "up", "waiting", "closing", "down", "failed", "terminated"]
 """A host's session as a whole, as the cockpit drives it."""
 
 

@@ -23,6 +23,11 @@ class Instance:
     state_reason: str = ""
 
     @property
+    def spot_interrupted(self) -> bool:
+        """EC2 names a spot interruption in the instance's state reason."""
+        return "spot" in self.state_reason.lower()
+
+    @property
     def address(self) -> str:
         return self.public_dns or self.public_ip or self.private_ip
 
