@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from nbterm.demo.world import DemoWorld
 from nbterm.locations import resolve_paths
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.ec2 import Ec2
-from nbterm.services.host_session import HostSession
+from nbterm.services.host_session import Cloud, HostSession
+from nbterm.services.host_up import guard_settings
 from tests.harness.remote import api_status, trust_all
 
 pytestmark = pytest.mark.e2e
@@ -49,7 +51,7 @@ def started_under(root: Path, wait: float = 10) -> list[str]:
 async def test_the_demo_world_serves_the_real_services_and_cleans_up() -> None:
     world = DemoWorld()
     await asyncio.to_thread(world.start)
-    jupyter_pid = 0
+    jupyter_pid = guard_pid = 0
     try:
         config = load_config(world.config_file)
         paths = resolve_paths(world.config_file)
@@ -63,9 +65,19 @@ async def test_the_demo_world_serves_the_real_services_and_cleans_up() -> None:
             lifecycle.bring_up, ec2, config, paths, config.hosts["gpu"], note=lambda m: None,
             delay=0.1,
         )  # fmt: skip
+        guard = guard_settings(config.hosts["gpu"], config.templates["gpu"])
+        assert guard is not None  # the demo's gpu template has idle_stop_minutes
+        # every demo "instance" is this machine: its guard must never power it off
+        assert "sudo" not in guard.power_off and "nbterm.demo.power_off" in guard.power_off
         session = HostSession(config, "gpu", paths, verifier=trust_all, on_event=lambda e: None,
-                              reach=ready)  # fmt: skip
+                              reach=ready, cloud=Cloud(guard=guard))  # fmt: skip
         result = await session.up()
+        guard_state = world.home / ".nbterm" / "guard" / "state.json"
+        deadline = time.monotonic() + 10
+        while not guard_state.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        guard_pid = int(json.loads(guard_state.read_text())["pid"])
+        assert alive(guard_pid)
         jupyter_pid = result.server.pid
         assert "kernels" in await asyncio.to_thread(
             api_status, result.local_port, result.server.token
@@ -76,6 +88,12 @@ async def test_the_demo_world_serves_the_real_services_and_cleans_up() -> None:
             await asyncio.sleep(0.1)
         assert json.loads(local.read_text())["nbformat"] == 4
         await session.down()
+        powered = await asyncio.to_thread(  # as the guard runs it: by /bin/sh
+            subprocess.run, ["/bin/sh", "-c", guard.power_off], capture_output=True, check=False
+        )
+        assert powered.returncode == 0
+        stopped = await asyncio.to_thread(ec2.wait_for, gpu.id, "stopped", delay=0.1)
+        assert stopped.state == "stopped"  # the demo's "power-off" stopped the demo instance
     finally:
         root = world.root
         await asyncio.to_thread(world.close)
@@ -85,5 +103,8 @@ async def test_the_demo_world_serves_the_real_services_and_cleans_up() -> None:
     while alive(jupyter_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not alive(jupyter_pid)
+    while alive(guard_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(guard_pid)  # the guard it started ended with it
     assert await asyncio.to_thread(started_under, root) == []  # no watcher or loop left behind
     assert os.environ["NBTERM_STATE_DIR"].startswith(str(root))  # the demo never touched yours

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -150,6 +151,7 @@ class DemoWorld:
 
     def _write_config(self, endpoint: str, port: int, identity: Path) -> None:
         jupyter = f"{Path(sys.executable).parent / 'jupyter'} server"
+        power_off = shlex.join([sys.executable, "-m", "nbterm.demo.power_off", endpoint, "nb-gpu"])
         user = os.environ.get("USER") or "demo"
         local = self.root / "local-notebooks"
         self.config_file.write_text(
@@ -162,7 +164,9 @@ class DemoWorld:
             '[hosts.gpu]\ninstance = "nb-gpu"\ntemplate = "gpu"\naddress = "127.0.0.1"\n\n'
             '[hosts.cpu]\ninstance = "nb-cpu"\ntemplate = "cpu"\naddress = "127.0.0.1"\n\n'
             f'[templates.gpu]\nami = "{GPU_AMI}"\ninstance_type = "g5.xlarge"\nspot = true\n'
-            "max_price = 0.6\nidle_stop_minutes = 60\n\n"
+            "max_price = 0.6\nidle_stop_minutes = 60\n"
+            # every demo "instance" is this machine: its guard stops the instance in moto
+            f"power_off_command = {json.dumps(power_off)}\n\n"
             f'[templates.cpu]\nami = "{GPU_AMI}"\ninstance_type = "m7i.large"\n\n'
             f'[[sync]]\nhost = "gpu"\nremote = "~/notebooks/"\nlocal = "{local}"\n'
             "interval = 30\n"
@@ -172,8 +176,10 @@ class DemoWorld:
     # --- stop ----------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """End what the demo started (Jupyter, its tmux server, the SSH server, moto) by pid."""
+        """End what the demo started (Jupyter, the idle guard, its tmux server, the SSH server,
+        moto) by pid."""
         self._end_jupyter()
+        self._end_guard()
         self._end_tmux()
         if self._ssh is not None and self._loop is not None:
             with contextlib.suppress(Exception):
@@ -193,6 +199,20 @@ class DemoWorld:
         for runtime in (self.home / ".nbterm" / "runtime").glob("*/jpserver-*.json"):
             with contextlib.suppress(OSError, ValueError, KeyError, ProcessLookupError):
                 os.kill(int(json.loads(runtime.read_text())["pid"]), signal.SIGTERM)
+
+    def _end_guard(self) -> None:
+        state = self.home / ".nbterm" / "guard" / "state.json"
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError, ProcessLookupError):
+            pid = int(json.loads(state.read_text())["pid"])
+            command = subprocess.run(
+                ["ps", "-p", str(pid), "-o", "command="],
+                text=True,
+                capture_output=True,
+                check=False,
+                timeout=10,
+            ).stdout
+            if "guard.py" in command:  # that pid is still the guard (Linux and macOS ps)
+                os.kill(pid, signal.SIGTERM)
 
     def _end_tmux(self) -> None:
         env = shell_env(self.home, [])
