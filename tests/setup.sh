@@ -103,5 +103,15 @@ if [ "$(id -u)" = 0 ]; then
         pip_quiet "$REMOTE_VENV/bin/python" -m pip install --disable-pip-version-check jupyterlab ipykernel
         chmod -R a+rX "$(dirname "$REMOTE_VENV")"
     fi
+    # the Jupyter-install test installs from these, offline: test traffic stays on loopback
+    wheels="$(dirname "$REMOTE_VENV")/wheels"
+    if [ ! -f "$wheels/.complete" ]; then
+        say "downloading JupyterLab's wheels for the install test ($wheels)"
+        mkdir -p "$wheels"
+        pip_quiet "$REMOTE_VENV/bin/python" -m pip download --disable-pip-version-check \
+            --dest "$wheels" jupyterlab ipykernel
+        touch "$wheels/.complete"
+        chmod -R a+rX "$wheels"
+    fi
 fi
 say "ready"

@@ -58,8 +58,11 @@ def test_both_faces_go_through_open_host(
     async def the_screens_question(question: object) -> bool:
         return False
 
+    async def the_screens_yes_no(question: str) -> bool:
+        return False
+
     controller = Controller(App(), config, paths)  # type: ignore[arg-type]
-    controller.attach(App(), the_screens_question)  # type: ignore[arg-type]
+    controller.attach(App(), the_screens_question, the_screens_yes_no)  # type: ignore[arg-type]
     with pytest.raises(Reached):
         asyncio.run(controller.up("box"))
 
@@ -71,6 +74,8 @@ def test_both_faces_go_through_open_host(
     assert cli.get("forward", "inline") == "inline"  # headless: nothing competes for its loop
     assert cockpit["forward"] == "process"  # the screen's redraws must not delay packets
     assert cockpit["ask"] is the_screens_question  # the screen's host-key question
+    assert cockpit["install"] is the_screens_yes_no  # asked before installing Jupyter
+    assert cli["install"] is None  # only with --install-jupyter
 
 
 def test_down_with_a_stop_says_the_instance_stopped_not_that_jupyter_runs(

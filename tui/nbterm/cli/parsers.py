@@ -63,6 +63,11 @@ def register_remote(commands: Any) -> None:
         "nbterm.cli.remote_cmds:cmd_up",
     )  # fmt: skip
     up.add_argument("--open", action="store_true", help="open the notebook in the browser")
+    up.add_argument(
+        "--install-jupyter",
+        action="store_true",
+        help="if the host has no Jupyter, install JupyterLab in ~/.nbterm/jupyter there (no root)",
+    )
     add_accept(up)
 
     status = commands.add_parser("status", help="hosts, open tunnels and remote Jupyter servers")

@@ -30,8 +30,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     config, paths = load(args.config)
     host = get_host(config, args.name)
     return asyncio.run(
-        _up(config, paths, host, accept_host_key=args.accept_host_key, open_browser=args.open)
-    )
+        _up(config, paths, host, accept_host_key=args.accept_host_key, open_browser=args.open,
+            install_jupyter=args.install_jupyter)
+    )  # fmt: skip
 
 
 async def _up(
@@ -41,12 +42,14 @@ async def _up(
     *,
     accept_host_key: str | None,
     open_browser: bool,
+    install_jupyter: bool = False,
 ) -> int:
     """Up until Ctrl-C; after a spot interruption, wait for capacity and go up again."""
     while True:
         code, ended = await _up_once(
-            config, paths, host, accept_host_key=accept_host_key, open_browser=open_browser
-        )
+            config, paths, host, accept_host_key=accept_host_key, open_browser=open_browser,
+            install_jupyter=install_jupyter,
+        )  # fmt: skip
         if ended is None:
             return code
         stop = asyncio.Event()
@@ -64,6 +67,11 @@ async def _up(
         open_browser = False  # the tab that was open reconnects by itself
 
 
+async def _said_yes(question: str) -> bool:
+    """--install-jupyter: the question is answered on the command line."""
+    return True
+
+
 async def _up_once(
     config: LoadedConfig,
     paths: Paths,
@@ -71,6 +79,7 @@ async def _up_once(
     *,
     accept_host_key: str | None,
     open_browser: bool,
+    install_jupyter: bool = False,
 ) -> tuple[int, str | None]:
     """One session: its exit code, and the instance id when the session ended by itself (the
     instance stopped under it), for the caller to see whether it comes back."""
@@ -83,8 +92,17 @@ async def _up_once(
             on_event=Printer(),
             note=lambda message: say(host, message),
             console_keys=accept_host_key is None,  # an explicit fingerprint is the user's word
+            install=_said_yes if install_jupyter else None,
         )
-    except (SshError, Ec2Error, jupyter.JupyterError, PortUnavailableError) as exc:
+    except jupyter.JupyterError as exc:
+        hint = ""
+        if exc.missing == "jupyter" and not install_jupyter:
+            hint = (
+                f"\nOr let nbterm install JupyterLab there, in ~/.nbterm/jupyter (no root): "
+                f"`nbterm up {host.name} --install-jupyter`."
+            )
+        raise CliError(f"{exc}{hint}") from None
+    except (SshError, Ec2Error, PortUnavailableError) as exc:
         raise CliError(str(exc)) from None
     session, result = opened.session, opened.result
     stop = asyncio.Event()

@@ -107,6 +107,12 @@ class JupyterConfig:
     login_shell: bool = False
     """Start Jupyter from a login shell (``$SHELL -l``), which reads ``~/.profile`` or
     ``~/.bash_profile``: for a ``jupyter`` that only conda's or pyenv's set-up puts on PATH."""
+    install_python: CommandLine = "python3"
+    """The remote Python that makes ``~/.nbterm/jupyter`` when ``up`` installs Jupyter on a
+    host that has none (``--install-jupyter``, or yes in the cockpit's question)."""
+    install_pip_args: tuple[NonEmpty, ...] = ()
+    """Extra pip arguments for that install: ``["--index-url", "https://mirror/simple"]``, or
+    an offline wheelhouse: ``["--no-index", "--find-links", "/srv/wheels"]``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -217,6 +223,9 @@ class TemplateConfig:
     power_off_command: CommandLine = "sudo -n shutdown -h now"
     """How the guard powers the instance off (the one step that needs privileges; nbterm
     launches instances with shutdown behaviour "stop", so this stops it, disk kept)."""
+    packages: tuple[NonEmpty, ...] = ()
+    """Python packages installed beside JupyterLab when nbterm installs Jupyter on an
+    instance that has none (``numpy``, ``torch==2.5.1``...)."""
     user_data: str | None = None
     """cloud-init user data passed at launch."""
     tags: dict[NonEmpty, str] = field(default_factory=dict)

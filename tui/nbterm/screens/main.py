@@ -87,12 +87,17 @@ class MainScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.controller.attach(self, ask=self._ask_host_key)
+        self.controller.attach(self, ask=self._ask_host_key, confirm=self._confirm)
         self.notifier = Notifier(self.config.notify, write=self._write_to_terminal,
                                  bell=self.app.bell, in_tmux="TMUX" in os.environ)  # fmt: skip
         self.set_interval(5.0, self.notifier.check)  # a tunnel down too long: cheap to ask
         if self.auto_refresh and any(host.is_ec2 for host in self.config.hosts.values()):
             self.action_refresh()
+
+    async def _confirm(self, question: str) -> bool:
+        """A yes/no question from a host's worker (install Jupyter on a host that has none)."""
+        dialog: Any = YesNoScreen("Install Jupyter?", question)
+        return bool(await self.app.push_screen_wait(dialog))
 
     def _write_to_terminal(self, text: str) -> None:
         """Escape sequences for the terminal itself (Textual writes OSC 52 the same way)."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 
 from nbterm.config import Host, LoadedConfig
 from nbterm.config.schema import TemplateConfig
@@ -27,10 +27,11 @@ from nbterm.services.cloud.lifecycle import Reach, reach_for
 from nbterm.services.host_session import Cloud, HostSession, Sink
 from nbterm.services.remote.connection import Relocation, Relocator
 from nbterm.services.remote.forward import ForwardMode
-from nbterm.services.remote.host_keys import Verifier
-from nbterm.services.remote.jupyter import REMOTE_DIR, runtime_dir
+from nbterm.services.remote.host_keys import KnownHosts, Verifier
+from nbterm.services.remote.install import install_jupyter, remember, remembered
+from nbterm.services.remote.jupyter import REMOTE_DIR, JupyterError, runtime_dir
 from nbterm.services.remote.session import UpResult
-from nbterm.services.remote.ssh import target_for
+from nbterm.services.remote.ssh import close_quietly, connect, target_for
 from nbterm.services.remote.ssh_config import Ec2Address, write_ssh_config
 from nbterm.services.sync.engine import FINAL_SYNC_SECONDS
 
@@ -148,6 +149,15 @@ def key_check(
     )
 
 
+Confirm = Callable[[str], Awaitable[bool]]
+
+
+def _with_command(config: LoadedConfig, name: str, command: str) -> LoadedConfig:
+    host = config.hosts[name]
+    changed = replace(host, jupyter=replace(host.jupyter, command=command))
+    return replace(config, hosts={**config.hosts, name: changed})
+
+
 async def open_host(
     config: LoadedConfig,
     paths: Paths,
@@ -158,13 +168,65 @@ async def open_host(
     note: Note,
     forward: ForwardMode = "inline",
     console_keys: bool = True,
+    install: Confirm | None = None,
 ) -> OpenHost:
     """Bring ``name`` up; on any failure everything started is closed again.
 
     ``ask``: the face's own question about a new host key (None: a new key is refused).
     ``console_keys``: check a new EC2 instance's key against its console first (off when the
     user gave the exact fingerprint). ``note``: progress words before the session exists.
+    ``install``: asked whether to install JupyterLab on a host that has no Jupyter (None:
+    never; the error says how).
     """
+    configured = config.hosts[name].jupyter.command
+    earlier = remembered(paths, name, configured)
+    if earlier is not None:  # nbterm installed it for this host, instead of that command
+        config = _with_command(config, name, earlier)
+    parts = (ask, on_event, note, forward, console_keys)
+    try:
+        return await _open(config, paths, name, *parts)
+    except JupyterError as exc:
+        if exc.missing != "jupyter" or install is None:
+            raise
+        template = config.templates.get(config.hosts[name].template or "")
+        packages = template.packages if template else ()
+        extra = f" and {', '.join(packages)}" if packages else ""
+        question = (
+            f"{name} has no Jupyter. Install JupyterLab and ipykernel{extra} there, in "
+            "~/.nbterm/jupyter (a Python environment of your own; no root, a minute or two)?"
+        )
+        if not await install(question):
+            raise
+        command = await _install(config, paths, name, packages, note)
+    remember(paths, name, configured, command)
+    return await _open(_with_command(config, name, command), paths, name, *parts)
+
+
+async def _install(
+    config: LoadedConfig, paths: Paths, name: str, packages: Sequence[str], note: Note
+) -> str:
+    where = await reach_running(config, config.hosts[name])
+    if where is None:
+        raise JupyterError(f"{name} is not running any more: nothing to install Jupyter on")
+    link = await connect(where.target, KnownHosts(paths.known_hosts), None)  # trusted by now
+    try:
+        settings = config.raw.jupyter
+        return await install_jupyter(link, packages=packages, python=settings.install_python,
+                                     pip_args=settings.install_pip_args, note=note)  # fmt: skip
+    finally:
+        close_quietly(link)
+
+
+async def _open(
+    config: LoadedConfig,
+    paths: Paths,
+    name: str,
+    ask: Verifier | None,
+    on_event: Sink,
+    note: Note,
+    forward: ForwardMode,
+    console_keys: bool,
+) -> OpenHost:
     host = config.hosts[name]
     if not host.is_ec2:
         session = HostSession(

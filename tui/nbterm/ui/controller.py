@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
 
     from nbterm.config.schema import TemplateConfig
     from nbterm.services.host_session import HostSession
+
+
+Confirm = Callable[[str], Awaitable[bool]]
+"""A yes/no question to the person (the screen shows it)."""
 
 
 @dataclass
@@ -49,15 +54,18 @@ class Controller:
         """Where messages go: the main screen, once it is mounted (set by the screen)."""
         self.ask: Verifier | None = None
         """The screen's question about a new host key (None: a new key is refused)."""
+        self.confirm: Confirm | None = None
         self.waiting: dict[str, asyncio.Event] = {}
         """Hosts waiting for spot capacity to come back; setting the event stops the wait."""
         self.capacity_every = 30.0
         """How often EC2 is asked while waiting (tests shorten it)."""
 
-    def attach(self, target: MessagePump, ask: Verifier) -> None:
-        """The screen that shows what happens, and its way to ask about a new host key."""
+    def attach(self, target: MessagePump, ask: Verifier, confirm: Confirm | None = None) -> None:
+        """The screen that shows what happens, its way to ask about a new host key, and its
+        yes/no question (installing Jupyter on a host that has none)."""
         self.target = target
         self.ask = ask
+        self.confirm = confirm
 
     # --- events out ----------------------------------------------------------------------------
 
@@ -91,6 +99,7 @@ class Controller:
                 on_event=self._post,
                 note=lambda message: self._status(name, "starting", message),  # thread-safe
                 forward="process",  # drawing the screen must never delay a forwarded packet
+                install=self.confirm,
             )
             session, result = opened.session, opened.result
             self.running[name] = Running(session, result.url, result.local_port, opened.instance)

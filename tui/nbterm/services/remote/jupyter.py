@@ -14,6 +14,7 @@ import re
 import shlex
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import urlencode, urlunsplit
 
 from nbterm.config import JupyterSettings
@@ -63,6 +64,11 @@ class JupyterServer:
 
 class JupyterError(Exception):
     """Jupyter could not be found or started; the message says what to do."""
+
+    def __init__(self, message: str, *, missing: Literal["tmux", "jupyter"] | None = None) -> None:
+        super().__init__(message)
+        self.missing = missing
+        """What the remote lacks, when that is the trouble (nbterm can offer to install it)."""
 
 
 def parse_runtime_files(output: str) -> list[dict[str, object]]:
@@ -170,7 +176,8 @@ async def preflight(link: Link, settings: JupyterSettings) -> bool:
     if "no-tmux" in words:
         raise JupyterError(
             "tmux is not installed on the remote: nbterm runs Jupyter inside tmux so it survives "
-            "disconnects. Install it there (for example: sudo apt-get install tmux)."
+            "disconnects. Install it there (for example: sudo apt-get install tmux).",
+            missing="tmux",
         )
     if "no-jupyter" in words:
         shell = "a login shell" if settings.login_shell else "a non-login shell"
@@ -187,7 +194,8 @@ async def preflight(link: Link, settings: JupyterSettings) -> bool:
             "whose PATH may lack conda or ~/.local/bin). Install Jupyter there, "
             "or set jupyter.command to its full path, for example "
             '"/home/ubuntu/.local/bin/jupyter lab" (run `command -v jupyter` on the remote)'
-            f"{hint}."
+            f"{hint}.",
+            missing="jupyter",
         )
     return bool(words) and words[-1] == "0"
 
