@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from nbterm.config import Host, LoadedConfig
 from nbterm.config.schema import TemplateConfig
 from nbterm.locations import Paths
+from nbterm.safe_text import shown
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.console_keys import console_verifier
 from nbterm.services.cloud.ec2 import Ec2
@@ -31,7 +32,7 @@ from nbterm.services.remote.host_keys import KnownHosts, Verifier
 from nbterm.services.remote.install import install_jupyter, remember, remembered
 from nbterm.services.remote.jupyter import REMOTE_DIR, JupyterError, runtime_dir
 from nbterm.services.remote.session import UpResult
-from nbterm.services.remote.ssh import close_quietly, connect, target_for
+from nbterm.services.remote.ssh import close_quietly, connect, run, target_for
 from nbterm.services.remote.ssh_config import Ec2Address, write_ssh_config
 from nbterm.services.sync.engine import FINAL_SYNC_SECONDS
 
@@ -183,23 +184,48 @@ async def open_host(
     if earlier is not None:  # nbterm installed it for this host, instead of that command
         config = _with_command(config, name, earlier)
     parts = (ask, on_event, note, forward, console_keys)
+    for _ in range(3):  # tmux, then Jupyter, then up
+        try:
+            return await _open(config, paths, name, *parts)
+        except JupyterError as exc:
+            if exc.missing is None or install is None:
+                raise
+            if exc.missing == "tmux":
+                if exc.fix is None or not await install(
+                    f"{name} has no tmux, which keeps Jupyter running when the link drops. "
+                    f"Install it with `{exc.fix}`?"
+                ):
+                    raise
+                await _fix(config, paths, name, exc.fix, note)
+                continue
+            template = config.templates.get(config.hosts[name].template or "")
+            packages = template.packages if template else ()
+            extra = f" and {', '.join(packages)}" if packages else ""
+            question = (
+                f"{name} has no Jupyter. Install JupyterLab and ipykernel{extra} there, in "
+                "~/.nbterm/jupyter (a Python environment of your own; no root, a minute or two)?"
+            )
+            if not await install(question):
+                raise
+            command = await _install(config, paths, name, packages, note)
+            remember(paths, name, configured, command)
+            config = _with_command(config, name, command)
+    return await _open(config, paths, name, *parts)
+
+
+async def _fix(config: LoadedConfig, paths: Paths, name: str, command: str, note: Note) -> None:
+    """Install a missing system package with the remote's package manager (passwordless sudo)."""
+    where = await reach_running(config, config.hosts[name])
+    if where is None:
+        raise JupyterError(f"{name} is not running any more: nothing to install tmux on")
+    link = await connect(where.target, KnownHosts(paths.known_hosts), None)  # trusted by now
     try:
-        return await _open(config, paths, name, *parts)
-    except JupyterError as exc:
-        if exc.missing != "jupyter" or install is None:
-            raise
-        template = config.templates.get(config.hosts[name].template or "")
-        packages = template.packages if template else ()
-        extra = f" and {', '.join(packages)}" if packages else ""
-        question = (
-            f"{name} has no Jupyter. Install JupyterLab and ipykernel{extra} there, in "
-            "~/.nbterm/jupyter (a Python environment of your own; no root, a minute or two)?"
-        )
-        if not await install(question):
-            raise
-        command = await _install(config, paths, name, packages, note)
-    remember(paths, name, configured, command)
-    return await _open(_with_command(config, name, command), paths, name, *parts)
+        note(f"running {command}")
+        status, _out, err = await run(link, command, timeout=900)
+    finally:
+        close_quietly(link)
+    if status != 0:
+        raise JupyterError(f"`{command}` failed on the remote: {shown(err.strip()[-300:])}")
 
 
 async def _install(

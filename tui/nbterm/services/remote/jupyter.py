@@ -65,10 +65,28 @@ class JupyterServer:
 class JupyterError(Exception):
     """Jupyter could not be found or started; the message says what to do."""
 
-    def __init__(self, message: str, *, missing: Literal["tmux", "jupyter"] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        missing: Literal["tmux", "jupyter"] | None = None,
+        fix: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.missing = missing
         """What the remote lacks, when that is the trouble (nbterm can offer to install it)."""
+        self.fix = fix
+        """The command that installs it, when nbterm may run it (passwordless sudo)."""
+
+
+INSTALL_TMUX = {
+    "apt-get": "sudo -n apt-get install -y tmux",
+    "dnf": "sudo -n dnf install -y tmux",
+    "yum": "sudo -n yum install -y tmux",
+    "apk": "sudo -n apk add tmux",
+    "zypper": "sudo -n zypper --non-interactive install tmux",
+}
+"""How each system's package manager installs tmux (the first one the remote has is used)."""
 
 
 def parse_runtime_files(output: str) -> list[dict[str, object]]:
@@ -166,18 +184,28 @@ async def preflight(link: Link, settings: JupyterSettings) -> bool:
     """Check that tmux and the Jupyter command exist; return whether the login user is root."""
     program = shlex.split(settings.command)[0]
     found = f"command -v {shlex.quote(program)} >/dev/null || echo no-jupyter"
-    check = (
-        "command -v tmux >/dev/null || echo no-tmux; "
-        f"{_in_login_shell(found) if settings.login_shell else found}; "
-        "id -u"
+    managers = " ".join(INSTALL_TMUX)
+    no_tmux = (
+        "command -v tmux >/dev/null || { echo no-tmux; "
+        f"for m in {managers}; do command -v $m >/dev/null && {{ echo pm-$m; break; }}; done; "
+        "sudo -n true 2>/dev/null && echo sudo-ok; }; "
     )
+    check = f"{no_tmux}{_in_login_shell(found) if settings.login_shell else found}; id -u"
     _status, out, _err = await run(link, check)
     words = out.split()
     if "no-tmux" in words:
+        manager = next((w[3:] for w in words if w.startswith("pm-")), None)
+        command = INSTALL_TMUX.get(manager or "")
+        how = (
+            f"Install it there: {command.replace('sudo -n ', 'sudo ')}"
+            if command
+            else "Install it there with the system's package manager"
+        )
         raise JupyterError(
             "tmux is not installed on the remote: nbterm runs Jupyter inside tmux so it survives "
-            "disconnects. Install it there (for example: sudo apt-get install tmux).",
+            f"disconnects. {how}.",
             missing="tmux",
+            fix=command if command and "sudo-ok" in words else None,
         )
     if "no-jupyter" in words:
         shell = "a login shell" if settings.login_shell else "a non-login shell"
