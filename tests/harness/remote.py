@@ -55,14 +55,19 @@ def ec2_config_text(
     host: str = "",
     template: str = "",
     own_key: bool = False,
+    command: str | None = None,
+    jupyter: str = "",
 ) -> str:
     """moto's EC2 and one EC2 host, ``gpu``, whose instance the loopback sshd plays (reached
     through the documented ``address`` override). ``host``/``template``: extra TOML lines for
-    them; ``own_key``: no ``identity_file`` (nbterm's own key)."""
+    them; ``own_key``: no ``identity_file`` (nbterm's own key); ``command``, ``jupyter``: the
+    Jupyter command, and extra ``[jupyter]`` lines."""
     key = "" if own_key else f'identity_file = "{sshd.client_key}"\n'
     return (
         f'[aws]\nregion = "us-east-1"\nendpoint_url = "{endpoint_url}"\nconsole_key_wait = 0\n'
-        + remote_config_text(sshd, local_port=local_port)
+        + remote_config_text(sshd, local_port=local_port, command=command).replace(
+            "[jupyter]\n", f"[jupyter]\n{jupyter}"
+        )
         + '[hosts.gpu]\ntemplate = "gpu"\naddress = "127.0.0.1"\n'
         + f'port = {sshd.port}\nuser = "{sshd.user}"\n{key}{host}'
         + '[templates.gpu]\nami = "ami-0abcdef1234567890"\ninstance_type = "g5.xlarge"\n'

@@ -67,3 +67,15 @@ def test_termination_or_d_or_a_day_ends_the_wait() -> None:
     assert asyncio.run(pressed_d()) is None
     stuck = Scripted(instance("stopped", SPOT))
     assert asyncio.run(after(stuck.ec2, "i-1", every=0.01, give_up_after=0.1)) is None
+
+
+def test_waiting_is_said_only_once_the_interruption_is_confirmed() -> None:
+    """The face says "waiting" only when it is true: capacity that came back before the first
+    look is not a wait (the cockpit said "waiting", then "down", before this)."""
+    said: list[str] = []
+    user = Scripted(instance("stopped", USER))
+    asyncio.run(after(user.ec2, "i-1", every=0.01, waiting=lambda: said.append("waiting")))
+    assert said == []
+    spot = Scripted(instance("stopped", SPOT), instance("running"))
+    back = asyncio.run(after(spot.ec2, "i-1", every=0.01, waiting=lambda: said.append("waiting")))
+    assert back is not None and said == ["waiting"]

@@ -56,10 +56,11 @@ async def _up(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
-        say(host, "nbterm brings it up again when AWS starts it (Ctrl-C stops waiting)")
         back = await after_interruption(
-            Ec2(config.aws), ended, stopped=stop, note=lambda text: say(host, text)
-        )
+            Ec2(config.aws), ended, stopped=stop, note=lambda text: say(host, text),
+            waiting=lambda: say(host, "nbterm brings it up again when AWS starts it (Ctrl-C "
+                                      "stops waiting)"),
+        )  # fmt: skip
         if back is None:
             return code
         say(host, f"capacity is back: {back.id} runs again; bringing {host.name} up again "

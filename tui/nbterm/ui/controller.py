@@ -110,12 +110,15 @@ class Controller:
                 self._status(name, "down", session.reason)
                 return
             stop_waiting = self.waiting[name] = asyncio.Event()
-            self._status(name, "waiting", f"{session.reason}: nbterm brings it up again when "
-                                          "AWS starts it (d stops waiting)")  # fmt: skip
+            waiting = functools.partial(
+                self._status, name, "waiting",
+                f"{session.reason}: nbterm brings it up again when AWS starts it (d stops waiting)",
+            )  # fmt: skip
             try:
                 back = await after_interruption(
                     Ec2(self.config.aws), opened.instance.id, stopped=stop_waiting,
                     every=self.capacity_every, note=lambda text: self._note(name, text),
+                    waiting=waiting,
                 )  # fmt: skip
             finally:
                 self.waiting.pop(name, None)

@@ -66,16 +66,19 @@ async def after_interruption(
     every: float = EVERY,
     give_up_after: float = GIVE_UP_AFTER,
     note: Callable[[str], None] = lambda message: None,
+    waiting: Callable[[], None] = lambda: None,
 ) -> Instance | None:
     """When a session ended because AWS interrupted its spot instance: the instance once it runs
     again (bring the host up again then). None at once for any other end (an idle stop, a stop
-    by hand), or when waiting ends without it."""
+    by hand), or when waiting ends without it. ``waiting`` is called once the interruption is
+    confirmed, before the wait (so that what the face shows is already true)."""
     try:
         now = await asyncio.to_thread(ec2.get, instance_id)
     except Ec2Error:
         return None
     if now is None or now.state not in ("stopping", "stopped") or not now.spot_interrupted:
         return None
+    waiting()
     return await wait_for_capacity(
         ec2, instance_id, stopped=stopped, every=every, give_up_after=give_up_after, note=note
     )
