@@ -79,3 +79,11 @@ def test_waiting_is_said_only_once_the_interruption_is_confirmed() -> None:
     spot = Scripted(instance("stopped", SPOT), instance("running"))
     back = asyncio.run(after(spot.ec2, "i-1", every=0.01, waiting=lambda: said.append("waiting")))
     assert back is not None and said == ["waiting"]
+
+
+def test_an_interruption_the_session_saw_and_capacity_back_already_is_simply_back() -> None:
+    said: list[str] = []
+    quick = Scripted(instance("running"))
+    back = asyncio.run(after(quick.ec2, "i-1", every=0.01, interrupted=True,
+                             waiting=lambda: said.append("waiting")))  # fmt: skip
+    assert back is not None and back.state == "running" and said == []

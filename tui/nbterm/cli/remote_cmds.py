@@ -46,7 +46,7 @@ async def _up(
 ) -> int:
     """Up until Ctrl-C; after a spot interruption, wait for capacity and go up again."""
     while True:
-        code, ended = await _up_once(
+        code, ended, interrupted = await _up_once(
             config, paths, host, accept_host_key=accept_host_key, open_browser=open_browser,
             install_jupyter=install_jupyter,
         )  # fmt: skip
@@ -60,6 +60,7 @@ async def _up(
             Ec2(config.aws), ended, stopped=stop, note=lambda text: say(host, text),
             waiting=lambda: say(host, "nbterm brings it up again when AWS starts it (Ctrl-C "
                                       "stops waiting)"),
+            interrupted=interrupted,
         )  # fmt: skip
         if back is None:
             return code
@@ -81,9 +82,10 @@ async def _up_once(
     accept_host_key: str | None,
     open_browser: bool,
     install_jupyter: bool = False,
-) -> tuple[int, str | None]:
-    """One session: its exit code, and the instance id when the session ended by itself (the
-    instance stopped under it), for the caller to see whether it comes back."""
+) -> tuple[int, str | None, bool]:
+    """One session: its exit code, the instance id when the session ended by itself (the
+    instance stopped under it), for the caller to see whether it comes back, and whether the
+    session saw a spot interruption."""
     try:
         opened = await open_host(
             config,
@@ -148,7 +150,8 @@ async def _up_once(
         print(f"{host.name}: tunnel closed; Jupyter is NOT running on the remote", flush=True)
     code = 0 if final.ok else 1
     by_itself = session.ended.is_set() and opened.instance is not None
-    return code, opened.instance.id if by_itself and opened.instance else None
+    stopped_under = opened.instance.id if by_itself and opened.instance else None
+    return code, stopped_under, session.interrupted
 
 
 def cmd_forget_host(args: argparse.Namespace) -> int:

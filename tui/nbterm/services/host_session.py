@@ -211,6 +211,12 @@ class HostSession:
                 self.on_event(state.report(self.name))
             await asyncio.sleep(self.timings.lease_every)
 
+    @property
+    def interrupted(self) -> bool:
+        """A spot interruption was seen: a notice (from inside or outside), or the instance
+        stopped by one under the session."""
+        return self._interrupted or self.reason.endswith("(spot interruption)")
+
     def _say(self, message: str) -> None:
         self.on_event(Notice(self.name, message))
 

@@ -118,7 +118,7 @@ class Controller:
                 back = await after_interruption(
                     Ec2(self.config.aws), opened.instance.id, stopped=stop_waiting,
                     every=self.capacity_every, note=lambda text: self._note(name, text),
-                    waiting=waiting,
+                    waiting=waiting, interrupted=session.interrupted,
                 )  # fmt: skip
             finally:
                 self.waiting.pop(name, None)

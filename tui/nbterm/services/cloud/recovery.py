@@ -67,16 +67,24 @@ async def after_interruption(
     give_up_after: float = GIVE_UP_AFTER,
     note: Callable[[str], None] = lambda message: None,
     waiting: Callable[[], None] = lambda: None,
+    interrupted: bool = False,
 ) -> Instance | None:
     """When a session ended because AWS interrupted its spot instance: the instance once it runs
     again (bring the host up again then). None at once for any other end (an idle stop, a stop
     by hand), or when waiting ends without it. ``waiting`` is called once the interruption is
-    confirmed, before the wait (so that what the face shows is already true)."""
+    confirmed, before the wait (so that what the face shows is already true). ``interrupted``:
+    the session itself saw the interruption (a notice, or EC2's reason as the link dropped), so
+    an instance already running again by now is simply back."""
     try:
         now = await asyncio.to_thread(ec2.get, instance_id)
     except Ec2Error:
         return None
-    if now is None or now.state not in ("stopping", "stopped") or not now.spot_interrupted:
+    if now is None:
+        return None
+    if interrupted and now.state in ("pending", "running"):
+        return await wait_for_capacity(ec2, instance_id, stopped=stopped, every=every,
+                                       give_up_after=give_up_after, note=note)  # fmt: skip
+    if now.state not in ("stopping", "stopped") or not (now.spot_interrupted or interrupted):
         return None
     waiting()
     return await wait_for_capacity(
