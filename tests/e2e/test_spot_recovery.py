@@ -15,7 +15,6 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,8 +25,8 @@ from nbterm.services.cloud import ec2 as ec2_module
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.ec2 import Ec2
 from nbterm.services.cloud.instance import Instance
-from nbterm.services.remote.host_keys import HostKeyQuestion
 from nbterm.ui.messages import HostNote, HostStatus
+from tests.harness.cockpit import RecordingScreen, trust_the_test_sshd
 from tests.harness.moto_ec2 import MotoEc2
 from tests.harness.remote import ec2_config_text
 from tests.harness.sshd import SshServer
@@ -71,28 +70,17 @@ async def test_the_cockpit_goes_up_again_when_capacity_is_back(
     config = load_config(write_config(text))
     ec2 = Ec2(config.aws)
     launched = ec2.launch(config.hosts["gpu"], config.templates["gpu"])
-    said: list[Any] = []
-
-    class Screen:
-        def post_message(self, message: object) -> bool:
-            if isinstance(message, (HostStatus, HostNote)):
-                said.append(message)
-            return True
-
-    async def dialog(question: HostKeyQuestion) -> bool:
-        return True  # the test's own sshd
-
-    def statuses() -> list[str]:
-        return [m.status for m in said if isinstance(m, HostStatus)]
+    screen = RecordingScreen()
+    said, statuses = screen.said, screen.statuses
 
     async def until(status: str, count: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while statuses().count(status) < count:
-            assert time.monotonic() < deadline, f"no {status!r} #{count}: {statuses()}"
+            assert time.monotonic() < deadline, f"no {status!r} #{count}: {screen.story()}"
             await asyncio.sleep(0.1)
 
-    controller = Controller(Screen(), config, paths)  # type: ignore[arg-type]
-    controller.attach(Screen(), dialog)  # type: ignore[arg-type]
+    controller = Controller(screen, config, paths)  # type: ignore[arg-type]
+    controller.attach(screen, trust_the_test_sshd)  # type: ignore[arg-type]
     controller.capacity_every = 0.5
     up = asyncio.create_task(controller.up("gpu"))
     try:

@@ -36,12 +36,13 @@ from nbterm.services.cloud import ec2 as ec2_module
 from nbterm.services.cloud import guard, lifecycle
 from nbterm.services.cloud.ec2 import Ec2
 from nbterm.services.remote import jupyter
-from nbterm.services.remote.host_keys import HostKeyQuestion, KnownHosts
+from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.install import VENV
 from nbterm.services.remote.ssh import close_quietly, connect, run
-from nbterm.ui.messages import HostNote, HostStatus
+from nbterm.ui.messages import HostStatus
 from tests.e2e.test_guard_stops_the_instance import moto_power_off
 from tests.e2e.test_spot_recovery import INTERRUPTED, SpotReasons
+from tests.harness.cockpit import RecordingScreen, trust_the_test_sshd
 from tests.harness.moto_ec2 import MotoEc2
 from tests.harness.remote import ec2_config_text
 from tests.harness.sshd import REMOTE_VENV, SshServer
@@ -101,17 +102,9 @@ async def test_zero_to_notebook_and_the_nets_that_need_no_laptop(
     authorized = sshd.workdir / "authorized_keys"
     before = authorized.read_text()
     authorized.write_text(before + own_key_file().with_name("nbterm_ed25519.pub").read_text())
-    said: list[Any] = []
+    screen = RecordingScreen()
+    said, story = screen.said, screen.story
     questions: list[str] = []
-
-    class Screen:
-        def post_message(self, message: object) -> bool:
-            if isinstance(message, (HostStatus, HostNote)):
-                said.append(message)
-            return True
-
-    async def dialog(question: HostKeyQuestion) -> bool:
-        return True
 
     async def yes(question: str) -> bool:
         questions.append(question)
@@ -120,19 +113,14 @@ async def test_zero_to_notebook_and_the_nets_that_need_no_laptop(
     def ups() -> int:
         return sum(1 for m in said if isinstance(m, HostStatus) and m.status == "up")
 
-    def story() -> list[tuple[str, str]]:
-        return [
-            (m.status, m.detail) if isinstance(m, HostStatus) else ("note", m.text) for m in said
-        ]
-
     async def until(done: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while not done():
             assert time.monotonic() < deadline, f"{what}: {story()[-6:]}"
             await asyncio.sleep(0.1)
 
-    controller = Controller(Screen(), config, paths)  # type: ignore[arg-type]
-    controller.attach(Screen(), dialog, yes)  # type: ignore[arg-type]
+    controller = Controller(screen, config, paths)  # type: ignore[arg-type]
+    controller.attach(screen, trust_the_test_sshd, yes)  # type: ignore[arg-type]
     controller.capacity_every = 0.5
     up = asyncio.create_task(controller.up("gpu"))
     try:
