@@ -30,7 +30,7 @@ from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.ssh import close_quietly, connect, run
 from nbterm.services.sync.events import SyncEvent
 from tests.harness.moto_ec2 import MotoEc2
-from tests.harness.remote import ec2_config_text, trust_all
+from tests.harness.remote import ec2_config_text, end_guard, trust_all
 from tests.harness.sshd import SshServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sshd, pytest.mark.moto]
@@ -106,13 +106,7 @@ async def test_the_guard_stops_an_idle_instance_after_the_laptop_left(
         known = KnownHosts(paths.known_hosts)
         link = await connect(ready.target, known)
         try:
-            await guard.turn_off(link)
-            _s, out, _e = await run(link, f"cat {guard.GUARD_DIR}/state.json 2>/dev/null")
-            pid = out.split('"pid": ')[1].split(",")[0] if '"pid": ' in out else ""
-            await asyncio.sleep(1.0)  # it reads "off" at its next check and ends
-            if pid.isdigit():
-                await run(link, f"kill {pid} 2>/dev/null; true")
-            await run(link, f"rm -rf {guard.GUARD_DIR}; true")
+            await end_guard(link)
         finally:
             close_quietly(link)
         await asyncio.to_thread(

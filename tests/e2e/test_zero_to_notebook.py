@@ -44,7 +44,7 @@ from tests.e2e.test_guard_stops_the_instance import moto_power_off
 from tests.e2e.test_spot_recovery import INTERRUPTED, SpotReasons
 from tests.harness.cockpit import RecordingScreen, trust_the_test_sshd
 from tests.harness.moto_ec2 import MotoEc2
-from tests.harness.remote import ec2_config_text
+from tests.harness.remote import ec2_config_text, end_guard
 from tests.harness.sshd import REMOTE_VENV, SshServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sshd, pytest.mark.moto]
@@ -160,14 +160,9 @@ async def test_zero_to_notebook_and_the_nets_that_need_no_laptop(
         known = KnownHosts(paths.known_hosts)
         link = await connect(lifecycle.reach_for(config, host, launched).target, known)
         try:
-            await guard.turn_off(link)
-            await asyncio.sleep(1.0)
-            _s, out, _e = await run(link, f"cat {guard.GUARD_DIR}/state.json 2>/dev/null")
-            pid = out.split('"pid": ')[1].split(",")[0] if '"pid": ' in out else ""
-            if pid.isdigit():
-                await run(link, f"kill {pid} 2>/dev/null; true")
+            await end_guard(link)
             await jupyter.stop(link, host.jupyter)
-            await run(link, f"rm -rf {guard.GUARD_DIR} {VENV} .nbterm/runtime/nbterm-story; true")
+            await run(link, f"rm -rf {VENV} .nbterm/runtime/nbterm-story; true")
         finally:
             close_quietly(link)
         authorized.write_text(before)

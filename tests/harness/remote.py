@@ -156,3 +156,16 @@ async def own_runtime(
     finally:
         await run(link, f"rm -rf {folder}; true")
         close_quietly(link)
+
+
+async def end_guard(link: Link) -> None:
+    """End the idle guard a test armed on the loopback "remote" (by its pid) and remove it."""
+    from nbterm.services.cloud import guard
+
+    await guard.turn_off(link)
+    _s, out, _e = await run(link, f"cat {guard.GUARD_DIR}/state.json 2>/dev/null")
+    pid = out.split('"pid": ')[1].split(",")[0] if '"pid": ' in out else ""
+    await asyncio.sleep(1.0)  # it reads "off" at its next check and ends
+    if pid.isdigit():
+        await run(link, f"kill {pid} 2>/dev/null; true")
+    await run(link, f"rm -rf {guard.GUARD_DIR}; true")
