@@ -46,11 +46,14 @@ class NbtermApp(App[None]):
         timeout: float | None = None,
         markup: bool = False,
     ) -> None:
-        """Plain text by default: messages quote config keys like [aws], which are not markup.
-        Every toast passes here, so nothing a remote sent can steer the terminal from one."""
+        """Every toast passes here (``Screen.notify`` and ``Widget.notify`` too, which pass
+        their own ``markup=True``), and every toast is plain text, whatever it was asked: a
+        message may quote a remote's words (``[/]`` would end the app) or config keys like
+        [aws]. Controls are made visible, so nothing can steer the terminal from one."""
+        del markup  # never markup: see widgets/plain.py
         super().notify(
             shown_lines(message), title=shown(title), severity=severity, timeout=timeout,
-            markup=markup,
+            markup=False,
         )  # fmt: skip
 
     def on_mount(self) -> None:

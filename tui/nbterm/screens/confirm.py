@@ -8,6 +8,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from nbterm.widgets.plain import marked, plain
+
 
 class TypedConfirmScreen(ModalScreen[bool]):
     """Type the exact name to confirm; Escape or an empty Enter cancels."""
@@ -22,9 +24,11 @@ class TypedConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(f"[b]{self.title_text}[/b]", classes="dialog-title")
-            yield Static(self.text)
-            yield Static(f"Type [b]{self.expected}[/b] and press Enter (Escape cancels):")
+            yield Static(marked("[b]$title[/b]", title=self.title_text), classes="dialog-title")
+            yield Static(plain(self.text))
+            yield Static(
+                marked("Type [b]$name[/b] and press Enter (Escape cancels):", name=self.expected)
+            )
             yield Input(placeholder=self.expected, id="typed")
 
     def on_mount(self) -> None:
@@ -56,8 +60,8 @@ class YesNoScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(f"[b]{self.title_text}[/b]", classes="dialog-title")
-            yield Static(self.text)
+            yield Static(marked("[b]$title[/b]", title=self.title_text), classes="dialog-title")
+            yield Static(plain(self.text))
             yield Static("[b]y[/b] yes   [b]n[/b] no")
 
     def action_answer(self, yes: bool) -> None:

@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 from nbterm.config.import_ssh import ImportSshError, import_hosts
 from nbterm.config.starter import write_starter
 from nbterm.locations import tildify
+from nbterm.widgets.plain import marked, plain
 
 
 class FirstRunScreen(Screen[None]):
@@ -43,15 +44,18 @@ class FirstRunScreen(Screen[None]):
         with Vertical(id="first-run-box"):
             yield Static("[b]Welcome to nbterm[/b]", id="first-run-title")
             yield Static(
-                f"There is no config file at [b]{tildify(self.config_file)}[/b] yet.\n"
-                "nbterm needs one TOML file that lists your hosts, launch templates and sync "
-                "rules. Start from one of these:",
+                marked(
+                    "There is no config file at [b]$path[/b] yet.\nnbterm needs one TOML file "
+                    "that lists your hosts, launch templates and sync rules. Start from one of "
+                    "these:",
+                    path=tildify(self.config_file),
+                ),
                 id="first-run-text",
             )
             options = OptionList(
                 Option("c  Create an annotated starter config", id="create"),
                 Option(
-                    f"i  Import the hosts of {tildify(self.ssh_config)}",
+                    plain(f"i  Import the hosts of {tildify(self.ssh_config)}"),
                     id="import",
                     disabled=not self.ssh_config.is_file(),
                 ),

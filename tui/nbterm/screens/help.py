@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
+
+from nbterm.widgets.cells import CellWriter, Column
 
 
 class HelpScreen(ModalScreen[None]):
@@ -23,12 +26,14 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="help-box"):
             yield Static("[b]nbterm keys[/b]", id="help-title")
-            table: DataTable[str] = DataTable(
+            table: DataTable[Text] = DataTable(
                 id="help-table", cursor_type="none", show_cursor=False
             )
-            table.add_columns("Key", "Action", "Id (for keymap)", "What it does")
-            for row in self.rows:
-                table.add_row(*row)
+            columns = [Column(key, key) for key in ("Key", "Action", "Id (for keymap)",
+                                                     "What it does")]  # fmt: skip
+            cells = CellWriter(table, columns, {str(n) for n in range(len(self.rows))})
+            for number, row in enumerate(self.rows):
+                cells.add_row(str(number), dict(zip((c.key for c in columns), row, strict=True)))
             yield table
             yield Static(
                 markup=False,

@@ -9,6 +9,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from nbterm.services.remote.host_keys import HostKeyQuestion
+from nbterm.widgets.plain import marked
 
 
 class HostKeyScreen(ModalScreen[bool]):
@@ -24,12 +25,18 @@ class HostKeyScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         q = self.question
         with Vertical(classes="dialog"):
-            yield Static(f"[b]New host key for {q.host}[/b]", classes="dialog-title")
+            yield Static(marked("[b]New host key for $host[/b]", host=q.host),
+                         classes="dialog-title")  # fmt: skip
             yield Static(
-                f"{q.address}:{q.port} presents\n\n  [b]{q.key_type} {q.sha256}[/b]\n\n"
-                "nbterm has not seen this machine before. Compare the fingerprint with the one "
-                "its owner or console shows. If you trust it, it is stored under "
-                f"[b]{q.alias}[/b] and checked strictly from now on."
+                marked(
+                    "$where presents\n\n  [b]$key[/b]\n\n"
+                    "nbterm has not seen this machine before. Compare the fingerprint with the "
+                    "one its owner or console shows. If you trust it, it is stored under "
+                    "[b]$alias[/b] and checked strictly from now on.",
+                    where=f"{q.address}:{q.port}",
+                    key=f"{q.key_type} {q.sha256}",
+                    alias=q.alias,
+                )
             )
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Trust (y)", variant="warning", id="trust")

@@ -12,6 +12,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from nbterm.config import LoadedConfig
+from nbterm.widgets.plain import plain
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class LaunchScreen(ModalScreen[LaunchChoice | None]):
                 else "spot, up to the on-demand price" if spot else "on-demand"
             )  # fmt: skip
             text = f"{name:<10} {template.instance_type:<12} {price:<32} for host {host}"
-            options.append(Option(text, id=str(index)))
+            options.append(Option(plain(text), id=str(index)))
         return options
 
     def action_toggle_market(self) -> None:

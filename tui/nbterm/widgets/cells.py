@@ -1,5 +1,6 @@
 """Tables whose cells are named (a column key, never an index) and updated only when their text
-changes (health arrives all the time)."""
+changes (health arrives all the time). The one place that writes DataTable cells: each is plain
+text (``plain_cell``), never a str that DataTable would parse as markup."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from rich.text import Text
 from textual.widgets import DataTable
+
+from nbterm.widgets.plain import plain_cell
 
 UNKNOWN = "—"
 
@@ -25,7 +29,7 @@ class CellWriter(Generic[Key]):
     """Adds one table's columns, then writes its cells by row key and column key."""
 
     def __init__(
-        self, table: DataTable[str], columns: Sequence[Column[Key]], rows: set[str]
+        self, table: DataTable[Text], columns: Sequence[Column[Key]], rows: set[str]
     ) -> None:
         self.table = table
         self.columns = tuple(columns)
@@ -36,10 +40,11 @@ class CellWriter(Generic[Key]):
 
     def add_row(self, row: str, values: Mapping[Key, str]) -> None:
         """A row by its key; a column not in ``values`` shows as unknown."""
-        self.table.add_row(*(values.get(c.key, UNKNOWN) for c in self.columns), key=row)
+        cells = (plain_cell(values.get(c.key, UNKNOWN)) for c in self.columns)
+        self.table.add_row(*cells, key=row)
 
     def set(self, row: str, column: Key, value: str) -> None:
         if row not in self.rows or self.cells.get((row, column)) == value:
             return
         self.cells[(row, column)] = value
-        self.table.update_cell(row, column, value)
+        self.table.update_cell(row, column, plain_cell(value))

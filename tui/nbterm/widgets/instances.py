@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable
@@ -14,6 +15,7 @@ from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.spending import Spend
 from nbterm.services.remote.events import GuardReport
 from nbterm.widgets.cells import UNKNOWN, CellWriter, Column
+from nbterm.widgets.plain import plain
 
 InstanceColumn = Literal[
     "name", "kind", "where", "state", "type", "market", "price", "cost", "uptime", "idle", "guard"
@@ -49,7 +51,7 @@ class InstancesPane(Vertical):
         self.spend: Spend | None = None
 
     def compose(self) -> ComposeResult:
-        table: DataTable[str] = DataTable(
+        table: DataTable[Text] = DataTable(
             id="instances-table", cursor_type="row", zebra_stripes=True
         )
         self._cells = CellWriter(table, COLUMNS, set(self.config.hosts))
@@ -70,7 +72,7 @@ class InstancesPane(Vertical):
             text += f" · running EC2 so far ${sum(self.costs.values()):.2f}"
         if self.spend is not None and self.spend.budget is not None:
             text += f" · today ${self.spend.today:.2f} of ${self.spend.budget:.2f}"
-        self.border_subtitle = text
+        self.border_subtitle = plain(text)
 
     def _row(self, host: Host) -> dict[InstanceColumn, str]:
         if host.is_ec2:

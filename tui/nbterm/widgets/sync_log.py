@@ -20,6 +20,7 @@ from nbterm.services.sync.events import (
     SyncFailed,
     SyncRecovered,
 )
+from nbterm.widgets.plain import plain
 
 MAX_LINES = 2000
 
@@ -84,7 +85,7 @@ class SyncLogPane(Vertical):
             subtitle = f"last sync {self.clock()} ({event.rule})"
             if self.failing:
                 subtitle += f" · FAILING: {', '.join(sorted(self.failing))}"
-            self.border_subtitle = subtitle
+            self.border_subtitle = plain(subtitle)  # rule names are the config's words
         line = self.printer.line(event)  # presenters.quiet keeps empty background cycles out
         if line:
             self.write(line)

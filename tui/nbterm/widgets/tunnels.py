@@ -6,6 +6,7 @@ import datetime as dt
 from collections import deque
 from typing import Literal
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable
@@ -73,7 +74,9 @@ class TunnelsPane(Vertical):
         self.latency: dict[str, deque[float]] = {}
 
     def compose(self) -> ComposeResult:
-        table: DataTable[str] = DataTable(id="tunnels-table", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Text] = DataTable(
+            id="tunnels-table", cursor_type="row", zebra_stripes=True
+        )
         self._cells = CellWriter(table, COLUMNS, set(self.config.hosts))
         for host in self.config.hosts.values():
             url = f"http://127.0.0.1:{host.jupyter.local_port}/"
