@@ -56,7 +56,7 @@ def _config(sshd: SshServer, home: Path, watch: str = "auto") -> Any:
 
 
 async def _latency(config: Any, paths: Any, sshd: SshServer, saves: int) -> list[float]:
-    from nbterm.services.host_session import HostSession
+    from nbterm.services.host.session import HostSession
     from nbterm.services.remote.ssh import run
 
     session = HostSession(config, "box", paths, verifier=None, on_event=lambda e: None)

@@ -16,8 +16,8 @@ from nbterm.demo.world import DemoWorld
 from nbterm.locations import resolve_paths
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.ec2 import Ec2
-from nbterm.services.host_session import Cloud, HostSession
-from nbterm.services.host_up import guard_settings
+from nbterm.services.host.session import Cloud, HostSession
+from nbterm.services.host.up import guard_settings
 from tests.harness.remote import api_status, trust_all
 
 pytestmark = pytest.mark.e2e

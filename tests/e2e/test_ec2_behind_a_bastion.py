@@ -16,7 +16,7 @@ from nbterm.config import load_config
 from nbterm.locations import Paths
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.ec2 import Ec2
-from nbterm.services.host_up import open_host
+from nbterm.services.host.up import Face, open_host
 from nbterm.services.remote.events import ConnectionChanged
 from tests.harness.moto_ec2 import MotoEc2
 from tests.harness.remote import api_status, remote_config_text, trust_all
@@ -60,8 +60,8 @@ async def test_an_instance_behind_a_bastion_is_waited_for_through_it(
     recorder = Recorder()
     try:
         opened = await open_host(
-            config, paths, "gpu", ask=trust_all, on_event=recorder.any, note=lambda m: None,
-            console_keys=False,
+            config, paths, "gpu", Face(ask=trust_all, on_event=recorder.any, note=lambda m: None,
+            console_keys=False),
         )  # fmt: skip
         try:
             waited = [

@@ -18,7 +18,7 @@ from nbterm.locations import Paths
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.console_keys import console_verifier
 from nbterm.services.cloud.ec2 import Ec2
-from nbterm.services.host_session import HostSession
+from nbterm.services.host.session import HostSession
 from nbterm.services.remote.events import HostKeyTrusted, JupyterReady, RemoteEvent
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.sync.events import SyncEvent

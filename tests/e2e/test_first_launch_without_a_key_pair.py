@@ -19,7 +19,7 @@ from nbterm.config import load_config
 from nbterm.locations import Paths, own_key_file
 from nbterm.services.cloud import keypair, lifecycle
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error
-from nbterm.services.host_up import open_host
+from nbterm.services.host.up import Face, open_host
 from nbterm.services.remote.events import JupyterReady, RemoteEvent
 from nbterm.services.sync.events import SyncEvent
 from tests.harness.moto_ec2 import MotoEc2
@@ -66,8 +66,8 @@ async def test_launch_and_up_with_nbterms_own_key(
     try:
         authorized.write_text(before + key.with_name(key.name + ".pub").read_text())
         opened = await open_host(
-            config, paths, "gpu", ask=trust_all, on_event=events.append, note=notes.append,
-            console_keys=False,
+            config, paths, "gpu", Face(ask=trust_all, on_event=events.append, note=notes.append,
+            console_keys=False),
         )  # fmt: skip
         try:
             assert any(isinstance(e, JupyterReady) for e in events)

@@ -23,8 +23,8 @@ from nbterm.config import load_config
 from nbterm.locations import Paths
 from nbterm.services.cloud import guard, lifecycle
 from nbterm.services.cloud.ec2 import Ec2
-from nbterm.services.host_session import Cloud, HostSession, Timings
-from nbterm.services.host_up import guard_settings
+from nbterm.services.host.session import Cloud, HostSession, Timings
+from nbterm.services.host.up import guard_settings
 from nbterm.services.remote.events import GuardReport, Notice, RemoteEvent
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.ssh import close_quietly, connect, run

@@ -20,11 +20,11 @@ import pytest
 
 from nbterm.config import load_config
 from nbterm.locations import Paths
-from nbterm.services import host_up
 from nbterm.services.cloud import ec2 as ec2_module
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.ec2 import Ec2
 from nbterm.services.cloud.instance import Instance
+from nbterm.services.host import up as host_up
 from nbterm.ui.messages import HostNote, HostStatus
 from tests.harness.cockpit import RecordingScreen, trust_the_test_sshd
 from tests.harness.moto_ec2 import MotoEc2

@@ -17,7 +17,7 @@ import pytest
 from nbterm.config import load_config
 from nbterm.locations import Paths
 from nbterm.services.cloud.ec2 import Ec2
-from nbterm.services.host_up import OpenHost, open_host
+from nbterm.services.host.up import Face, OpenHost, open_host
 from tests.harness.moto_ec2 import MotoEc2
 from tests.harness.remote import remote_config_text, remote_shell, sync_rule, trust_all
 from tests.harness.sshd import SshServer
@@ -58,8 +58,8 @@ async def test_the_second_hosts_up_never_cuts_the_first_ones_sync(
     try:
         for name in folders:  # the cockpit's order: u on gpu, then u on cpu
             host = await open_host(
-                config, paths, name, ask=trust_all, on_event=Recorder().any,
-                note=lambda m: None, console_keys=False,
+                config, paths, name, Face(ask=trust_all, on_event=Recorder().any,
+                note=lambda m: None, console_keys=False),
             )  # fmt: skip
             opened.append(host)
         for name, folder in folders.items():  # both keep syncing, each from its own instance

@@ -31,10 +31,10 @@ import pytest
 
 from nbterm.config import load_config
 from nbterm.locations import Paths, own_key_file
-from nbterm.services import host_up
 from nbterm.services.cloud import ec2 as ec2_module
 from nbterm.services.cloud import guard, lifecycle
 from nbterm.services.cloud.ec2 import Ec2
+from nbterm.services.host import up as host_up
 from nbterm.services.remote import jupyter
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.install import VENV

@@ -1,4 +1,4 @@
-"""The cockpit and `nbterm up` are two faces of one service (services/host_up.py): the same
+"""The cockpit and `nbterm up` are two faces of one service (services/host/up.py): the same
 real scenario through each gives the same events.
 
 Against the loopback sshd and a real Jupyter, each face in turn: a new host key trusted by the

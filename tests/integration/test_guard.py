@@ -25,7 +25,7 @@ from nbterm.config.model import JupyterSettings
 from nbterm.locations import Paths
 from nbterm.services.cloud import guard
 from nbterm.services.cloud.guard import GUARD_DIR, GuardSettings, parse_state
-from nbterm.services.host_session import Cloud, HostSession, Timings
+from nbterm.services.host.session import Cloud, HostSession, Timings
 from nbterm.services.remote import jupyter
 from nbterm.services.remote.events import GuardReport, RemoteEvent
 from nbterm.services.remote.jupyter import REMOTE_DIR

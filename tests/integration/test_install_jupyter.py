@@ -16,7 +16,7 @@ import pytest
 from nbterm.cli.common import CliError
 from nbterm.config import load_config
 from nbterm.locations import Paths
-from nbterm.services.host_up import open_host
+from nbterm.services.host.up import Face, open_host
 from nbterm.services.remote import jupyter
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.install import VENV, remembered
@@ -59,8 +59,8 @@ async def test_up_installs_jupyter_when_asked_and_remembers_it(
         with pytest.raises(CliError, match="nbterm up box --install-jupyter"):
             await remote_cmds._up(config, paths, config.hosts["box"], accept_host_key=None,
                                   open_browser=False)  # fmt: skip
-        opened = await open_host(config, paths, "box", ask=None, on_event=lambda e: None,
-                                 note=notes.append, install=yes)  # fmt: skip
+        opened = await open_host(config, paths, "box", Face(ask=None, on_event=lambda e: None,
+                                 note=notes.append, install=yes))  # fmt: skip
         try:
             assert len(questions) == 1 and "~/.nbterm/jupyter" in questions[0]
             assert any(n.startswith("Successfully installed") for n in notes), notes
@@ -74,8 +74,8 @@ async def test_up_installs_jupyter_when_asked_and_remembers_it(
         installed = remembered(paths, "box", "jupyter lab")
         assert installed is not None and installed.endswith("/.nbterm/jupyter/bin/jupyter lab")
         # the next up uses it without a question (Jupyter is still running: a reattach)
-        again = await open_host(config, paths, "box", ask=None, on_event=lambda e: None,
-                                note=notes.append, install=None)  # fmt: skip
+        again = await open_host(config, paths, "box", Face(ask=None, on_event=lambda e: None,
+                                note=notes.append, install=None))  # fmt: skip
         await again.session.down(final_sync=False)
         assert len(questions) == 1
     finally:

@@ -19,7 +19,7 @@ from nbterm.config import LoadedConfig, load_config
 from nbterm.locations import Paths
 from nbterm.services.cloud.ec2 import Ec2
 from nbterm.services.cloud.instance import Instance
-from nbterm.services.host_up import gone_words, open_host
+from nbterm.services.host.up import Face, gone_words, open_host
 from nbterm.services.remote.connection import Backoff, Relocation
 from nbterm.services.remote.events import ConnectionChanged, TunnelHealth
 from nbterm.services.remote.forward import ForwardMode
@@ -95,8 +95,8 @@ async def test_an_instance_stopped_under_the_session_ends_it_with_the_reason(
     launched = ec2.launch(config.hosts["gpu"], config.templates["gpu"])
     recorder = Recorder()
     opened = await open_host(
-        config, paths, "gpu", ask=trust_all, on_event=recorder.any, note=lambda m: None,
-        console_keys=False,
+        config, paths, "gpu", Face(ask=trust_all, on_event=recorder.any, note=lambda m: None,
+        console_keys=False),
     )  # fmt: skip
     session = opened.session
     try:

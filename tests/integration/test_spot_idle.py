@@ -15,7 +15,7 @@ import pytest
 
 from nbterm.config import LoadedConfig, load_config
 from nbterm.locations import Paths
-from nbterm.services.host_session import Cloud, HostSession, Timings
+from nbterm.services.host.session import Cloud, HostSession, Timings
 from nbterm.services.remote.events import IdleStopping, RemoteEvent, SpotInterruption
 from nbterm.services.sync.events import CycleDone, SyncEvent
 from tests.harness.remote import remote_config_text, remote_shell, sync_rule, trust_all

@@ -19,7 +19,7 @@ import pytest
 
 from nbterm.config import LoadedConfig, load_config
 from nbterm.locations import Paths
-from nbterm.services.host_session import HostSession
+from nbterm.services.host.session import HostSession
 from nbterm.services.remote.ssh import run
 from nbterm.services.sync.events import CycleDone
 from nbterm.services.sync.watcher import WatchMode

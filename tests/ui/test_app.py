@@ -212,12 +212,12 @@ async def test_the_daily_budget_warns_then_stops_running_instances_after_a_final
                            "us-east-1a", started, "", "", "")  # fmt: skip
         downs: list[tuple[str, bool]] = []
 
-        async def down(name: str, *, stop_instance: bool) -> None:
-            downs.append((name, stop_instance))
+        async def budget_stop(name: str) -> None:
+            downs.append((name, True))
 
         async with app.run_test(size=(140, 36)) as pilot:
             assert app.controller is not None
-            app.controller.down = down  # type: ignore[method-assign]
+            app.controller.budget_stop = budget_stop  # type: ignore[method-assign]
             for _ in range(2):  # said once a day
                 app.screen.post_message(
                     InstancesRefreshed({"gpu": running}, {"gpu": 1.0}, Spend(16.5, 20.0))
@@ -234,7 +234,7 @@ async def test_the_daily_budget_warns_then_stops_running_instances_after_a_final
                 )
                 await pilot.pause()
             await pilot.pause()
-            assert downs == [("gpu", True)]  # the same path as d: final sync, then stop
+            assert downs == [("gpu", True)]  # a limit's stop: final sync (retried), then stop
             log = app.screen.query_one("#sync-log", Log)
             assert any("reached the daily budget ($20.00): stopping gpu (i-0123) after a final "
                        "sync" in line for line in log.lines)  # fmt: skip

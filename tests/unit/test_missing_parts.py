@@ -16,7 +16,7 @@ import pytest
 from nbterm.config import load_config
 from nbterm.config.model import JupyterSettings
 from nbterm.locations import Paths
-from nbterm.services import host_up
+from nbterm.services.host import up as host_up
 from nbterm.services.remote import jupyter
 from nbterm.services.remote.jupyter import JupyterError
 from nbterm.services.remote.ssh import Link
@@ -81,8 +81,8 @@ def test_tmux_then_jupyter_are_installed_when_the_person_says_yes(
         questions.append(question)
         return True
 
-    opened = asyncio.run(host_up.open_host(config, paths, "box", ask=None, on_event=print,
-                                           note=print, install=yes))  # fmt: skip
+    face = host_up.Face(ask=None, on_event=print, note=print, install=yes)
+    opened = asyncio.run(host_up.open_host(config, paths, "box", face))
     assert cast(object, opened) == "up"
     assert ran == ["sudo -n apt-get install -y tmux", "venv"]
     assert "`sudo -n apt-get install -y tmux`" in questions[0] and "Jupyter" in questions[1]
@@ -92,7 +92,7 @@ def test_tmux_then_jupyter_are_installed_when_the_person_says_yes(
         return False
 
     attempts.clear()
+    face = host_up.Face(ask=None, on_event=print, note=print, install=no)
     with pytest.raises(JupyterError, match="no tmux"):
-        asyncio.run(host_up.open_host(config, paths, "box", ask=None, on_event=print,
-                                      note=print, install=no))  # fmt: skip
+        asyncio.run(host_up.open_host(config, paths, "box", face))
     assert ran == ["sudo -n apt-get install -y tmux", "venv"]  # nothing more was run

@@ -1,4 +1,4 @@
-"""The cockpit and `nbterm up` bring a host up through the same service (services/host_up.py):
+"""The cockpit and `nbterm up` bring a host up through the same service (services/host/up.py):
 what one face gains (the outside spot check, stop notes, following a moved instance), the other
 has too. Each face is driven up to that call and the call is compared."""
 
@@ -11,7 +11,7 @@ import pytest
 
 from nbterm.config import load_config
 from nbterm.locations import Paths
-from nbterm.services import host_up
+from nbterm.services.host import up as host_up
 
 
 class Reached(Exception):
@@ -66,16 +66,19 @@ def test_both_faces_go_through_open_host(
     with pytest.raises(Reached):
         asyncio.run(controller.up("box"))
 
-    cli, cockpit = calls
-    assert cli["args"][2] == cockpit["args"][2] == "box"
-    assert cli["args"][0] is cockpit["args"][0] is config
-    for face in (cli, cockpit):
-        assert {"ask", "on_event", "note"} <= set(face)
-    assert cli.get("forward", "inline") == "inline"  # headless: nothing competes for its loop
-    assert cockpit["forward"] == "process"  # the screen's redraws must not delay packets
-    assert cockpit["ask"] is the_screens_question  # the screen's host-key question
-    assert cockpit["install"] is the_screens_yes_no  # asked before installing Jupyter
-    assert cli["install"] is None  # only with --install-jupyter
+    cli_call, cockpit_call = calls
+    assert cli_call["args"][2] == cockpit_call["args"][2] == "box"
+    assert cli_call["args"][0] is cockpit_call["args"][0] is config
+    cli, cockpit = cli_call["args"][3], cockpit_call["args"][3]
+    assert isinstance(cli, host_up.Face)
+    assert isinstance(cockpit, host_up.Face)
+    assert cli.forward == "inline"  # headless: nothing competes for its loop
+    assert cockpit.forward == "process"  # the screen's redraws must not delay packets
+    assert cockpit.ask is the_screens_question  # the screen's host-key question
+    assert cockpit.install is the_screens_yes_no  # asked before installing Jupyter
+    assert cli.install is None  # only with --install-jupyter
+    assert cli.budget  # headless: the session applies the daily budget to its own instance
+    assert not cockpit.budget  # the cockpit applies it to every instance at once
 
 
 def test_down_with_a_stop_says_the_instance_stopped_not_that_jupyter_runs(

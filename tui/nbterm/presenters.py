@@ -207,14 +207,8 @@ def _connection_words(event: ConnectionChanged) -> str | None:
 
 
 def budget_words(spend: Spend) -> str:
-    """Today's spending against the daily budget, as the cockpit says it."""
-    text = f"today's spending ${spend.today:.2f}"
-    if spend.budget is None:
-        return text
-    share = spend.today / spend.budget
-    if spend.verdict == "stop":
-        return f"{text} reached the daily budget (${spend.budget:.2f})"
-    return f"{text} is {share:.0%} of the daily budget (${spend.budget:.2f})"
+    """Today's spending against the daily budget, as every face says it."""
+    return spend.words
 
 
 def guard_cell(report: GuardReport) -> str:

@@ -53,7 +53,7 @@ def _guarded_sync(
     force: bool,
     accept_host_key: str | None,
 ) -> None:
-    ok = sync_then(config, paths, host, accept_host_key=accept_host_key)
+    ok = sync_then(config, paths, host, accept_host_key=accept_host_key).ok
     if not ok and not force:
         raise CliError(
             f"{host.name}: not going to {what} the instance, since the final sync did not "

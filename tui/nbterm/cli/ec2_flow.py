@@ -12,11 +12,10 @@ from nbterm.presenters import Printer
 from nbterm.safe_text import shown
 from nbterm.services.cloud.ec2 import Ec2Error
 from nbterm.services.cloud.lifecycle import Reach
-from nbterm.services.host_up import key_check, reach_running
+from nbterm.services.host.down import SyncedHome, sync_alone
+from nbterm.services.host.up import key_check, reach_running
 from nbterm.services.remote.host_keys import KnownHosts, Verifier
 from nbterm.services.remote.ssh import SshError, close_quietly, connect
-from nbterm.services.remote.ssh_config import end_master, write_ssh_config
-from nbterm.services.sync.engine import FINAL_SYNC_SECONDS, SyncEngine
 
 
 def say(host: Host, message: str) -> None:
@@ -60,25 +59,9 @@ async def ensure_trusted(where: Reached, paths: Paths) -> KnownHosts:
 
 async def final_sync(
     config: LoadedConfig, paths: Paths, host: Host, *, accept_host_key: str | None
-) -> bool:
-    """A bounded final sync of the host's rules, if it is reachable; True if nothing was lost."""
-    rules = config.sync_rules_for(host.name)
-    if not rules:
-        return True
-    where = await reach(config, host, accept_host_key=accept_host_key)
-    if where is None:
-        say(host, "not running: nothing to sync")
-        return True
-    await ensure_trusted(where, paths)
-    ssh_config = write_ssh_config(config, paths, where.reach.addresses)
-    printer = Printer()
-    try:
-        results = [
-            await SyncEngine(rule, paths, ssh_config, printer, retries=False).final_sync(
-                FINAL_SYNC_SECONDS
-            )
-            for rule in rules
-        ]
-    finally:
-        await end_master(ssh_config, host.name)
-    return all(result.ok for result in results)
+) -> SyncedHome:
+    """A bounded final sync of the host's rules over a connection of its own, if it runs."""
+    return await sync_alone(
+        config, paths, host, verifier=verifier_for(accept_host_key), on_event=Printer(),
+        console_keys=accept_host_key is None,  # an explicit fingerprint is the user's word
+    )  # fmt: skip

@@ -12,7 +12,7 @@ from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths
 from nbterm.presenters import guard_words
 from nbterm.services.cloud import guard
-from nbterm.services.host_up import guard_settings
+from nbterm.services.host.up import guard_settings
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.ssh import SshError, close_quietly, connect
 

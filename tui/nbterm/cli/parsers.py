@@ -68,6 +68,12 @@ def register_remote(commands: Any) -> None:
         action="store_true",
         help="if the host has no Jupyter, install JupyterLab in ~/.nbterm/jupyter there (no root)",
     )
+    up.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="if the up fails after nbterm started the instance, leave it running (its idle "
+        "guard armed where it can be) instead of stopping it again",
+    )
     add_accept(up)
 
     status = commands.add_parser("status", help="hosts, open tunnels and remote Jupyter servers")

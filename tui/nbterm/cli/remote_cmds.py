@@ -19,7 +19,7 @@ from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.pricing import price_per_hour
 from nbterm.services.cloud.recovery import after_interruption
-from nbterm.services.host_up import FINAL_SYNC_SECONDS, open_host
+from nbterm.services.host.up import FINAL_SYNC_SECONDS, Face, open_host
 from nbterm.services.remote import jupyter, registry
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.ssh import SshError, close_quietly, connect, target_for
@@ -31,7 +31,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     host = get_host(config, args.name)
     return asyncio.run(
         _up(config, paths, host, accept_host_key=args.accept_host_key, open_browser=args.open,
-            install_jupyter=args.install_jupyter)
+            install_jupyter=args.install_jupyter, keep_running=args.keep_running)
     )  # fmt: skip
 
 
@@ -43,12 +43,13 @@ async def _up(
     accept_host_key: str | None,
     open_browser: bool,
     install_jupyter: bool = False,
+    keep_running: bool = False,
 ) -> int:
     """Up until Ctrl-C; after a spot interruption, wait for capacity and go up again."""
     while True:
         code, ended, interrupted = await _up_once(
             config, paths, host, accept_host_key=accept_host_key, open_browser=open_browser,
-            install_jupyter=install_jupyter,
+            install_jupyter=install_jupyter, keep_running=keep_running,
         )  # fmt: skip
         if ended is None:
             return code
@@ -82,6 +83,7 @@ async def _up_once(
     accept_host_key: str | None,
     open_browser: bool,
     install_jupyter: bool = False,
+    keep_running: bool = False,
 ) -> tuple[int, str | None, bool]:
     """One session: its exit code, the instance id when the session ended by itself (the
     instance stopped under it), for the caller to see whether it comes back, and whether the
@@ -91,11 +93,15 @@ async def _up_once(
             config,
             paths,
             host.name,
-            ask=verifier_for(accept_host_key),
-            on_event=Printer(),
-            note=lambda message: say(host, message),
-            console_keys=accept_host_key is None,  # an explicit fingerprint is the user's word
-            install=_said_yes if install_jupyter else None,
+            Face(
+                ask=verifier_for(accept_host_key),
+                on_event=Printer(),
+                note=lambda message: say(host, message),
+                console_keys=accept_host_key is None,  # an explicit fingerprint is the user's word
+                install=_said_yes if install_jupyter else None,
+                budget=True,  # no cockpit watches the budget for this process
+                keep_running=keep_running,
+            ),
         )
     except jupyter.JupyterError as exc:
         hint = ""

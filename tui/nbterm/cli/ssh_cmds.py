@@ -15,7 +15,7 @@ from nbterm.config.import_ssh import ImportSshError, import_hosts
 from nbterm.files import write_private
 from nbterm.locations import resolve_paths
 from nbterm.services.cloud.ec2 import Ec2Error
-from nbterm.services.host_up import reach_running
+from nbterm.services.host.up import reach_running
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.ssh_config import render_ssh_config, write_ssh_config
 

@@ -20,6 +20,7 @@ from nbterm.presenters import Printer
 from nbterm.safe_text import shown
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error
+from nbterm.services.host.down import SyncedHome
 from nbterm.services.remote import registry
 from nbterm.services.remote.connection import HostConnection
 from nbterm.services.remote.ssh import SshError
@@ -193,21 +194,21 @@ def close_running_up(paths: Paths, host: Host) -> bool | None:
 
 def sync_then(
     config: LoadedConfig, paths: Paths, host: Host, *, accept_host_key: str | None
-) -> bool:
-    """Close a running `nbterm up` (it syncs as it closes), or sync here; True if complete."""
+) -> SyncedHome:
+    """Close a running `nbterm up` (it syncs as it closes), or sync here (saying how it went:
+    done, nothing to sync and why, or did NOT complete)."""
     closed = close_running_up(paths, host)
     if closed is not None:
-        return closed
-    ok = asyncio.run(final_sync(config, paths, host, accept_host_key=accept_host_key))
-    if config.sync_rules_for(host.name):
-        say(host, "final sync " + ("done" if ok else "did NOT complete"))
-    return ok
+        return SyncedHome("done") if closed else SyncedHome("failed", "in nbterm up")
+    synced = asyncio.run(final_sync(config, paths, host, accept_host_key=accept_host_key))
+    say(host, synced.words)
+    return synced
 
 
 def cmd_down(args: argparse.Namespace) -> int:
     config, paths = load(args.config)
     host = get_host(config, args.name)
-    ok = sync_then(config, paths, host, accept_host_key=args.accept_host_key)
+    ok = sync_then(config, paths, host, accept_host_key=args.accept_host_key).ok
     if host.is_ec2:
         if not ok:
             raise CliError(

@@ -61,7 +61,11 @@ class AwsConfig:
     a little after boot) before asking you to check the fingerprint yourself."""
     daily_budget: Annotated[float, Range(gt=0)] | None = None
     """USD a day across instances, at the prices nbterm shows: a warning at 80%; at 100% the
-    cockpit stops every running instance, each after a final sync."""
+    cockpit stops every running instance, each after a final sync (`nbterm up` stops its own)."""
+    final_sync_grace_minutes: Annotated[int, Range(ge=0)] = 10
+    """When a limit stops an instance (the daily budget, `max_hours`, idle) and its final sync
+    fails, nbterm retries it this long, then stops anyway (the disk keeps the notebooks; the
+    next up brings them home). A stop you ask for is refused instead."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,6 +23,7 @@ from nbterm.screens.launch import LaunchChoice, LaunchScreen
 from nbterm.services.cloud.idle import parse_time
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.spending import Spend
+from nbterm.services.host.budget import to_stop
 from nbterm.services.remote.events import GuardReport, TunnelHealth
 from nbterm.services.remote.host_keys import HostKeyQuestion
 from nbterm.services.sync.events import SyncEvent
@@ -335,27 +336,20 @@ class MainScreen(Screen[None]):
 
     def _budget(self, spend: Spend, instances: dict[str, Instance | None]) -> None:
         """The daily budget: said at 80% (once a day); at 100%, every running instance is
-        stopped, each after a final sync (the same path as d)."""
+        stopped, each after a final sync (a limit's stop: retried for the grace period, then
+        stopped anyway; see services/host/down.py)."""
         words = budget_words(spend)
         if spend.verdict == "warn" and self._budget_warned != dt.date.today():
             self._budget_warned = dt.date.today()
             self.query_one(SyncLogPane).write(words)
             self.notifier.notify("spending", "nbterm", words)
             self.notify(words, title="Daily budget", severity="warning", timeout=60)
-        if spend.verdict != "stop":
-            return
-        for name, instance in instances.items():
-            if instance is None or instance.state != "running":
-                continue
-            if instance.id in self._budget_stopping:
-                continue
-            self._budget_stopping.add(instance.id)
+        for name, instance in to_stop(spend, instances, self._budget_stopping):
             said = f"{words}: stopping {name} ({instance.id}) after a final sync"
             self.query_one(SyncLogPane).write(said)
             self.notifier.notify("spending", "nbterm", said)
             self.notify(said, title="Daily budget", severity="error", timeout=120)
-            work = self.controller.down(name, stop_instance=True)
-            self._for_host(name, work, "budget stop", f"down:{name}")
+            self._for_host(name, self.controller.budget_stop(name), "budget stop", f"down:{name}")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A failed worker is a notification, never a crash or a frozen pane."""

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from textual.message_pump import MessagePump
 
     from nbterm.config.schema import TemplateConfig
-    from nbterm.services.host_session import HostSession
+    from nbterm.services.host.down import SyncedHome, Why
+    from nbterm.services.host.session import HostSession
 
 
 Confirm = Callable[[str], Awaitable[bool]]
@@ -84,7 +85,7 @@ class Controller:
         """Bring the host up; after a spot interruption, wait for capacity and go up again."""
         from nbterm.services.cloud.ec2 import Ec2
         from nbterm.services.cloud.recovery import after_interruption
-        from nbterm.services.host_up import open_host
+        from nbterm.services.host.up import Face, open_host
 
         if name in self.running:
             self._status(name, "up", self.running[name].url)
@@ -95,11 +96,13 @@ class Controller:
                 self.config,
                 self.paths,
                 name,
-                ask=self.ask,
-                on_event=self._post,
-                note=lambda message: self._status(name, "starting", message),  # thread-safe
-                forward="process",  # drawing the screen must never delay a forwarded packet
-                install=self.confirm,
+                Face(
+                    ask=self.ask,
+                    on_event=self._post,
+                    note=lambda message: self._status(name, "starting", message),  # thread-safe
+                    forward="process",  # drawing the screen must never delay a forwarded packet
+                    install=self.confirm,
+                ),
             )
             session, result = opened.session, opened.result
             self.running[name] = Running(session, result.url, result.local_port, opened.instance)
@@ -133,37 +136,67 @@ class Controller:
         if running is None:
             return True
         running.closing = True
-        from nbterm.services.host_up import FINAL_SYNC_SECONDS
+        from nbterm.services.host.up import FINAL_SYNC_SECONDS
 
         result = await running.session.down(final_sync=final_sync, timeout=FINAL_SYNC_SECONDS)
         return result.ok
 
-    async def down(self, name: str, *, stop_instance: bool) -> None:
-        """Final sync, close the tunnel; for EC2 with ``stop_instance``, stop it (if synced)."""
-        from nbterm.services.cloud import lifecycle
-        from nbterm.services.cloud.ec2 import Ec2
+    async def _final_sync(self, name: str) -> SyncedHome:
+        """The final sync before a stop: over the session while it is up, else over a
+        connection of its own (the cockpit was just started, or the host is not up here)."""
+        from nbterm.services.host.down import SyncedHome, sync_alone
+
+        running = self.running.get(name)
+        if running is not None:
+            if not running.session.engines:
+                return SyncedHome("nothing to sync", "no [[sync]] rules")
+            result = await running.session.final_sync()
+            return SyncedHome("done" if result.ok else "failed")
+        self._status(name, "closing", "final sync over a connection of its own")
+        return await sync_alone(
+            self.config, self.paths, self.config.hosts[name], verifier=self.ask,
+            on_event=self._post,
+        )  # fmt: skip
+
+    async def down(self, name: str, *, stop_instance: bool, why: Why = "asked") -> None:
+        """Final sync, close the tunnel; for EC2 with ``stop_instance``, stop it: refused if
+        the sync failed and the person asked, retried then stopped anyway if a limit did."""
+        from nbterm.services.host.down import ec2_stop, grace_seconds, sync_then_stop
 
         waiting = self.waiting.get(name)
         if waiting is not None:
             waiting.set()  # d while waiting for capacity: stop waiting, and stop it as asked
-        self._status(name, "closing", "final sync")
-        running = self.running.get(name)
-        jupyter_runs = running is None or running.session.remote.jupyter_running
-        ok = await self._close(name, final_sync=True)
         host = self.config.hosts[name]
-        if host.is_ec2 and stop_instance:
-            if not ok:
-                self._status(name, "failed", "the final sync failed: the instance was NOT stopped")
-                return
-            stopped = await asyncio.to_thread(
-                functools.partial(lifecycle.stop, paths=self.paths), Ec2(self.config.aws), host,
-                note=lambda message: self._status(name, "closing", message),
-            )  # fmt: skip
-            # every message about the remote is true when shown: its Jupyter went with it
-            self._status(name, "down", f"{stopped.id} is {stopped.state} (its disk is kept)")
+        running = self.running.get(name)
+        self._status(name, "closing", "final sync")
+        if not (host.is_ec2 and stop_instance):
+            jupyter_runs = running is None or running.session.remote.jupyter_running
+            await self._close(name, final_sync=True)
+            where = "keeps running" if jupyter_runs else "is NOT running"
+            self._status(name, "down", f"tunnel closed; Jupyter {where} on the remote")
             return
-        where = "keeps running" if jupyter_runs else "is NOT running"
-        self._status(name, "down", f"tunnel closed; Jupyter {where} on the remote")
+
+        def note(text: str) -> None:
+            self._status(name, "closing", text)
+
+        done = await sync_then_stop(
+            why, sync=functools.partial(self._final_sync, name),
+            stop=ec2_stop(self.config, self.paths, host, note), note=note,
+            grace=grace_seconds(self.config),
+            before_stop=functools.partial(self._close, name, final_sync=False),
+        )  # fmt: skip
+        if not done.stopped:
+            self._status(name, "failed", f"{done.words} (t stops nothing either; `nbterm stop "
+                                         f"{name} --force` stops it anyway)")  # fmt: skip
+            if name in self.running:  # the session stays up: nothing was closed
+                self._status(name, "up", self.running[name].url)
+            return
+        # every message about the remote is true when shown: its Jupyter went with it
+        self._status(name, "down", done.words)
+
+    async def budget_stop(self, name: str) -> None:
+        """The daily budget stops this host's instance (a limit: see ``down``)."""
+        await self.down(name, stop_instance=True, why="budget")
 
     async def terminate(self, name: str) -> None:
         from nbterm.services.cloud import lifecycle
@@ -171,10 +204,12 @@ class Controller:
 
         host = self.config.hosts[name]
         self._status(name, "closing", "final sync before terminating")
-        ok = await self._close(name, final_sync=True)
-        if not ok:
-            self._status(name, "failed", "the final sync failed: NOT terminated")
+        synced = await self._final_sync(name)
+        if not synced.ok:
+            self._status(name, "failed", f"{synced.words}: NOT terminated")
             return
+        self._status(name, "closing", synced.words)
+        await self._close(name, final_sync=False)
         await asyncio.to_thread(
             lifecycle.terminate, Ec2(self.config.aws), host, self.paths,
             note=lambda message: self._status(name, "closing", message),

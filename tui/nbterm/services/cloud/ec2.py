@@ -135,6 +135,8 @@ def _instance(raw: Mapping[str, Any]) -> Instance:
         public_ip=str(raw.get("PublicIpAddress", "") or ""),
         private_ip=str(raw.get("PrivateIpAddress", "") or ""),
         state_reason=str(reason.get("Message", "") or reason.get("Code", "")),
+        spot_request=str(raw.get("SpotInstanceRequestId", "") or ""),
+        key_name=str(raw.get("KeyName", "") or ""),
     )
 
 
@@ -297,6 +299,28 @@ class Ec2:
 
     def terminate(self, instance_id: str) -> Instance:
         return self._act(f"terminating {instance_id}", self.client.terminate_instances, instance_id)
+
+    def cancel_spot_request(self, request_id: str) -> None:
+        """Cancel a spot request (the instance it launched keeps running until terminated)."""
+        try:
+            self.client.cancel_spot_instance_requests(SpotInstanceRequestIds=[request_id])
+        except Exception as exc:
+            raise self._explain(exc, f"cancelling the spot request {request_id}") from exc
+
+    def open_spot_requests(self) -> list[tuple[str, str, str]]:
+        """Spot requests that can still launch an instance and bill for it: (request id, state,
+        instance id or "")."""
+        try:
+            found = self.client.describe_spot_instance_requests(
+                Filters=[{"Name": "state", "Values": ["open", "active", "disabled"]}]
+            )
+        except Exception as exc:
+            raise self._explain(exc, "listing spot requests") from exc
+        return [
+            (str(r.get("SpotInstanceRequestId", "")), str(r.get("State", "")),
+             str(r.get("InstanceId", "") or ""))
+            for r in found.get("SpotInstanceRequests", [])
+        ]  # fmt: skip
 
     def wait_for(
         self,

@@ -21,6 +21,11 @@ class Instance:
     public_ip: str
     private_ip: str
     state_reason: str = ""
+    spot_request: str = ""
+    """The spot request that keeps this instance (``sir-...``), or "": a persistent one launches
+    a new instance when this one is terminated, unless it is cancelled first."""
+    key_name: str = ""
+    """The EC2 key pair it was launched with (the only key it lets in at first)."""
 
     @property
     def spot_interrupted(self) -> bool:

@@ -83,13 +83,38 @@ def launch(
     note(f"launching {template.instance_type} ({market}) from {template.ami}")
     instance = ec2.launch(host, template, name, key_name=key)
     note(f"launched {instance.id}; waiting for it to run")
-    instance = ec2.wait_for(instance.id, "running", timeout=timeout, delay=delay)
-    address = host.address or instance.address
-    note(f"{instance.id} is running at {address or '(no public address)'}")
-    if address and wait_ssh and host.reached_through is None:
-        note(f"waiting for SSH on {address}:{host.port}")
-        wait_for_ssh(address, host.port, timeout=timeout, delay=delay)
+    try:
+        instance = ec2.wait_for(instance.id, "running", timeout=timeout, delay=delay)
+        address = host.address or instance.address
+        note(f"{instance.id} is running at {address or '(no public address)'}")
+        if address and wait_ssh and host.reached_through is None:
+            note(f"waiting for SSH on {address}:{host.port}")
+            wait_for_ssh(address, host.port, timeout=timeout, delay=delay)
+    except (Exception, KeyboardInterrupt) as exc:
+        undo_launch(ec2, instance.id, note=note, why=str(exc) or type(exc).__name__)
+        raise
     return instance
+
+
+def undo_launch(ec2: Ec2, instance_id: str, *, note: Note, why: str) -> None:
+    """A launch that failed halfway leaves nothing behind: no instance, no open spot request
+    (the instance is new: nothing of the user's is on it). If that fails too, the error says
+    what is left and how to end it."""
+    note(f"the launch failed halfway ({why}): terminating {instance_id}, which is new and "
+         "holds nothing of yours")  # fmt: skip
+    try:
+        now = ec2.get(instance_id)
+        if now is not None and now.spot_request:
+            ec2.cancel_spot_request(now.spot_request)
+            note(f"cancelled its spot request {now.spot_request}")
+        if now is not None and now.state not in ("terminated", "shutting-down"):
+            ec2.terminate(instance_id)
+    except Ec2Error as exc:
+        raise Ec2Error(
+            f"the launch failed halfway ({why}), and {instance_id} could NOT be terminated "
+            f"({exc}): it may still run and cost; terminate it in the EC2 console"
+        ) from exc
+    note(f"{instance_id} is terminated: nothing of this launch is left running")
 
 
 def find_or_fail(ec2: Ec2, host: Host) -> Instance:
@@ -114,9 +139,11 @@ def bring_up(
     state_timeout: float = 600,
     ssh_timeout: float = 300,
     delay: float = 2.0,
+    on_start: Callable[[str], None] = lambda instance_id: None,
 ) -> Reach:
     """Start the host's instance if it is stopped, wait until it runs and SSH answers, and
-    rewrite the generated ssh config with its fresh address."""
+    rewrite the generated ssh config with its fresh address. ``on_start`` hears the instance
+    id as soon as this started it (whoever started it owns stopping it again on a failure)."""
     instance = find_or_fail(ec2, host)
     key = host.identity_file
     if host.own_key and key is not None and not key.exists():
@@ -131,6 +158,7 @@ def bring_up(
     if instance.state == "stopped":
         note(f"starting {instance.id} ({instance.type})")
         instance = ec2.start(instance.id)
+        on_start(instance.id)
     if instance.state != "running":
         note(f"waiting for {instance.id} to run")
         instance = ec2.wait_for(instance.id, "running", timeout=state_timeout, delay=delay)
@@ -175,8 +203,15 @@ def stop(
 def terminate(
     ec2: Ec2, host: Host, paths: Paths, *, note: Note, timeout: float = 600, delay: float = 2.0
 ) -> Instance:
-    """Terminate, then forget the instance's host key (its id will never come back)."""
+    """Terminate, then forget the instance's host key (its id will never come back).
+
+    A spot instance's persistent request is cancelled first: terminating an instance of an
+    open persistent request makes AWS launch a new one, billed to nobody's knowledge."""
     instance = find_or_fail(ec2, host)
+    if instance.spot_request:
+        note(f"cancelling its spot request {instance.spot_request}, so AWS launches no new "
+             "instance for it")  # fmt: skip
+        ec2.cancel_spot_request(instance.spot_request)
     note(f"terminating {instance.id}")
     ec2.terminate(instance.id)
     addresses.update(paths, {host.name: None})

@@ -38,6 +38,16 @@ class Spend:
             return "stop"
         return "warn" if self.today >= WARN_AT * self.budget else "ok"
 
+    @property
+    def words(self) -> str:
+        """Today's spending against the daily budget (the event a limit carries says this)."""
+        text = f"today's spending ${self.today:.2f}"
+        if self.budget is None:
+            return text
+        if self.verdict == "stop":
+            return f"{text} reached the daily budget (${self.budget:.2f})"
+        return f"{text} is {self.today / self.budget:.0%} of the daily budget (${self.budget:.2f})"
+
 
 def _midnight(now: dt.datetime) -> dt.datetime:
     local = now.astimezone()

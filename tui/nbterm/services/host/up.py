@@ -21,11 +21,12 @@ from nbterm.locations import Paths
 from nbterm.safe_text import shown
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.console_keys import console_verifier
-from nbterm.services.cloud.ec2 import Ec2
+from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.cloud.guard import GuardSettings
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.lifecycle import Reach, reach_for
-from nbterm.services.host_session import Cloud, HostSession, Sink
+from nbterm.services.cloud.spending import Spend
+from nbterm.services.host.session import Cloud, HostSession, Sink
 from nbterm.services.remote.connection import Relocation, Relocator
 from nbterm.services.remote.forward import ForwardMode
 from nbterm.services.remote.host_keys import KnownHosts, Verifier
@@ -38,6 +39,7 @@ from nbterm.services.sync.engine import FINAL_SYNC_SECONDS
 
 __all__ = [
     "FINAL_SYNC_SECONDS",
+    "Face",
     "OpenHost",
     "ec2_relocator",
     "key_check",
@@ -153,40 +155,115 @@ def key_check(
 Confirm = Callable[[str], Awaitable[bool]]
 
 
+@dataclass(frozen=True)
+class Face:
+    """What a face (the cockpit, the CLI) brings to a host's life: its own I/O, nothing more."""
+
+    ask: Verifier | None
+    """The face's question about a new host key (None: a new key is refused)."""
+    on_event: Sink
+    note: Note
+    """Progress words before the session exists."""
+    forward: ForwardMode = "inline"
+    """Where the tunnel runs: in this loop, or a process of its own (the cockpit)."""
+    console_keys: bool = True
+    """Check a new EC2 instance's key against its console first (off when the user gave the
+    exact fingerprint: their word is enough)."""
+    install: Confirm | None = None
+    """Asked whether to install what a host lacks (tmux, Jupyter); None: never, the error
+    says how."""
+    budget: bool = False
+    """The session applies the daily budget to its own instance (``nbterm up``; the cockpit
+    applies it to every instance at once)."""
+    keep_running: bool = False
+    """An up that fails after nbterm started the instance leaves it running, guarded where the
+    guard can be armed, instead of stopping it again."""
+
+
 def _with_command(config: LoadedConfig, name: str, command: str) -> LoadedConfig:
     host = config.hosts[name]
     changed = replace(host, jupyter=replace(host.jupyter, command=command))
     return replace(config, hosts={**config.hosts, name: changed})
 
 
-async def open_host(
+async def open_host(config: LoadedConfig, paths: Paths, name: str, face: Face) -> OpenHost:
+    """Bring ``name`` up; on any failure everything started is closed again, and an instance
+    that nbterm started for this up is stopped again (or, with ``face.keep_running``, left
+    running with its guard armed), and the note says which."""
+    started: list[str] = []
+    try:
+        return await _open_host(config, paths, name, face, started)
+    except BaseException as exc:
+        if started:
+            await _after_failed_start(config, paths, name, face, started[0], exc)
+        raise
+
+
+async def _after_failed_start(
     config: LoadedConfig,
     paths: Paths,
     name: str,
-    *,
-    ask: Verifier | None,
-    on_event: Sink,
-    note: Note,
-    forward: ForwardMode = "inline",
-    console_keys: bool = True,
-    install: Confirm | None = None,
-) -> OpenHost:
-    """Bring ``name`` up; on any failure everything started is closed again.
+    face: Face,
+    instance_id: str,
+    exc: BaseException,
+) -> None:
+    """Nothing started is left behind unwatched: nbterm started ``instance_id`` for an up that
+    failed, so nothing of the person's ran on it since: stop it again (its disk is kept)."""
+    host = config.hosts[name]
+    why = shown(str(exc)) or type(exc).__name__
+    if face.keep_running:
+        face.note(await _guard_left_running(config, paths, host, instance_id, why))
+        return
+    face.note(f"the up failed after nbterm started {instance_id} ({why}): stopping it again")
+    try:
+        stopped = await asyncio.to_thread(
+            functools.partial(lifecycle.stop, paths=paths), Ec2(config.aws), host, note=face.note
+        )
+    except Ec2Error as error:
+        face.note(f"{instance_id} could NOT be stopped ({error}): it runs and costs; "
+                  f"`nbterm stop {name}` stops it")  # fmt: skip
+        return
+    face.note(f"{stopped.id} is {stopped.state} again (its disk is kept)")
 
-    ``ask``: the face's own question about a new host key (None: a new key is refused).
-    ``console_keys``: check a new EC2 instance's key against its console first (off when the
-    user gave the exact fingerprint). ``note``: progress words before the session exists.
-    ``install``: asked whether to install JupyterLab on a host that has no Jupyter (None:
-    never; the error says how).
-    """
+
+async def _guard_left_running(
+    config: LoadedConfig, paths: Paths, host: Host, instance_id: str, why: str
+) -> str:
+    """--keep-running: the instance stays up after a failed up; the guard is armed if it can
+    be (an SSH login that works and a template that sets a limit), and the words say which."""
+    from nbterm.services.cloud import guard
+
+    template = config.templates.get(host.template or "")
+    settings = guard_settings(host, template)
+    left = f"the up failed ({why}); {instance_id} is left running as asked"
+    if settings is None:
+        return f"{left}, with NO idle guard (its template sets no idle_stop_minutes or max_hours)"
+    try:
+        where = await reach_running(config, host)
+        if where is None:
+            return f"{instance_id} is not running any more"
+        link = await connect(where.target, KnownHosts(paths.known_hosts), None)
+        try:
+            said = await guard.install(link, settings)
+        finally:
+            close_quietly(link)
+    except Exception as error:  # noqa: BLE001 - said: the person decides
+        return f"{left}, and its idle guard could NOT be armed ({shown(str(error))}): stop it " \
+               f"yourself (`nbterm stop {host.name}`)"  # fmt: skip
+    return f"{left}; {said}"
+
+
+async def _open_host(
+    config: LoadedConfig, paths: Paths, name: str, face: Face, started: list[str]
+) -> OpenHost:
     configured = config.hosts[name].jupyter.command
     earlier = remembered(paths, name, configured)
     if earlier is not None:  # nbterm installed it for this host, instead of that command
         config = _with_command(config, name, earlier)
-    parts = (ask, on_event, note, forward, console_keys)
+    install, note = face.install, face.note
     for _ in range(3):  # tmux, then Jupyter, then up
         try:
-            return await _open(config, paths, name, *parts)
+            return await _open(config, paths, name, face, started)
         except JupyterError as exc:
             if exc.missing is None or install is None:
                 raise
@@ -210,7 +287,7 @@ async def open_host(
             command = await _install(config, paths, name, packages, note)
             remember(paths, name, configured, command)
             config = _with_command(config, name, command)
-    return await _open(config, paths, name, *parts)
+    return await _open(config, paths, name, face, started)
 
 
 async def _fix(config: LoadedConfig, paths: Paths, name: str, command: str, note: Note) -> None:
@@ -244,30 +321,24 @@ async def _install(
 
 
 async def _open(
-    config: LoadedConfig,
-    paths: Paths,
-    name: str,
-    ask: Verifier | None,
-    on_event: Sink,
-    note: Note,
-    forward: ForwardMode,
-    console_keys: bool,
+    config: LoadedConfig, paths: Paths, name: str, face: Face, started: list[str]
 ) -> OpenHost:
     host = config.hosts[name]
     if not host.is_ec2:
         session = HostSession(
-            config, name, paths, verifier=ask, on_event=on_event, reach=reach_for(config, host),
-            forward=forward,
+            config, name, paths, verifier=face.ask, on_event=face.on_event,
+            reach=reach_for(config, host), forward=face.forward,
         )  # fmt: skip
         return await _up(session, None)
     ec2 = Ec2(config.aws)
-    ready = await asyncio.to_thread(lifecycle.bring_up, ec2, config, paths, host, note=note)
+    bring_up = functools.partial(lifecycle.bring_up, note=face.note, on_start=started.append)
+    ready = await asyncio.to_thread(bring_up, ec2, config, paths, host)
     instance = ready.instance
     assert instance is not None
 
-    async def stop_instance() -> None:
-        await asyncio.to_thread(
-            functools.partial(lifecycle.stop, paths=paths), ec2, host, note=note
+    async def stop_instance() -> Instance:
+        return await asyncio.to_thread(
+            functools.partial(lifecycle.stop, paths=paths), ec2, host, note=face.note
         )
 
     template = config.templates.get(host.template or "")
@@ -281,13 +352,43 @@ async def _open(
         outside_check=outside_check(ec2, instance.id),
         relocate=ec2_relocator(ec2, config, paths, host, instance.id),
         first_connect_wait=JUMPED_SSH_WAIT if host.reached_through else 0.0,
+        final_sync_grace=config.aws.final_sync_grace_minutes * 60.0,
+        spend=_own_spend(config, paths, host, ec2) if face.budget else None,
     )
-    verifier = key_check(config, ready, ask, console_keys=console_keys, ec2=ec2)
+    verifier = key_check(config, ready, face.ask, console_keys=face.console_keys, ec2=ec2)
     session = HostSession(
-        config, name, paths, verifier=verifier, on_event=on_event, reach=ready, cloud=cloud,
-        forward=forward,
+        config, name, paths, verifier=verifier, on_event=face.on_event, reach=ready,
+        cloud=cloud, forward=face.forward,
     )  # fmt: skip
     return await _up(session, instance)
+
+
+def _own_spend(
+    config: LoadedConfig, paths: Paths, host: Host, ec2: Ec2
+) -> Callable[[], Awaitable[Spend | None]] | None:
+    """Headless: what the configured EC2 hosts' running instances cost today (the same ledger
+    as the cockpit's), for the session to apply the daily budget to its own instance."""
+    if config.aws.daily_budget is None:
+        return None
+
+    def look() -> Spend | None:
+        from nbterm.services.cloud.pricing import price_per_hour
+        from nbterm.services.cloud.spending import Ledger
+
+        hosts = [h for h in config.hosts.values() if h.is_ec2]
+        instances = {h.name: ec2.find(h) for h in hosts}
+        prices = {
+            name: price_per_hour(ec2, config.aws, i, paths.state_dir / "prices.json")
+            for name, i in instances.items()
+            if i is not None and i.state == "running"
+        }
+        ledger = Ledger(paths.state_dir / "spend.json")
+        return ledger.observe(instances, prices, budget=config.aws.daily_budget)
+
+    async def spend() -> Spend | None:
+        return await asyncio.to_thread(look)
+
+    return spend
 
 
 async def _up(session: HostSession, instance: Instance | None) -> OpenHost:

@@ -19,8 +19,11 @@ from nbterm.locations import Paths
 from nbterm.services.cloud import guard
 from nbterm.services.cloud.guard import LEASE_EVERY, GuardSettings
 from nbterm.services.cloud.idle import IdlePolicy
+from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.lifecycle import Reach
+from nbterm.services.cloud.spending import Spend
 from nbterm.services.cloud.spot import IMDS, SpotNotice, SpotWatcher
+from nbterm.services.host.down import RETRY_FIRST, SyncedHome, Why, sync_then_stop
 from nbterm.services.remote.connection import Relocator
 from nbterm.services.remote.events import (
     IdleStopping,
@@ -69,7 +72,7 @@ class Cloud:
     """Watch the instance metadata for a spot interruption notice."""
     imds: str = IMDS
     idle_stop_minutes: float | None = None
-    stop_instance: Callable[[], Awaitable[None]] | None = None
+    stop_instance: Callable[[], Awaitable[Instance | None]] | None = None
     outside_check: Callable[[], Awaitable[str | None]] | None = None
     """Asks EC2 about the instance; returns why it is going away (a spot interruption seen from
     outside, in its state reason), or None."""
@@ -83,6 +86,11 @@ class Cloud:
     """Stop the instance after this much uptime (a warning first, then a final sync)."""
     launched_at: dt.datetime | None = None
     """When the instance last started (EC2's launch time): uptime counts from it."""
+    final_sync_grace: float = 600.0
+    """Seconds a limit's stop retries a failed final sync before it stops anyway."""
+    spend: Callable[[], Awaitable[Spend | None]] | None = None
+    """Today's spending against the daily budget (headless: this session applies it to its
+    own instance; the cockpit applies it to every instance, so it leaves this None)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,9 @@ class Timings:
     io_timeout: int = 30
     """rsync's --timeout: a stalled transfer ends after this many seconds."""
     lease_every: float = LEASE_EVERY
+    budget_every: float = 60.0
+    retry_first: float = RETRY_FIRST
+    """The first wait before a limit's stop tries a failed final sync again."""
 
 
 class HostSession:
@@ -143,6 +154,8 @@ class HostSession:
         """Set when the session ends by itself (idle stop, or its instance stopped under it);
         ``reason`` says why."""
         self.reason = ""
+        self.stopped_by_us = False
+        """This session stopped its instance (a limit): Jupyter went with it."""
         self._tasks: list[asyncio.Task[None]] = []
 
     async def up(self) -> UpResult:
@@ -182,6 +195,10 @@ class HostSession:
         if self.cloud.max_hours is not None and self.cloud.launched_at is not None:
             watch = self._watch_uptime(self.cloud.max_hours, self.cloud.launched_at)
             self._tasks.append(asyncio.create_task(watch, name=f"max:{self.name}"))
+        if self.cloud.spend is not None:
+            self._tasks.append(
+                asyncio.create_task(self._watch_budget(), name=f"budget:{self.name}")
+            )
         if self.cloud.outside_check is not None:
             self._tasks.append(
                 asyncio.create_task(self._watch_outside(), name=f"outside:{self.name}")
@@ -269,16 +286,9 @@ class HostSession:
                 self.on_event(IdleWarning(self.name, verdict.idle_minutes, max(0.0, stop_in)))
             elif verdict.state == "stop":
                 self.on_event(IdleStopping(self.name, verdict.idle_minutes))
-                result = await self.final_sync()
-                if not result.ok:
-                    self.on_event(
-                        Notice(self.name, "idle, but the final sync failed: NOT stopping")
-                    )
-                    continue
-                if self.cloud.stop_instance is not None:
-                    await self.cloud.stop_instance()
-                self.reason = f"stopped after {verdict.idle_minutes:.0f} idle minutes"
-                self.ended.set()
+                await self._limit_stop(
+                    "idle", f"stopped after {verdict.idle_minutes:.0f} idle minutes"
+                )
                 return
 
     async def _watch_uptime(self, max_hours: float, launched_at: dt.datetime) -> None:
@@ -297,13 +307,49 @@ class HostSession:
             self.on_event(LimitWarning(self.name, why, max(0.0, left()) / 60))
             await asyncio.sleep(max(0.0, left()))
         self.on_event(LimitStopping(self.name, why))
-        result = await self.final_sync()
-        if not result.ok:
-            self._say("the final sync did not complete; stopping anyway (max_hours): the "
-                      "instance's disk keeps the notebooks, the next up syncs them")  # fmt: skip
-        if self.cloud.stop_instance is not None:
-            await self.cloud.stop_instance()
-        self.reason = f"stopped after {max_hours:g} h of uptime (max_hours)"
+        await self._limit_stop("max_hours", f"stopped after {max_hours:g} h of uptime (max_hours)")
+
+    async def _watch_budget(self) -> None:
+        """Headless: the daily budget, applied to this session's own instance (a warning at
+        80%, once; at 100%, a final sync and a stop, as the cockpit does for every instance)."""
+        look = self.cloud.spend
+        assert look is not None
+        warned = False
+        while True:
+            try:
+                spend = await look()
+            except Exception as exc:  # noqa: BLE001 - EC2 unreachable for a moment: said, asked again
+                self._say(f"could not read today's spending: {exc}")
+                spend = None
+            if spend is not None and spend.verdict == "warn" and not warned:
+                warned = True
+                self.on_event(LimitWarning(self.name, spend.words))
+            if spend is not None and spend.verdict == "stop":
+                words = spend.words
+                self.on_event(LimitStopping(self.name, words))
+                await self._limit_stop("budget", f"stopped: {words}")
+                return
+            await asyncio.sleep(self.timings.budget_every)
+
+    async def _limit_stop(self, why: Why, reason: str) -> None:
+        """A limit decided the stop: the final sync is retried for the grace period, then the
+        instance stops anyway (the one rule in ``down.sync_then_stop``). The session ends."""
+
+        async def sync() -> SyncedHome:
+            if not self.engines:
+                return SyncedHome("nothing to sync", "no [[sync]] rules")
+            result = await self.final_sync()
+            return SyncedHome("done") if result.ok else SyncedHome("failed")
+
+        async def stop() -> Instance | None:
+            return await self.cloud.stop_instance() if self.cloud.stop_instance else None
+
+        done = await sync_then_stop(
+            why, sync=sync, stop=stop, note=self._say, grace=self.cloud.final_sync_grace,
+            retry_first=self.timings.retry_first,
+        )  # fmt: skip
+        self.stopped_by_us = done.stopped
+        self.reason = reason if done.synced.ok else f"{reason}; {done.words}"
         self.ended.set()
 
     async def _link(self) -> Link:
