@@ -135,7 +135,10 @@ async def _watch(host: Host, engines: list[SyncEngine], connection: HostConnecti
     tasks = []
     for engine in engines:
         watcher = RemoteWatcher(
-            lambda: connection.get(3600), engine.rule.remote, engine.remote_changed
+            lambda: connection.get(3600),
+            engine.rule.remote,
+            engine.remote_changed,
+            on_path=engine.remote_rewritten,
         )
         tasks += [
             asyncio.create_task(

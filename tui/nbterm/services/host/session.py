@@ -168,7 +168,11 @@ class HostSession:
                     rule, self.paths, ssh_config, self.on_event, io_timeout=self.timings.io_timeout
                 )
                 watcher = RemoteWatcher(
-                    self._link, rule.remote, engine.remote_changed, mode=self.watch_mode
+                    self._link,
+                    rule.remote,
+                    engine.remote_changed,
+                    mode=self.watch_mode,
+                    on_path=engine.remote_rewritten,
                 )
                 self.engines.append(engine)
                 for kind, work in (("sync", engine.run), ("watch", watcher.run)):

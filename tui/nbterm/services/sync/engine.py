@@ -61,7 +61,16 @@ DELETION_SCAN_EVERY = 10
 """Timer cycles look for remote deletions (rsync --delete into staging, about 10% of an idle
 cycle's cost) one time in this many; every other trigger, including the watcher's, always does."""
 
+MAX_REWRITTEN = 10_000
+"""At most this many written files wait to be compared by content (a flood is bounded)."""
+
 SyncSink = Callable[[SyncEvent], None]
+
+
+def _write_list(path: Path, names: list[str]) -> None:
+    ensure_private_dir(path.parent)
+    path.write_bytes(b"".join(os.fsencode(name) + b"\0" for name in names))
+    path.chmod(0o600)
 
 
 def rule_label(rule: SyncRule) -> str:
@@ -167,6 +176,9 @@ class SyncEngine:
         """Why the local rsync will not do ("" once checked and fine; None: not yet checked)."""
         self._oversized: set[str] = set()
         """Files rsync left out for max_file_mb (said when first seen)."""
+        self._rewritten: set[str] = set()
+        """Files the watcher saw written since the last cycle began: compared by content,
+        since rsync's quick check cannot see a rewrite of the same size and time."""
         self._marks: dict[str, tuple[int, int] | None] | None = None
         """Local folder marks after the last complete pass (None: none yet, or it left files
         pending): see ``_nothing_to_do``."""
@@ -174,7 +186,11 @@ class SyncEngine:
     def _emit(self, event: SyncEvent) -> None:
         self.on_event(event)
 
-    def rsync_command(self, *, find_deletions: bool = True) -> list[str]:
+    def rsync_command(
+        self, *, find_deletions: bool = True, files_from: Path | None = None
+    ) -> list[str]:
+        """``files_from``: only the files named there (NUL-separated), each sent whatever its
+        size and time say (``--ignore-times``); a name gone since is no error."""
         command = [
             *_DEATH_SIGNAL,
             "rsync", "-rt", "-m", "--no-h",
@@ -188,7 +204,10 @@ class SyncEngine:
             f"--max-size={self.rule.max_file_mb}M",
             "-e", f"ssh -F {rsync_quote(str(self.ssh_config))}",
         ]  # fmt: skip
-        if find_deletions:  # into nbterm's staging mirror only: the user's folder loses nothing
+        if files_from is not None:
+            command += [f"--files-from={files_from}", "--from0", "--ignore-times",
+                        "--ignore-missing-args"]  # fmt: skip
+        elif find_deletions:  # into nbterm's staging mirror only: the user's folder loses nothing
             command.append("--delete")
         if self.bwlimit_kib:
             command.append(f"--bwlimit={self.bwlimit_kib}")
@@ -219,10 +238,14 @@ class SyncEngine:
             find_deletions = self._timer_cycles % DELETION_SCAN_EVERY == 0
             self._timer_cycles += 1
         synced_before = _has_entries(self.places.staging)
+        rewritten, self._rewritten = self._rewritten, set()  # saves from now on: next cycle
         command = self.rsync_command(find_deletions=find_deletions)
         run = await run_rsync(command, self._progress)
         if run.code == 255 and is_mid_transfer_drop(run.stderr):  # the shared connection died
             run = await run_rsync(command, self._progress)  # ... and is opened again: once more
+        recheck = rewritten - {item.path for item in run.received}
+        if recheck and run.code in (0, 24):
+            run = await self._by_content(run, recheck)
         code = run.code
         try:
             kept: list[tuple[str, str]] = []
@@ -230,7 +253,7 @@ class SyncEngine:
                 result, damaged = PromoteResult(), None
             else:
                 result, damaged, kept = await asyncio.to_thread(
-                    self._reconcile, trigger, synced_before
+                    self._reconcile, trigger, synced_before, recheck
                 )
         except OSError as exc:
             return self._cycle_failed(trigger, started, None, _local_problem(exc, self.places))
@@ -291,8 +314,21 @@ class SyncEngine:
             raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(local))
         local.mkdir(parents=True, exist_ok=True)
 
+    async def _by_content(self, run: RsyncRun, paths: set[str]) -> RsyncRun:
+        """The files the watcher saw written that rsync's quick check passed over (same size,
+        same time): sent again whatever their stat says; the promoter compares content."""
+        listing = self.places.staging.parent / "rewritten.list"
+        names = sorted(paths)
+        await asyncio.to_thread(_write_list, listing, names)
+        again = await run_rsync(self.rsync_command(files_from=listing), self._progress)
+        run.received += again.received
+        run.oversized += [path for path in again.oversized if path not in run.oversized]
+        if again.code not in (0, 24):
+            run.code, run.stderr = again.code, again.stderr
+        return run
+
     def _reconcile(
-        self, trigger: Trigger, synced_before: bool
+        self, trigger: Trigger, synced_before: bool, recheck: set[str] | None = None
     ) -> tuple[PromoteResult, str | None, list[tuple[str, str]]]:
         """Runs in a thread (so it reports nothing itself): compare staging, the record and the
         local folder; place what is missing. The record is saved whatever happened to single
@@ -319,6 +355,7 @@ class SyncEngine:
             restore_deleted=self.rule.restore_deleted,
             skip=skip,
             max_bytes=self.rule.max_file_mb << 20,  # rsync's M: 2**20 bytes
+            recheck=recheck or set(),
         )
         self._marks = None
         try:
@@ -433,6 +470,16 @@ class SyncEngine:
 
     def remote_changed(self) -> None:
         self.request("remote change")
+
+    def remote_rewritten(self, path: str) -> None:
+        """The watcher saw ``path`` (relative to the remote folder) written: the next cycle
+        compares it by content. A name that could leave the folder is ignored (the remote is
+        untrusted; rsync's own quick check still covers it)."""
+        parts = path.split("/")
+        if not path or path.startswith("/") or "\0" in path or ".." in parts or "" in parts:
+            return
+        if len(self._rewritten) < MAX_REWRITTEN:
+            self._rewritten.add(path)
 
     async def _next_trigger(self) -> Trigger:
         wait = float(self.rule.interval)

@@ -190,7 +190,11 @@ class Promoter:
         restore_deleted: bool = True,
         skip: dict[str, str] | None = None,
         max_bytes: int | None = None,
+        recheck: set[str] | None = None,
     ) -> None:
+        self.recheck = recheck or set()
+        """Files compared by content even when their staged size and time are as recorded
+        (the watcher saw them written: a same-size, same-time rewrite)."""
         self.staging = staging
         self.local = local
         self.manifest = manifest
@@ -238,7 +242,7 @@ class Promoter:
                 self._failed(rel, f"refused: {why}")
                 return
         current = _lstat(os.path.join(self._local, rel))  # (str paths: the every-cycle path)
-        if record is not None and record.staged == staged:
+        if record is not None and record.staged == staged and rel not in self.recheck:
             if current is not None and record.local == _stat(current):
                 return  # home, as nbterm left it (the cheap path of every idle cycle)
             if current is None and not self.restore_deleted:
