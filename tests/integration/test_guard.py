@@ -10,77 +10,30 @@ fractions here (``check_seconds`` 0.3) so that a case takes seconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from nbterm.config import load_config
-from nbterm.config.model import JupyterSettings
 from nbterm.locations import Paths
 from nbterm.services.cloud import guard
-from nbterm.services.cloud.guard import GUARD_DIR, GuardSettings, parse_state
+from nbterm.services.cloud.guard import parse_state
 from nbterm.services.host.session import Cloud, HostSession, Timings
 from nbterm.services.remote import jupyter
 from nbterm.services.remote.events import GuardReport, RemoteEvent
-from nbterm.services.remote.jupyter import REMOTE_DIR
-from nbterm.services.remote.ssh import Link, run
+from nbterm.services.remote.ssh import run
 from nbterm.services.sync.events import SyncEvent
+from tests.harness.guard import guarded, powered_off, settings_for
 from tests.harness.kernel import KernelClient
 from tests.harness.remote import own_runtime, remote_config_text, trust_all
 from tests.harness.sshd import SshServer
 
 pytestmark = pytest.mark.sshd
-
-
-def settings_for(jupyter_settings: JupyterSettings, marker: str, **changes: float) -> GuardSettings:
-    runtime = jupyter.runtime_dir(jupyter_settings).removeprefix(f"{REMOTE_DIR}/")
-    values = {"idle_minutes": 0.05, "grace_minutes": 0.02, "lease_minutes": 0.05,
-              "check_seconds": 0.3} | changes  # fmt: skip
-    return GuardSettings(
-        runtime=runtime,
-        power_off=f'echo "powered off $(date +%s.%N)" >> "$HOME"/{marker}',
-        **values,
-    )
-
-
-async def powered_off(link: Link, marker: str) -> bool:
-    status, out, _err = await run(link, f"cat {marker} 2>/dev/null")
-    return status == 0 and "powered off" in out
-
-
-async def guard_pid(link: Link) -> int | None:
-    _status, out, _err = await run(link, f"cat {GUARD_DIR}/state.json 2>/dev/null")
-    try:
-        return int(json.loads(out)["pid"])
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
-@contextlib.asynccontextmanager
-async def guarded(link: Link, marker: str) -> AsyncIterator[None]:
-    """Whatever the test does, the guard it started ends (by its pid) and its files go."""
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            await guard.turn_off(link)
-        pid = await guard_pid(link)
-        deadline = time.monotonic() + 5
-        while pid is not None and time.monotonic() < deadline:
-            status, _o, _e = await run(link, f"kill -0 {pid} 2>/dev/null")
-            if status != 0:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            if pid is not None:
-                await run(link, f"kill {pid} 2>/dev/null; true")
-        await run(link, f"rm -rf {GUARD_DIR} {marker}; true")
 
 
 async def test_no_power_off_while_a_kernel_is_busy_then_power_off_when_idle(

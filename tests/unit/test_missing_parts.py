@@ -24,11 +24,31 @@ from nbterm.services.remote.ssh import Link
 SETTINGS = JupyterSettings("jupyter lab", 8888, 8157, "~/notebooks", "nbterm-jupyter")
 
 
-def remote_saying(out: str) -> Link:
-    async def answer(command: str, check: bool = False, input: str | None = None) -> Any:
-        return SimpleNamespace(exit_status=0, stdout=out, stderr="")
+class Said:
+    """An asyncssh reader (``encoding=None``) that has ``data`` to give, then its end."""
 
-    return cast(Link, SimpleNamespace(conn=SimpleNamespace(run=answer)))
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    async def read(self, _n: int) -> bytes:
+        data, self.data = self.data, b""
+        return data
+
+
+def remote_saying(out: str) -> Link:
+    """A link whose every command prints ``out`` and succeeds."""
+
+    async def create_process(command: str, encoding: str | None = "utf-8") -> Any:
+        assert encoding is None  # remote output is read as bytes (ssh.run)
+
+        async def wait() -> Any:
+            return SimpleNamespace(exit_status=0)
+
+        return SimpleNamespace(
+            stdout=Said(out.encode()), stderr=Said(b""), wait=wait, close=lambda: None
+        )
+
+    return cast(Link, SimpleNamespace(conn=SimpleNamespace(create_process=create_process)))
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ from importlib import resources
 from nbterm.services.remote.events import GuardReport
 from nbterm.services.remote.jupyter import REMOTE_DIR
 from nbterm.services.remote.ssh import Link, run
+from nbterm.untrusted_json import Unusable, load_object
 
 GUARD_DIR = f"{REMOTE_DIR}/guard"
 LEASE_EVERY = 60.0
@@ -156,11 +157,20 @@ async def renew_lease(link: Link) -> None:
     await run(link, f"cd && touch {GUARD_DIR}/lease 2>/dev/null; true", timeout=15)
 
 
+STATE_LIMIT = 64 << 10
+"""What is read of each of the guard's files (each is a few hundred bytes)."""
+
+
+def _one_line(name: str) -> str:
+    """Print the start of one of the guard's files as one line, however the remote wrote it."""
+    return f"head -c {STATE_LIMIT + 1} {name} 2>/dev/null | tr -d '\\n'"
+
+
 async def read_state(link: Link) -> GuardState | None:
     """The guard's own account of itself (None: no guard was ever installed here)."""
     command = (
-        f"cd {GUARD_DIR} 2>/dev/null || exit 3; cat config.json; echo; "
-        "cat state.json 2>/dev/null; echo; cat user-off 2>/dev/null; echo; "
+        f"cd {GUARD_DIR} 2>/dev/null || exit 3; {_one_line('config.json')}; echo; "
+        f"{_one_line('state.json')}; echo; head -c 16 user-off 2>/dev/null | tr -d '\\n'; echo; "
         "p=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p' state.json 2>/dev/null); "
         '[ -n "$p" ] && kill -0 "$p" 2>/dev/null && grep -q guard.py /proc/"$p"/cmdline '
         "2>/dev/null && echo alive || echo gone"
@@ -187,16 +197,10 @@ def _text(value: object) -> str:
 
 def parse_state(config_text: str, state_text: str, user_off: bool, alive: bool) -> GuardState:
     """The guard's files as data: anything malformed reads as unknown, never as an error."""
-    try:
-        config = json.loads(config_text[:100_000])
-    except ValueError:
-        config = {}
-    try:
-        state = json.loads(state_text[:100_000])
-    except ValueError:
-        state = {}
-    config = config if isinstance(config, dict) else {}
-    state = state if isinstance(state, dict) else {}
+    loaded_config = load_object(config_text, "the guard's config", limit=STATE_LIMIT)
+    loaded_state = load_object(state_text, "the guard's state", limit=STATE_LIMIT)
+    config = {} if isinstance(loaded_config, Unusable) else loaded_config
+    state = {} if isinstance(loaded_state, Unusable) else loaded_state
     armed = config.get("armed") is True and not user_off
     idle = _number(state.get("idle_seconds"), 0, 10**9)
     return GuardState(

@@ -52,9 +52,10 @@ def _server(runtime: Path) -> dict[str, Any] | None:
     files = sorted(runtime.glob("jpserver-*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     for path in files:
         try:
-            info = json.loads(path.read_text())
+            with path.open("rb") as file:  # a runtime file is under 1 KiB: a huge one is not one
+                info = json.loads(file.read(65536).decode("utf-8", errors="surrogateescape"))
             os.kill(int(info["pid"]), 0)
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             continue
         if isinstance(info, dict):
             return info

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from nbterm.services.remote.output import lines
 from nbterm.services.remote.shell import WATCH_ENDED, until_disconnected
 from nbterm.services.remote.ssh import Link
+from nbterm.untrusted_json import Unusable, load_object
 
 IMDS = "http://169.254.169.254"
 
@@ -43,11 +44,8 @@ def watch_command(imds: str = IMDS, every: float = 5.0) -> str:
 
 
 def parse_notice(line: str) -> SpotNotice | None:
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(data, dict) or "action" not in data:
+    data = load_object(line, "a spot notice", limit=4096)
+    if isinstance(data, Unusable) or "action" not in data:
         return None
     return SpotNotice(str(data["action"]), str(data.get("time", "")))
 
@@ -75,9 +73,11 @@ class SpotWatcher:
         while self.notice is None:
             try:
                 link = await self.get_link()
-                process = await link.conn.create_process(watch_command(self.imds, self.every))
+                process = await link.conn.create_process(
+                    watch_command(self.imds, self.every), encoding=None
+                )
                 try:
-                    async for line in process.stdout:
+                    async for line in lines(process.stdout, limit=4096):
                         if str(line).startswith(WATCH_ENDED):
                             break  # the loop never ends by itself; look again
                         if str(line).strip() == "nbterm:no-curl":

@@ -186,27 +186,23 @@ class HostSession:
                 every=self.timings.spot_every,
                 on_problem=lambda message: self.on_event(Notice(self.name, message)),
             )
-            self._tasks.append(asyncio.create_task(spot.run(), name=f"spot:{self.name}"))
+            self._keep("the spot-notice watch", spot.run)
         if self.idle is not None and self.remote.auth == "password":
             self._say(
                 "idle stop is OFF for this session: this Jupyter takes only its password, so "
                 "nbterm cannot read its activity. Stop the instance yourself when done."
             )
         elif self.idle is not None:
-            self._tasks.append(asyncio.create_task(self._watch_idle(), name=f"idle:{self.name}"))
+            self._keep("the idle watch", self._watch_idle)
         if self.cloud.guard is not None:
             await self._arm_guard(self.cloud.guard)
         if self.cloud.max_hours is not None and self.cloud.launched_at is not None:
-            watch = self._watch_uptime(self.cloud.max_hours, self.cloud.launched_at)
-            self._tasks.append(asyncio.create_task(watch, name=f"max:{self.name}"))
+            hours, launched = self.cloud.max_hours, self.cloud.launched_at
+            self._keep("the max_hours watch", lambda: self._watch_uptime(hours, launched))
         if self.cloud.spend is not None:
-            self._tasks.append(
-                asyncio.create_task(self._watch_budget(), name=f"budget:{self.name}")
-            )
+            self._keep("the budget watch", self._watch_budget)
         if self.cloud.outside_check is not None:
-            self._tasks.append(
-                asyncio.create_task(self._watch_outside(), name=f"outside:{self.name}")
-            )
+            self._keep("the spot watch from outside", self._watch_outside)
         return result
 
     async def _arm_guard(self, settings: GuardSettings) -> None:
@@ -217,17 +213,29 @@ class HostSession:
             self._say(f"the idle guard is NOT on the instance: {exc}")
             return
         self._say(said)
-        self._tasks.append(asyncio.create_task(self._keep_lease(), name=f"guard:{self.name}"))
+        # restarted within a lease period whatever happens: the guard must never lose us
+        self._keep("the guard's lease", self._keep_lease, max_delay=self.timings.lease_every)
+
+    def _keep(
+        self, what: str, work: Callable[[], Awaitable[None]], *, max_delay: float = 60.0
+    ) -> None:
+        """Run ``work`` for the session's life: an exception it did not expect is said, and the
+        work started again (never a silent death: services/tasks.py)."""
+        supervised = supervise(what, work, self._say, max_delay=max_delay)
+        self._tasks.append(asyncio.create_task(supervised, name=f"{what}:{self.name}"))
 
     async def _keep_lease(self) -> None:
-        """While attached: renew the guard's lease, and report what it says of itself."""
+        """While attached: renew the guard's lease, and report what it says of itself. The
+        lease comes first, and reading the guard's state (its files are the remote's to write)
+        can never stop it."""
         while True:
+            state = None
             try:
                 link = await self._link()
                 await guard.renew_lease(link)
                 state = await guard.read_state(link)
             except (OSError, TimeoutError, asyncssh.Error):
-                state = None  # the link is down for a moment: the reconnect says so
+                pass  # the link is down for a moment: the reconnect says so
             if state is not None:
                 self.on_event(state.report(self.name))
             await asyncio.sleep(self.timings.lease_every)

@@ -18,6 +18,7 @@ from nbterm.files import write_private
 from nbterm.locations import Paths
 from nbterm.safe_text import shown
 from nbterm.services.remote.jupyter import REMOTE_DIR, JupyterError
+from nbterm.services.remote.output import lines
 from nbterm.services.remote.ssh import Link, run
 
 VENV = f"{REMOTE_DIR}/jupyter"
@@ -65,10 +66,10 @@ async def install_jupyter(
 
 async def _stream(link: Link, command: str, note: Callable[[str], None]) -> None:
     """Run ``command``, handing on the lines worth reading (the remote's words, made safe)."""
-    process = await link.conn.create_process(command)
+    process = await link.conn.create_process(command, encoding=None)
     tail: list[str] = []
-    async for raw in process.stdout:
-        line = str(raw).strip()
+    async for raw in lines(process.stdout):
+        line = raw.strip()
         if not line:
             continue
         tail = [*tail[-9:], line]

@@ -9,7 +9,6 @@ of nbterm's own (``~/.nbterm/runtime/SESSION`` on the remote), never from logs a
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import shlex
 import time
@@ -20,6 +19,7 @@ from urllib.parse import urlencode, urlunsplit
 from nbterm.config import JupyterSettings
 from nbterm.services.remote.shell import shell_path
 from nbterm.services.remote.ssh import Link, run
+from nbterm.untrusted_json import Unusable, load_object
 
 REMOTE_DIR = ".nbterm"
 
@@ -31,6 +31,11 @@ def runtime_dir(settings: JupyterSettings) -> str:
 
 
 _SEPARATOR = "\x1e"
+RUNTIME_FILE_LIMIT = 64 << 10
+"""What is read of one runtime file (Jupyter's are under 1 KiB): a bigger one is cut on the remote
+and not used."""
+LOG_TAIL_LIMIT = 64 << 10
+"""What is read of the end of Jupyter's log, however long its lines."""
 _TOKEN = re.compile(r"(token=)[^\s&\"']+", re.IGNORECASE)
 
 
@@ -95,11 +100,10 @@ def parse_runtime_files(output: str) -> list[dict[str, object]]:
     servers = []
     for chunk in output.split(_SEPARATOR)[1:]:
         _name, _, body = chunk.partition("\n")
-        try:
-            info = json.loads(body)
-        except json.JSONDecodeError:
-            continue  # a file being written right now; the next look will see it whole
-        if isinstance(info, dict) and _well_formed(info):
+        info = load_object(body, "a runtime file", limit=RUNTIME_FILE_LIMIT)
+        if isinstance(info, Unusable):
+            continue  # a file being written right now (the next look sees it whole), or a bomb
+        if _well_formed(info):
             servers.append(info)
     return servers
 
@@ -128,7 +132,8 @@ async def discover(link: Link, settings: JupyterSettings) -> JupyterServer | Non
     """The live server in nbterm's runtime directory, preferring the configured port."""
     listing = (  # newest first: a stale file (its server killed) is older than a live one's
         f"cd && for f in $(ls -t {_runtime_files(settings)} 2>/dev/null); do "
-        f'[ -f "$f" ] && printf \'{_SEPARATOR}%s\\n\' "$f" && cat "$f"; done; true'
+        f'[ -f "$f" ] && printf \'{_SEPARATOR}%s\\n\' "$f" && '
+        f'head -c {RUNTIME_FILE_LIMIT + 1} "$f"; done; true'
     )
     _status, out, _err = await run(link, listing)
     candidates = parse_runtime_files(out)
@@ -136,7 +141,7 @@ async def discover(link: Link, settings: JupyterSettings) -> JupyterServer | Non
         return None
     pids = " ".join(str(int(str(info["pid"]))) for info in candidates)
     _status, out, _err = await run(link, _ALIVE.format(pids=pids))
-    alive = {int(word) for word in out.split()}
+    alive = {int(word) for word in out.split() if word.isdigit()}  # (a greeting is not a pid)
     live = [info for info in candidates if int(str(info["pid"])) in alive]
     if not live:
         return None
@@ -236,7 +241,9 @@ async def _session_alive(link: Link, settings: JupyterSettings) -> bool:
 
 
 async def log_tail(link: Link, settings: JupyterSettings, lines: int = 15) -> str:
-    _status, out, _err = await run(link, f"cd && tail -n {lines} {_log_file(settings)} 2>/dev/null")
+    _status, out, _err = await run(
+        link, f"cd && tail -c {LOG_TAIL_LIMIT} {_log_file(settings)} 2>/dev/null | tail -n {lines}"
+    )
     return redact(out.strip())
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass
+
+from nbterm.untrusted_json import Unusable, load, load_object
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,10 @@ async def get_status(
     started = time.perf_counter()
     body = await _fetch(port, f"{base_url}api/status", token, timeout)
     latency = (time.perf_counter() - started) * 1000
+    data = load_object(body, "the answer from /api/status")
+    if isinstance(data, Unusable):
+        raise ProbeError(str(data))
     try:
-        data = json.loads(body)
-        if not isinstance(data, dict):
-            raise TypeError("not a JSON object")
         return JupyterStatus(
             latency_ms=latency,
             started=_text(data.get("started", "")),
@@ -51,7 +52,7 @@ async def get_status(
             kernels=_count(data.get("kernels", 0)),
             connections=_count(data.get("connections", 0)),
         )
-    except (ValueError, TypeError, RecursionError) as exc:
+    except TypeError as exc:
         raise ProbeError(f"unexpected answer from /api/status: {exc}") from None
 
 
@@ -61,11 +62,10 @@ async def ping(port: int, timeout: float = 5.0, base_url: str = "/") -> float:
     started = time.perf_counter()
     body = await _fetch(port, f"{base_url}api", "", timeout)
     latency = (time.perf_counter() - started) * 1000
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise ProbeError(f"unexpected answer from /api: {exc}") from None
-    if not isinstance(data, dict) or "version" not in data:
+    data = load_object(body, "the answer from /api")
+    if isinstance(data, Unusable):
+        raise ProbeError(str(data))
+    if "version" not in data:
         raise ProbeError("unexpected answer from /api: not Jupyter's version")
     return latency
 
@@ -74,10 +74,9 @@ async def busy_kernels(port: int, token: str, timeout: float = 5.0, base_url: st
     """How many kernels are executing right now (``execution_state == "busy"``)."""
     # no_track_activity: asking must not make Jupyter look used
     body = await _fetch(port, f"{base_url}api/kernels?no_track_activity=1", token, timeout)
-    try:
-        kernels = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise ProbeError(f"unexpected answer from /api/kernels: {exc}") from None
+    kernels = load(body, "the answer from /api/kernels")
+    if isinstance(kernels, Unusable):
+        raise ProbeError(str(kernels))
     if not isinstance(kernels, list) or not all(isinstance(k, dict) for k in kernels):
         raise ProbeError("unexpected answer from /api/kernels: not a list of kernels")
     return sum(1 for kernel in kernels if kernel.get("execution_state") == "busy")

@@ -29,6 +29,13 @@ from nbterm.services.remote.host_keys import (
     fingerprint_question,
 )
 from nbterm.services.remote.jump import LiteralJump
+from nbterm.services.remote.output import (
+    ERROR_LIMIT,
+    OUTPUT_LIMIT,
+    read_capped,
+    remote_text,
+    size_words,
+)
 
 # Fast, modern choices first (OpenSSH's own defaults are similar); the rest stay available.
 KEX_ALGS = ["curve25519-sha256", "curve25519-sha256@libssh.org", "ecdh-sha2-nistp256"]
@@ -390,13 +397,49 @@ async def connect(
 
 
 async def run(
-    link: Link, command: str, timeout: float = 30.0, *, input: str | None = None
+    link: Link,
+    command: str,
+    timeout: float = 30.0,
+    *,
+    input: str | None = None,
+    limit: int = OUTPUT_LIMIT,
 ) -> tuple[int, str, str]:
-    """Run ``command`` on the remote; return exit status, stdout and stderr (bounded in time).
-    ``input`` goes to its standard input (the way to hand it a secret: never the command line)."""
-    result = await asyncio.wait_for(link.conn.run(command, check=False, input=input), timeout)
-    status = result.exit_status if result.exit_status is not None else 255
-    return int(status), str(result.stdout or ""), str(result.stderr or "")
+    """Run ``command`` on the remote; return exit status, stdout and stderr, bounded in time and
+    in size. ``input`` goes to its standard input (the way to hand it a secret: never the
+    command line).
+
+    The output is read as bytes and decoded with ``surrogateescape`` (a byte that is not UTF-8
+    stays a byte; it never ends the connection). An answer over ``limit`` bytes is not read on:
+    the command is closed and the result is status 255 with the reason as stderr, said once."""
+
+    async def go() -> tuple[int, str, str]:
+        process = await link.conn.create_process(command, encoding=None)
+        try:
+            if input:
+                process.stdin.write(input.encode())
+                process.stdin.write_eof()
+            errors = asyncio.ensure_future(read_capped(process.stderr, ERROR_LIMIT, drain=True))
+            try:
+                out = await read_capped(process.stdout, limit)
+                if out.over:
+                    said = (
+                        f"nbterm stopped reading: the remote's answer was over {size_words(limit)}"
+                    )
+                    return 255, "", said
+                err = await errors
+            finally:
+                errors.cancel()
+            completed = await process.wait()
+        finally:
+            process.close()
+        status = completed.exit_status
+        return (
+            int(status) if status is not None and status >= 0 else 255,
+            remote_text(out.data),
+            remote_text(err.data),
+        )
+
+    return await asyncio.wait_for(go(), timeout)
 
 
 def close_quietly(link: Link | None) -> None:

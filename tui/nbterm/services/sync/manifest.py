@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from nbterm.files import write_private
+from nbterm.untrusted_json import Unusable, load
 
 VERSION = 2
+MANIFEST_LIMIT = 256 << 20
+"""Far more than any folder of notebooks needs (an entry is about 200 bytes)."""
 
 Stat = tuple[int, int]
 """(size, mtime in nanoseconds)"""
@@ -121,9 +124,12 @@ class Manifest:
         except OSError as exc:
             self.data, self.damaged = ManifestData(), exc.strerror or str(exc)
         else:
+            loaded = load(raw, "the manifest", limit=MANIFEST_LIMIT)
             try:
-                self.data = _parse(json.loads(raw))
-            except (ValueError, RecursionError) as exc:
+                if isinstance(loaded, Unusable):
+                    raise ValueError(loaded.why)
+                self.data = _parse(loaded)
+            except ValueError as exc:
                 self.data, self.damaged = ManifestData(), str(exc)[:200]
 
     def stale(self) -> bool:
