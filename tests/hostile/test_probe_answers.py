@@ -81,3 +81,43 @@ async def test_a_good_answer_still_reads(fake_jupyter: Callable[[bytes], object]
     assert (status.kernels, status.connections) == (2, 1)
     port = await fake_jupyter(answer(OK, b'[{"execution_state": "busy"}, {}]'))  # type: ignore[misc]
     assert await busy_kernels(port, "token") == 1
+
+
+async def test_an_answer_trickled_one_byte_a_second_times_out_and_never_stalls_the_loop() -> None:
+    """A remote that answers the probe one byte a second (a valid answer, if waited for): the
+    probe gives up at its bound, and the event loop (the cockpit's) ran on meanwhile."""
+    reply = answer(OK, b'{"kernels": 0}')
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        try:
+            for byte in reply:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(1.0)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.05)
+            ticks += 1
+
+    ticking = asyncio.create_task(tick())
+    started = asyncio.get_running_loop().time()
+    try:
+        with pytest.raises(ProbeError, match="no answer from Jupyter within 2s"):
+            await get_status(port, "token", timeout=2)
+    finally:
+        ticking.cancel()
+        server.close()
+    took = asyncio.get_running_loop().time() - started
+    assert 1.9 < took < 3.0, f"{took:.1f}s"
+    assert ticks >= 30  # 40 ticks in 2 s: the loop was never held

@@ -186,6 +186,10 @@ def _options(target: SshTarget, known: KnownHosts, tunnel: Any) -> dict[str, Any
         "keepalive_count_max": target.keepalive_count_max,
         "kex_algs": KEX_ALGS,
         "encryption_algs": ENCRYPTION_ALGS,
+        # the server's auth banner (its /etc/issue.net) may be Latin-1: asyncssh's strict
+        # decoding refused the whole connection for it (OpenSSH's client shows it). nbterm never
+        # shows the banner; a byte that is not UTF-8 stays a byte.
+        "utf8_decode_errors": "surrogateescape",
     }
     if target.identity_file is not None:
         # OpenSSH's IdentityFile + IdentitiesOnly: this key and no other, from the file if it

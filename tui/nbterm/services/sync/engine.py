@@ -10,6 +10,7 @@ a failure is said once while it lasts, retried with back-off, and never ends the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import os
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from nbterm.config.schema import SyncRule
 from nbterm.locations import Paths, ensure_private_dir
+from nbterm.services.sync import git
 from nbterm.services.sync.committer import Committer
 from nbterm.services.sync.events import (
     ConflictKept,
@@ -50,6 +52,7 @@ from nbterm.services.sync.promote import (
 from nbterm.services.sync.rsync_output import ProgressLine, exit_message, is_mid_transfer_drop
 from nbterm.services.sync.rsync_run import RsyncRun, run_rsync
 from nbterm.services.sync.rsync_version import local_rsync_problem
+from nbterm.services.tasks import cancel_and_wait
 
 FINAL_SYNC_SECONDS = 120.0
 """The bound of a final sync (before a tunnel closes or an instance stops), for every face."""
@@ -169,6 +172,8 @@ class SyncEngine:
             rule, self.places.local, self.label, self._emit, self._mark_committed
         )
         self._uncommitted: list[str] = []
+        self._committing: asyncio.Task[None] | None = None
+        """The git commit running beside the cycles (one at a time)."""
         """Placed files that wait for a git commit (kept in the manifest across runs)."""
         self._manifest: Manifest | None = None
         """nbterm's record of the folder, kept between cycles (read again when it changed)."""
@@ -217,9 +222,35 @@ class SyncEngine:
 
     # --- one cycle ------------------------------------------------------------------------------
 
-    async def cycle(self, trigger: Trigger = "now") -> CycleDone:
+    async def cycle(self, trigger: Trigger = "now", *, settle: bool = True) -> CycleDone:
+        """One cycle. Its git commit runs beside it (a hook may hang: sync never waits on it);
+        with ``settle`` (a one-shot sync, a test) the commit is waited for before returning."""
         async with self._lock:
-            return await self._cycle(trigger)
+            done = await self._cycle(trigger)
+        if settle:
+            await self.committed()
+        return done
+
+    def _commit_beside(self, *, placed: bool, trigger: Trigger) -> None:
+        """Start a commit of what waits, unless one still runs (what it did not take waits in
+        the record for the next)."""
+        if self._committing is not None and not self._committing.done():
+            return
+        waiting = list(self._uncommitted)
+        self._committing = asyncio.create_task(
+            self.committer.commit(waiting, placed=placed, trigger=trigger),
+            name=f"git commit {self.label}",
+        )
+
+    async def committed(self, timeout: float | None = None) -> None:
+        """Wait (bounded: git's own timeout and a little) for the commit running beside the
+        cycles, if there is one."""
+        timeout = git.GIT_TIMEOUT + 10 if timeout is None else timeout
+        task = self._committing
+        if task is None or task.done():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), timeout)
 
     async def _cycle(self, trigger: Trigger) -> CycleDone:
         started = time.monotonic()
@@ -283,7 +314,7 @@ class SyncEngine:
             self._emit(SyncWarning(self.label, exit_message(24)))
         placed = [item.path for item in result.placed]
         if self.rule.git_commit:
-            await self.committer.commit(self._uncommitted, placed=bool(placed), trigger=trigger)
+            self._commit_beside(placed=bool(placed), trigger=trigger)
         if not rsync_ok:
             detail = _last_lines(run.stderr)
             message = exit_message(code, run.stderr) + (f": {detail}" if detail else "")
@@ -435,7 +466,8 @@ class SyncEngine:
         self._emit(Progress(self.label, line.bytes, line.percent, line.rate))
 
     async def _mark_committed(self, files: list[str]) -> None:
-        await asyncio.to_thread(self._take_out_of_waiting, files)
+        async with self._lock:  # the commit runs beside the cycles: one writer of the record
+            await asyncio.to_thread(self._take_out_of_waiting, files)
 
     def _take_out_of_waiting(self, files: list[str]) -> None:
         manifest = self._manifest
@@ -452,13 +484,17 @@ class SyncEngine:
         """One last cycle before teardown, bounded: the result says whether it completed."""
         started = time.monotonic()
         try:
-            return await asyncio.wait_for(self.cycle("final"), timeout)
+            done = await asyncio.wait_for(self.cycle("final", settle=False), timeout)
         except TimeoutError:
             message = f"the final sync did not finish within {timeout:g}s"
             self._emit(SyncFailed(self.label, 30, message))
             done = CycleDone(self.label, "final", (), 0, time.monotonic() - started, False)
             self._emit(done)
             return done
+        # the files are home: their commit may use what is left of the time, never more, and
+        # never changes whether the final sync counts as done
+        await self.committed(max(0.0, timeout - (time.monotonic() - started)))
+        return done
 
     # --- triggers ---------------------------------------------------------------------------------
 
@@ -509,15 +545,18 @@ class SyncEngine:
         """Cycle now, then on every trigger, until cancelled. A cycle that raises (a bug) is
         reported and retried: the engine itself never ends on its own."""
         trigger: Trigger = "start"
-        while True:
-            try:
-                await self.cycle(trigger)
-            except Exception as exc:  # noqa: BLE001 - said, then retried with back-off
-                self.failed_cycles += 1
-                message = f"internal error in nbterm's sync ({exc.__class__.__name__}: {exc})"
-                self._failure = (None, message)
-                self._emit(SyncFailed(self.label, None, message, backoff(self.failed_cycles)))
-            trigger = await self._next_trigger()
+        try:
+            while True:
+                try:
+                    await self.cycle(trigger, settle=False)
+                except Exception as exc:  # noqa: BLE001 - said, then retried with back-off
+                    self.failed_cycles += 1
+                    message = f"internal error in nbterm's sync ({exc.__class__.__name__}: {exc})"
+                    self._failure = (None, message)
+                    self._emit(SyncFailed(self.label, None, message, backoff(self.failed_cycles)))
+                trigger = await self._next_trigger()
+        finally:
+            await cancel_and_wait(self._committing)  # (its git, and any hook, killed with it)
 
 
 def _has_entries(folder: Path) -> bool:

@@ -10,6 +10,9 @@ a short ``index.lock``. Paths are literal (``--literal-pathspecs``): a remote fi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -35,19 +38,78 @@ class GitRefused(GitError):
     """git is in a state where nbterm must not commit; the files wait for a later commit."""
 
 
-async def _git(repo: Path, *args: str) -> tuple[int, str]:
+GIT_TIMEOUT = 60.0
+"""How long one git command may take, its hooks included."""
+_LOCKING = {"add", "commit"}
+"""The commands nbterm runs that take .git/index.lock."""
+
+
+class GitTimeout(GitError):
+    """A git command (or a hook it ran) did not finish in time: it was killed, hooks and all."""
+
+
+async def _git(repo: Path, *args: str, timeout: float | None = None) -> tuple[int, str]:
+    """Run git in ``repo``, in a process group of its own: at the timeout the whole group is
+    killed (a hook holding git's pipe too, which a kill of git alone would wait for), and an
+    index.lock that this git left behind is removed."""
+    timeout = GIT_TIMEOUT if timeout is None else timeout
+    started = time.time()
     proc = await asyncio.create_subprocess_exec(
         "git", "--literal-pathspecs", "-C", str(repo), *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        await _end_group(proc)
+        command = _subcommand(args)
+        removed = await _remove_own_lock(repo, started) if command in _LOCKING else False
+        hook = _hook_words(repo, command)
+        raise GitTimeout(
+            f"git {command} did not finish within {timeout:g}s{hook}; it was stopped"
+            + (" and the index.lock it left removed" if removed else "")
+            + ": committing again later"
+        ) from None
     finally:
         if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+            await _end_group(proc)
     return proc.returncode or 0, out.decode(errors="surrogateescape").strip()
+
+
+def _subcommand(args: tuple[str, ...]) -> str:
+    """``commit`` of ``-c user.name=x commit -q ...``."""
+    rest = list(args)
+    while rest and rest[0] == "-c":
+        rest = rest[2:]
+    return rest[0] if rest else ""
+
+
+async def _end_group(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # its own group (start_new_session): git and hooks
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    await proc.wait()
+
+
+async def _remove_own_lock(repo: Path, started: float) -> bool:
+    """Remove .git/index.lock if the git nbterm just killed made it (made after it started)."""
+    lock = await _git_path(repo, "index.lock")
+    try:
+        if lock is None or lock.stat().st_mtime < started - 1:
+            return False
+        lock.unlink()
+    except OSError:
+        return False
+    return True
+
+
+def _hook_words(repo: Path, command: str) -> str:
+    """ " (its pre-commit hook ran)" when a hook of that command exists, for the words."""
+    hooks = {"commit": ("pre-commit", "commit-msg", "prepare-commit-msg", "post-commit")}
+    found = [name for name in hooks.get(command, ()) if (repo / ".git" / "hooks" / name).is_file()]
+    return f" (it runs the hook .git/hooks/{found[0]})" if found else ""
 
 
 async def is_repo(folder: Path) -> bool:
