@@ -76,6 +76,25 @@ async def test_no_commit_on_a_detached_head(world: World) -> None:
     assert git(local, "show", "HEAD:a.ipynb") == notebook("v2")
 
 
+async def test_a_corrupt_branch_ref_is_named_never_called_a_detached_head(world: World) -> None:
+    """A branch ref whose content is garbage (a disk fault, a bad edit) was said to be "HEAD is
+    detached" (issue 21): git's own words name it, and nothing is committed until it is fixed."""
+    recorder, engine = await _synced_repo(world)
+    local = world.local
+    branch = git(local, "branch", "--show-current").strip()
+    ref = local / ".git" / "refs" / "heads" / branch
+    good = ref.read_text()
+    ref.write_text("garbage\n")
+    world.remote.write("a.ipynb", notebook("v2"))
+    await engine.cycle()  # type: ignore[attr-defined]
+    words = said(recorder)
+    assert "detached" not in words
+    assert f"git cannot read HEAD in {local}" in words and "repaired" in words, words
+    ref.write_text(good)
+    await engine.cycle("now")  # type: ignore[attr-defined]
+    assert git(local, "show", "HEAD:a.ipynb") == notebook("v2")
+
+
 async def test_a_short_index_lock_is_waited_out(world: World) -> None:
     _recorder, engine = await _synced_repo(world)
     lock = world.local / ".git" / "index.lock"

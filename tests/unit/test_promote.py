@@ -287,3 +287,37 @@ def test_a_name_that_is_not_utf8_round_trips(places: tuple[Path, Path, Manifest]
     manifest.save()
     assert name in Manifest(manifest.path).files
     assert os.path.exists(os.fsencode(local) + b"/caf\xe9.ipynb")
+
+
+def test_a_broken_notebook_from_the_future_settles_on_a_clock_that_cannot_step(
+    places: tuple[Path, Path, Manifest], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The laptop's clock stepped back an hour (NTP, a VM resumed): a broken local notebook
+    written before the step has a time in the future. It held back the good remote version for
+    the hour (3 of 3 runs, issue 21); now it waits only until seen unchanged for the settle time
+    (monotonic), then is backed up and replaced. One that keeps changing keeps waiting."""
+    import time
+
+    monkeypatch.setattr(promote_module, "LOCAL_SETTLE_SECONDS", 0.3)
+    staging, local, manifest = places
+    stage(staging / "a.ipynb", notebook("one"))
+    promote(staging, local, manifest)
+    broken = local / "a.ipynb"
+    future = time.time() + 3600
+    broken.write_text(notebook("half")[:20])
+    os.utime(broken, (future, future))
+    stage(staging / "a.ipynb", notebook("two"))
+    settling: dict[str, tuple[tuple[int, int, int], float]] = {}
+
+    def again() -> PromoteResult:
+        return Promoter(staging, local, manifest, settling=settling).run()
+
+    assert "being written" in again().pending["a.ipynb"]  # first seen: it may be mid-save
+    broken.write_text(notebook("half, more")[:24])  # still being written
+    os.utime(broken, (future + 1, future + 1))
+    assert "being written" in again().pending["a.ipynb"]
+    time.sleep(0.35)
+    result = again()  # unchanged for the settle time: settled, broken, replaced (kept aside)
+    assert placed(result) == ["a.ipynb"]
+    assert broken.read_text() == notebook("two")
+    assert result.conflicts and result.conflicts[0][0] == "a.ipynb"

@@ -38,6 +38,7 @@ from nbterm.services.sync.events import (
     CycleDone,
     FileFailed,
     FileReceived,
+    FileWaiting,
     NotebookRejected,
     RemoteDeleted,
     SyncEvent,
@@ -112,6 +113,8 @@ def _sync_words(event: SyncEvent) -> str | None:
             )
         case FileFailed():
             return f"not synced: {shown(event.path)}: {shown(event.reason)}"
+        case FileWaiting():
+            return f"waiting: {shown(event.path)}: {shown(event.reason)}"
         case RemoteDeleted():
             return f"{shown(event.path)} is gone on the remote; the local copy is kept"
         case SyncWarning():

@@ -32,6 +32,7 @@ from nbterm.services.sync.events import (
     CycleStarted,
     FileFailed,
     FileReceived,
+    FileWaiting,
     NotebookRejected,
     Progress,
     RemoteDeleted,
@@ -44,6 +45,7 @@ from nbterm.services.sync.events import (
 from nbterm.services.sync.manifest import Manifest
 from nbterm.services.sync.promote import (
     PARTIAL_DIR,
+    STILL_REJECTED,
     Promoter,
     PromoteResult,
     clean_leftovers,
@@ -52,6 +54,7 @@ from nbterm.services.sync.promote import (
 from nbterm.services.sync.rsync_output import ProgressLine, exit_message, is_mid_transfer_drop
 from nbterm.services.sync.rsync_run import RsyncRun, run_rsync
 from nbterm.services.sync.rsync_version import local_rsync_problem
+from nbterm.services.sync.rule_lock import RuleLock
 from nbterm.services.tasks import cancel_and_wait
 
 FINAL_SYNC_SECONDS = 120.0
@@ -118,6 +121,10 @@ class SyncPlaces:
         return cls(local=local, staging=base / "staging", manifest=base / "manifest.json")
 
 
+RULE_WAIT_BACKGROUND = 2.0
+"""How long a timer's or a watcher's cycle waits for another process's cycle of the rule."""
+RULE_WAIT_ASKED = 120.0
+"""How long an asked-for cycle (sync now, a final sync) waits for it (callers bound it too)."""
 RETRY_FIRST = 2.0
 RETRY_MAX = 60.0
 
@@ -172,6 +179,13 @@ class SyncEngine:
             rule, self.places.local, self.label, self._emit, self._mark_committed
         )
         self._uncommitted: list[str] = []
+        self._rule_lock = RuleLock(self.places.manifest.with_name("lock"))
+        """One process at a time in the mirror and the record (the cockpit, --watch, sync)."""
+        self._held_by: str | None = None
+        self._said_waiting: dict[str, str] = {}
+        """path -> reason of each file said to be waiting (said again only when it changes)."""
+        self._settling: dict[str, tuple[tuple[int, int, int], float]] = {}
+        """Local notebooks from the future (the clock stepped back), as first seen: Promoter."""
         self._committing: asyncio.Task[None] | None = None
         """The git commit running beside the cycles (one at a time)."""
         """Placed files that wait for a git commit (kept in the manifest across runs)."""
@@ -226,10 +240,31 @@ class SyncEngine:
         """One cycle. Its git commit runs beside it (a hook may hang: sync never waits on it);
         with ``settle`` (a one-shot sync, a test) the commit is waited for before returning."""
         async with self._lock:
-            done = await self._cycle(trigger)
+            wait = RULE_WAIT_ASKED if trigger in ("now", "final") else RULE_WAIT_BACKGROUND
+            if await self._rule_lock.acquire(wait):
+                try:
+                    self._held_by = None
+                    done = await self._cycle(trigger)
+                finally:
+                    self._rule_lock.release()
+            else:
+                done = self._held_elsewhere(trigger)
         if settle:
             await self.committed()
         return done
+
+    def _held_elsewhere(self, trigger: Trigger) -> CycleDone:
+        """Another nbterm process is in this rule's mirror and record: leave them to it (said
+        once for each holder); its cycle brings the files home."""
+        holder = self._rule_lock.holder()
+        if holder != self._held_by:
+            self._held_by = holder
+            self._emit(SyncWarning(
+                self.label,
+                f"another nbterm is syncing this rule ({holder}): this one leaves it to that "
+                "one and looks again at its next cycle",
+            ))  # fmt: skip
+        return CycleDone(self.label, trigger, (), 0, 0.0, False)
 
     def _commit_beside(self, *, placed: bool, trigger: Trigger) -> None:
         """Start a commit of what waits, unless one still runs (what it did not take waits in
@@ -326,6 +361,7 @@ class SyncEngine:
         self, trigger: Trigger, started: float, result: PromoteResult, *, ok: bool
     ) -> CycleDone:
         """Every cycle ends here, with one CycleDone (reported last)."""
+        self._say_waiting(result)
         done = CycleDone(
             self.label,
             trigger,
@@ -338,6 +374,23 @@ class SyncEngine:
         self.last_cycle = done
         self._emit(done)
         return done
+
+    def _say_waiting(self, result: PromoteResult) -> None:
+        """Each file that waits is said once per reason (a background cycle that brings
+        nothing is otherwise silent); one that failed or was rejected is said by its own
+        event (FileFailed, NotebookRejected) instead."""
+        said_elsewhere = (  # failed now, in a failure's back-off, or rejected as broken
+            set(result.failed) | set(result.waiting) | {path for path, _ in result.rejected}
+        )
+        waiting = {
+            path: why
+            for path, why in result.pending.items()
+            if path not in said_elsewhere and why != STILL_REJECTED
+        }
+        for path, why in sorted(waiting.items()):
+            if self._said_waiting.get(path) != why:
+                self._emit(FileWaiting(self.label, path, why))
+        self._said_waiting = waiting
 
     def _check_local_folder(self) -> None:
         local = self.places.local
@@ -387,6 +440,7 @@ class SyncEngine:
             skip=skip,
             max_bytes=self.rule.max_file_mb << 20,  # rsync's M: 2**20 bytes
             recheck=recheck or set(),
+            settling=self._settling,
         )
         self._marks = None
         try:
@@ -467,7 +521,12 @@ class SyncEngine:
 
     async def _mark_committed(self, files: list[str]) -> None:
         async with self._lock:  # the commit runs beside the cycles: one writer of the record
-            await asyncio.to_thread(self._take_out_of_waiting, files)
+            if not await self._rule_lock.acquire(RULE_WAIT_ASKED):
+                return  # (the files stay marked as waiting: committing them again is a no-op)
+            try:
+                await asyncio.to_thread(self._take_out_of_waiting, files)
+            finally:
+                self._rule_lock.release()
 
     def _take_out_of_waiting(self, files: list[str]) -> None:
         manifest = self._manifest

@@ -70,6 +70,16 @@ class SyncWarning(SyncEvent):
 
 
 @dataclass(frozen=True)
+class FileWaiting(SyncEvent):
+    """A staged file is not home yet, for a reason that is not a failure (being written
+    locally, in its back-off): said once per reason, in every face; its arrival is said by the
+    FileReceived that follows."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class FileFailed(SyncEvent):
     """One file could not be brought home (a folder in the way, a full disk, a refused name);
     said once per reason, retried, and listed as not synced until it arrives."""

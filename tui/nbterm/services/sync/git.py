@@ -157,9 +157,14 @@ async def _check_state(folder: Path) -> None:
         path = await _git_path(folder, name)
         if path is not None and path.exists():
             raise GitRefused(f"{what} in {folder}: not committing until it is finished")
-    code, _ = await _git(folder, "symbolic-ref", "-q", "HEAD")
-    if code != 0:
+    code, out = await _git(folder, "symbolic-ref", "-q", "HEAD")
+    if code == 1:  # (-q: 1 means "not a symbolic ref", nothing else)
         raise GitRefused(f"HEAD is detached in {folder}: not committing until a branch is out")
+    if code != 0:  # a corrupt branch ref or HEAD: git's own words say which
+        said = out.splitlines()[-1] if out else f"git exit {code}"
+        raise GitRefused(
+            f"git cannot read HEAD in {folder} ({said}): not committing until it is repaired"
+        )
 
 
 async def _wait_for_lock(folder: Path) -> None:

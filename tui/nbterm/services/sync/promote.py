@@ -40,6 +40,8 @@ BACKUP_DIR = ".nbterm-backups"
 PARTIAL_DIR = ".nbterm-partial"
 TEMP_SUFFIX = ".nbterm-tmp"
 ASIDE_SUFFIX = ".nbterm-old"
+STILL_REJECTED = "not a valid notebook on the remote (mid-save?)"
+"""Why a notebook already rejected (and said so) still waits."""
 LOCAL_SETTLE_SECONDS = 10.0
 """A local notebook that is not valid JSON and was written this recently is being saved: it is
 not replaced until it settles (an older broken one is backed up and replaced)."""
@@ -191,7 +193,12 @@ class Promoter:
         skip: dict[str, str] | None = None,
         max_bytes: int | None = None,
         recheck: set[str] | None = None,
+        settling: dict[str, tuple[tuple[int, int, int], float]] | None = None,
     ) -> None:
+        self.settling = {} if settling is None else settling
+        """path -> (its identity, the monotonic time it was first seen so): local notebooks
+        whose time is in the future (the clock stepped back), judged by what was seen; the
+        engine keeps it across cycles."""
         self.recheck = recheck or set()
         """Files compared by content even when their staged size and time are as recorded
         (the watcher saw them written: a same-size, same-time rewrite)."""
@@ -255,7 +262,7 @@ class Promoter:
                 self._failed(rel, f"refused: {why}")
                 return
         if self.manifest.rejected.get(rel) == staged:
-            self.result.pending[rel] = "not a valid notebook on the remote (mid-save?)"
+            self.result.pending[rel] = STILL_REJECTED
             return
         source, target = self.staging / rel, self.local / rel
         self.manifest.dirty = True
@@ -288,14 +295,30 @@ class Promoter:
         elif record.sha != local_sha:
             reason = "edited"
         if target.suffix == ".ipynb" and (
-            time.time() - current.st_mtime_ns / 1e9 < LOCAL_SETTLE_SECONDS
-            and problem_with(target) is not None
+            self._being_written(rel, current) and problem_with(target) is not None
         ):
             raise _Busy
         self._replace(rel, source, target, current, local_sha, reason)
         after = target.lstat()
         self.manifest.files[rel] = Record(new_sha, staged, _stat(after))
         self.result.placed.append(Placed(rel, after.st_size, False, False))
+
+    def _being_written(self, rel: str, current: os.stat_result) -> bool:
+        """Whether a local notebook changed so recently that it may be mid-save. The wall clock
+        decides while its answer is sane (written 0 to 10 s ago); a time in the future (the
+        clock stepped back: NTP, a VM resumed) is never "recent" by itself: the file counts as
+        being written until it has been seen unchanged for 10 s on a clock that cannot step."""
+        age = time.time() - current.st_mtime_ns / 1e9
+        if age >= 0:
+            self.settling.pop(rel, None)
+            return age < LOCAL_SETTLE_SECONDS
+        identity = (current.st_ino, current.st_size, current.st_mtime_ns)
+        now = time.monotonic()
+        seen = self.settling.get(rel)
+        if seen is None or seen[0] != identity:
+            self.settling[rel] = (identity, now)
+            return True
+        return now - seen[1] < LOCAL_SETTLE_SECONDS
 
     def _place_new(
         self, rel: str, source: Path, target: Path, sha: str, staged: Stat, record: Record | None
