@@ -321,3 +321,24 @@ def test_a_broken_notebook_from_the_future_settles_on_a_clock_that_cannot_step(
     assert placed(result) == ["a.ipynb"]
     assert broken.read_text() == notebook("two")
     assert result.conflicts and result.conflicts[0][0] == "a.ipynb"
+
+
+@pytest.mark.parametrize("name", ["n" * 249 + ".ipynb", "é" * 124 + "x.ipynb"])
+def test_a_name_as_long_as_a_name_can_be_is_placed_replaced_and_backed_up(
+    places: tuple[Path, Path, Manifest], name: str
+) -> None:
+    """255 bytes (the longest name Linux and macOS allow): nbterm's temporary and set-aside names
+    beside it were longer still ("File name too long": the notebook never came home)."""
+    assert len(name.encode()) == 255
+    staging, local, manifest = places
+    stage(staging / name, notebook("one"))
+    assert placed(promote(staging, local, manifest)) == [name]
+    stage(staging / name, notebook("two"))  # replaced as nbterm left it (set aside, renamed)
+    assert placed(promote(staging, local, manifest)) == [name]
+    (local / name).write_text(notebook("my edit"))
+    stage(staging / name, notebook("three"))  # replaced over a local edit (backed up)
+    result = promote(staging, local, manifest)
+    assert placed(result) == [name] and result.failed == {}
+    assert (local / name).read_text() == notebook("three")
+    assert [p.name for p in (local / BACKUP_DIR).rglob("*.ipynb")] == [name]
+    assert sorted(p.name for p in local.iterdir()) == sorted([BACKUP_DIR, name])  # no leftovers

@@ -161,8 +161,15 @@ class _Busy(Exception):
     """The local file changed while nbterm was replacing it: try again next cycle."""
 
 
+def _stem(name: str) -> str:
+    """The start of ``name`` for a name nbterm makes beside it: a remote name may already be
+    as long as a name can be (255 bytes), so ".NAME.XXXXXXXX.nbterm-tmp" must not grow from it
+    (40 characters are at most 160 bytes)."""
+    return name[:40]
+
+
 def _write_temp(source: Path, folder: Path, name: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=TEMP_SUFFIX, dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".{_stem(name)}.", suffix=TEMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as out, source.open("rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
@@ -358,7 +365,9 @@ class Promoter:
                 backup = self.backups.path_for(rel)
                 aside = _keep(target, backup, local_sha)
             else:
-                aside = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}{ASIDE_SUFFIX}")
+                aside = target.with_name(
+                    f".{_stem(target.name)}.{uuid.uuid4().hex[:8]}{ASIDE_SUFFIX}"
+                )
                 try:
                     os.link(target, aside)
                 except OSError:
