@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,13 @@ POLL = 0.1
 
 def this_face() -> str:
     """How a person would name this process: "nbterm up", "nbterm sync", "the cockpit"."""
-    words = [arg for arg in sys.argv[1:] if not arg.startswith("-")][:1]
+    # the first word that looks like a command (not an option, nor an option's path or name)
+    args = sys.argv[1:]
+    words = [
+        arg
+        for index, arg in enumerate(args)
+        if re.fullmatch(r"[a-z][a-z-]*", arg) and (index == 0 or args[index - 1] != "--config")
+    ][:1]
     return f"nbterm {words[0]}" if words else "the cockpit"
 
 
