@@ -11,8 +11,8 @@ from nbterm.safe_text import shown
 from nbterm.services.cloud import guard
 from nbterm.services.cloud.spot import parse_notice
 from nbterm.services.remote.jupyter import parse_runtime_files
-from nbterm.services.remote.output import lines, read_capped, remote_text, size_words
-from nbterm.untrusted_json import Unusable, load, load_object
+from nbterm.services.remote.output import lines, read_capped, remote_text
+from nbterm.untrusted_json import Unusable, load, load_object, size_words
 
 
 def bomb(levels: int, opener: str = "[") -> str:

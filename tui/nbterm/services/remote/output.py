@@ -12,19 +12,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from nbterm.untrusted_json import size_words
-
-__all__ = [
-    "ERROR_LIMIT",
-    "LINE_LIMIT",
-    "OUTPUT_LIMIT",
-    "Capped",
-    "lines",
-    "read_capped",
-    "remote_text",
-    "size_words",
-]
-
 OUTPUT_LIMIT = 1 << 20
 """What one remote command may answer on stdout unless its caller says less (1 MiB: a listing of
 runtime files, a state file, a probe's answer are all far smaller)."""

@@ -34,8 +34,8 @@ from nbterm.services.remote.output import (
     OUTPUT_LIMIT,
     read_capped,
     remote_text,
-    size_words,
 )
+from nbterm.untrusted_json import size_words
 
 # Fast, modern choices first (OpenSSH's own defaults are similar); the rest stay available.
 KEX_ALGS = ["curve25519-sha256", "curve25519-sha256@libssh.org", "ecdh-sha2-nistp256"]

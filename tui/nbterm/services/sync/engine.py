@@ -179,6 +179,7 @@ class SyncEngine:
             rule, self.places.local, self.label, self._emit, self._mark_committed
         )
         self._uncommitted: list[str] = []
+        """Placed files that wait for a git commit (kept in the manifest across runs)."""
         self._rule_lock = RuleLock(self.places.manifest.with_name("lock"))
         """One process at a time in the mirror and the record (the cockpit, --watch, sync)."""
         self._held_by: str | None = None
@@ -188,7 +189,6 @@ class SyncEngine:
         """Local notebooks from the future (the clock stepped back), as first seen: Promoter."""
         self._committing: asyncio.Task[None] | None = None
         """The git commit running beside the cycles (one at a time)."""
-        """Placed files that wait for a git commit (kept in the manifest across runs)."""
         self._manifest: Manifest | None = None
         """nbterm's record of the folder, kept between cycles (read again when it changed)."""
         self._rsync_problem: str | None = None
