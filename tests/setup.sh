@@ -30,6 +30,8 @@ command -v git >/dev/null || need_apt+=(git)
 command -v inotifywait >/dev/null || need_apt+=(inotify-tools)
 # the real-browser test (tests/browser): Debian's Chromium and its driver, run headless
 if [ "$(id -u)" = 0 ]; then
+    # a folder that folds names as macOS's APFS does (tests/harness/foldfs.py): FUSE, as root
+    command -v fusermount3 >/dev/null || need_apt+=(fuse3)
     command -v chromium >/dev/null || need_apt+=(chromium)
     command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 fi

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from nbterm.config.schema import SyncRule
 from nbterm.locations import Paths, ensure_private_dir
-from nbterm.services.sync import git
+from nbterm.services.sync import folding, git
 from nbterm.services.sync.committer import Committer
 from nbterm.services.sync.events import (
     ConflictKept,
@@ -48,8 +48,10 @@ from nbterm.services.sync.promote import (
     STILL_REJECTED,
     Promoter,
     PromoteResult,
+    Staged,
     clean_leftovers,
     folder_marks,
+    staged_files,
 )
 from nbterm.services.sync.rsync_output import ProgressLine, exit_message, is_mid_transfer_drop
 from nbterm.services.sync.rsync_run import RsyncRun, run_rsync
@@ -96,9 +98,20 @@ def rsync_quote(word: str) -> str:
     return "'" + word.replace("'", "''") + "'"
 
 
-def filter_args(rule: SyncRule) -> list[str]:
-    """rsync filters: nbterm's exclusions, the rule's, recursion, the rule's includes, no more."""
-    args = [f"--exclude={pattern}" for pattern in (*ALWAYS_EXCLUDED, *rule.exclude)]
+def anchored(path: str) -> str:
+    """An rsync filter pattern that matches exactly ``path`` (relative to the transfer's top):
+    rsync honours a backslash only in a pattern that has a wildcard, so a name with ``*?[``
+    has those and its backslashes escaped, and any other name is taken literally."""
+    if any(char in path for char in "*?["):
+        path = re.sub(r"([*?\[\\])", r"\\\1", path)
+    return "/" + path
+
+
+def filter_args(rule: SyncRule, apart: list[str] | None = None) -> list[str]:
+    """rsync filters: nbterm's exclusions (with ``apart``: twins pulled by another run), the
+    rule's, recursion, the rule's includes, no more."""
+    args = [f"--exclude={anchored(path)}" for path in apart or ()]
+    args += [f"--exclude={pattern}" for pattern in (*ALWAYS_EXCLUDED, *rule.exclude)]
     args.append("--include=*/")
     args += [f"--include={pattern}" for pattern in rule.include]
     args.append("--exclude=*")
@@ -201,15 +214,36 @@ class SyncEngine:
         self._marks: dict[str, tuple[int, int] | None] | None = None
         """Local folder marks after the last complete pass (None: none yet, or it left files
         pending): see ``_nothing_to_do``."""
+        self._folding: tuple[folding.Folding, folding.Folding] | None = None
+        """How the local folder and the staging mirror compare names (probed at the start)."""
+        self._units: dict[str, str] = {}
+        """Remote twins pulled apart in a staging mirror that folds names: path -> the folder
+        (under ``twins/``) it is pulled into (:func:`folding.units`)."""
+        self._unit_files: set[str] = set()
+        """Files the twins' own runs listed last cycle (the main run does not see them)."""
+        self._names: dict[str, str] = {}
+        """In a staging mirror that folds names: each remote file's key -> its remote name, as
+        the main run listed it (a stored name may be spelled as an earlier version was)."""
+        self._said_twins: set[tuple[str, str | None]] = set()
 
     def _emit(self, event: SyncEvent) -> None:
         self.on_event(event)
 
     def rsync_command(
-        self, *, find_deletions: bool = True, files_from: Path | None = None
+        self,
+        *,
+        find_deletions: bool = True,
+        files_from: Path | None = None,
+        by_content: bool = True,
+        into: Path | None = None,
+        apart: list[str] | None = None,
+        listing: bool = False,
     ) -> list[str]:
-        """``files_from``: only the files named there (NUL-separated), each sent whatever its
-        size and time say (``--ignore-times``); a name gone since is no error."""
+        """``files_from``: only the files (or folders) named there (NUL-separated); with
+        ``by_content`` each is sent whatever its size and time say (``--ignore-times``); a
+        name gone since is no error. ``into``: another folder than the staging mirror.
+        ``apart``: paths left out (twins another run pulls). ``listing``: every file is
+        itemized, sent or not (``--info=name2``), so the run lists what the remote has."""
         command = [
             *_DEATH_SIGNAL,
             "rsync", "-rt", "-m", "--no-h",
@@ -219,19 +253,21 @@ class SyncEngine:
             "--modify-window=-1",
             f"--timeout={self.io_timeout}",
             "--out-format=%i %l %n",
-            "--info=progress2,skip1",
+            "--info=progress2,skip1" + (",name2" if listing else ""),
             f"--max-size={self.rule.max_file_mb}M",
             "-e", f"ssh -F {rsync_quote(str(self.ssh_config))}",
         ]  # fmt: skip
         if files_from is not None:
-            command += [f"--files-from={files_from}", "--from0", "--ignore-times",
-                        "--ignore-missing-args"]  # fmt: skip
+            command += [f"--files-from={files_from}", "--from0", "--ignore-missing-args"]
+            if by_content:
+                command.append("--ignore-times")
         elif find_deletions:  # into nbterm's staging mirror only: the user's folder loses nothing
             command.append("--delete")
         if self.bwlimit_kib:
             command.append(f"--bwlimit={self.bwlimit_kib}")
-        command += filter_args(self.rule)
-        command += [f"{self.rule.host}:{remote_path(self.rule.remote)}", f"{self.places.staging}/"]
+        command += filter_args(self.rule, apart)
+        destination = self.places.staging if into is None else into
+        command += [f"{self.rule.host}:{remote_path(self.rule.remote)}", f"{destination}/"]
         return command
 
     # --- one cycle ------------------------------------------------------------------------------
@@ -295,6 +331,11 @@ class SyncEngine:
             self._check_local_folder()
         except OSError as exc:
             return self._cycle_failed(trigger, started, None, _local_problem(exc, self.places))
+        if self._folding is None:  # asked once: a folder's rules do not change under a rule
+            local, staging = self.places.local, self.places.staging
+            self._folding = await asyncio.to_thread(
+                lambda: (folding.probe(local), folding.probe(staging))
+            )
         if self._rsync_problem is None:  # checked once (an rsync does not change under us)
             self._rsync_problem = await asyncio.to_thread(local_rsync_problem) or ""
         if self._rsync_problem:
@@ -305,10 +346,15 @@ class SyncEngine:
             self._timer_cycles += 1
         synced_before = _has_entries(self.places.staging)
         rewritten, self._rewritten = self._rewritten, set()  # saves from now on: next cycle
-        command = self.rsync_command(find_deletions=find_deletions)
+        folds = self._folding[1].folds
+        command = self.rsync_command(
+            find_deletions=find_deletions, listing=folds, apart=self._apart_from("")
+        )
         run = await run_rsync(command, self._progress)
         if run.code == 255 and is_mid_transfer_drop(run.stderr):  # the shared connection died
             run = await run_rsync(command, self._progress)  # ... and is opened again: once more
+        if folds and run.code in (0, 24):
+            run = await self._pull_twins(run, find_deletions=find_deletions)
         recheck = rewritten - {item.path for item in run.received}
         if recheck and run.code in (0, 24):
             run = await self._by_content(run, recheck)
@@ -341,9 +387,11 @@ class SyncEngine:
                                                    "not pulled"))  # fmt: skip
         self._oversized = set(run.oversized)
         self._report_files(result)
+        self._say_twins(result)
         for path in run.deleted:
-            if (self.places.local / path).is_file():
-                self._emit(RemoteDeleted(self.label, path))
+            place = self._place_of(path)
+            if (self.places.local / place).is_file():
+                self._emit(RemoteDeleted(self.label, place))
         rsync_ok = code in (0, 24)
         if code == 24:
             self._emit(SyncWarning(self.label, exit_message(24)))
@@ -400,16 +448,127 @@ class SyncEngine:
 
     async def _by_content(self, run: RsyncRun, paths: set[str]) -> RsyncRun:
         """The files the watcher saw written that rsync's quick check passed over (same size,
-        same time): sent again whatever their stat says; the promoter compares content."""
+        same time): sent again whatever their stat says; the promoter compares content. (A
+        twin pulled apart is sent into its own folder.)"""
         listing = self.places.staging.parent / "rewritten.list"
-        names = sorted(paths)
-        await asyncio.to_thread(_write_list, listing, names)
-        again = await run_rsync(self.rsync_command(files_from=listing), self._progress)
-        run.received += again.received
-        run.oversized += [path for path in again.oversized if path not in run.oversized]
-        if again.code not in (0, 24):
-            run.code, run.stderr = again.code, again.stderr
+        by_folder: dict[str, list[str]] = {}
+        for path in paths:
+            by_folder.setdefault(self._unit_folder(path), []).append(path)
+        for unit_folder, names in sorted(by_folder.items()):
+            await asyncio.to_thread(_write_list, listing, sorted(names))
+            into = self._twins_dir(unit_folder) if unit_folder else None
+            again = await run_rsync(
+                self.rsync_command(files_from=listing, into=into), self._progress
+            )
+            _add_run(run, again)
         return run
+
+    # --- twins, where the staging mirror folds names ------------------------------------------
+
+    def _twins_dir(self, unit_folder: str) -> Path:
+        return self.places.staging.parent / "twins" / unit_folder
+
+    def _unit_folder(self, path: str) -> str:
+        """The folder ``path`` is pulled into: its nearest enclosing twin's ("": the mirror)."""
+        parts = path.split("/")
+        for depth in range(len(parts), 0, -1):
+            found = self._units.get("/".join(parts[:depth]))
+            if found is not None:
+                return found
+        return ""
+
+    def _apart_from(self, unit_folder: str) -> list[str]:
+        """The twins that leave ``unit_folder``'s run ("": the main run) for a folder of their
+        own: those whose parent is pulled by that run."""
+        return sorted(
+            path
+            for path in self._units
+            if self._unit_folder(path.rpartition("/")[0]) == unit_folder
+        )
+
+    async def _pull_twins(self, run: RsyncRun, *, find_deletions: bool) -> RsyncRun:
+        """The staging mirror folds names: twins (names the mirror would merge) are pulled by
+        runs of their own into folders of their own. New twins are found in the main run's
+        listing: their merged copy leaves the mirror and the main run is repeated without
+        them (once: a new pair is rare)."""
+        fold = self._folding[1] if self._folding else folding.EXACT
+        units = folding.units(set(run.listed) | self._unit_files, fold)
+        fresh = [path for path in units if path not in self._units]
+        self._units = units
+        if fresh:
+            await asyncio.to_thread(_remove_merged, self.places.staging, fresh)
+            again = await run_rsync(
+                self.rsync_command(
+                    find_deletions=find_deletions, listing=True, apart=self._apart_from("")
+                ),
+                self._progress,
+            )
+            run.listed = []
+            _add_run(run, again)
+        self._names = {fold.key(path): path for path in run.listed}
+        listed: set[str] = set()
+        folders = sorted(set(units.values()))
+        for unit_folder in folders:
+            members = sorted(path for path, folder in units.items() if folder == unit_folder)
+            listing = self.places.staging.parent / "twins.list"
+            into = self._twins_dir(unit_folder)
+            await asyncio.to_thread(_write_list, listing, members)
+            await asyncio.to_thread(ensure_private_dir, into)
+            pulled = await run_rsync(
+                self.rsync_command(
+                    files_from=listing, by_content=False, into=into, listing=True,
+                    apart=self._apart_from(unit_folder),
+                ),
+                self._progress,
+            )  # fmt: skip
+            listed.update(pulled.listed)
+            if pulled.code in (0, 24):
+                run.deleted += await asyncio.to_thread(_prune, into, set(pulled.listed))
+            _add_run(run, pulled)
+        self._unit_files = listed
+        await asyncio.to_thread(_remove_unused, self._twins_dir(""), set(folders))
+        return run
+
+    def _staged(self) -> list[Staged] | None:
+        """Every staged file with its remote name, when twins are pulled apart (None: the
+        staging mirror is the one folder, and its names are the remote's)."""
+        if self._folding is None or not self._folding[1].folds:
+            return None
+        fold = self._folding[1]
+        found: dict[str, Staged] = {}
+        for stored, info in staged_files(self.places.staging):
+            rel = self._names.get(fold.key(stored), stored)
+            if self._unit_folder(rel) == "":  # (a twin's merged copy is never used)
+                found[rel] = (rel, self.places.staging / stored, info)
+        for unit_folder in sorted(set(self._units.values())):
+            into = self._twins_dir(unit_folder)
+            for rel, info in staged_files(into):
+                if self._unit_folder(rel) == unit_folder:
+                    found[rel] = (rel, into / rel, info)
+        return list(found.values())
+
+    def _place_of(self, path: str) -> str:
+        record = self._manifest.files.get(path) if self._manifest is not None else None
+        return path if record is None else record.where(path)
+
+    def _say_twins(self, result: PromoteResult) -> None:
+        """Each pair of twins is said once, with both remote names and where each went."""
+        words = self._folding[0].words() if self._folding else ""
+        for twin in result.twins:
+            said = (twin.path, twin.place)
+            if said in self._said_twins:
+                continue
+            self._said_twins.add(said)
+            where = (
+                f"it is placed as {twin.place}"
+                if twin.place is not None
+                else "it is not placed (its alternative name is taken too)"
+            )
+            self._emit(SyncWarning(
+                self.label,
+                f"{twin.path} and {twin.other} are one name in {self.places.local} ({words}): "
+                f"{twin.other} keeps the name; {where}",
+            ))  # fmt: skip
 
     def _reconcile(
         self, trigger: Trigger, synced_before: bool, recheck: set[str] | None = None
@@ -441,6 +600,8 @@ class SyncEngine:
             max_bytes=self.rule.max_file_mb << 20,  # rsync's M: 2**20 bytes
             recheck=recheck or set(),
             settling=self._settling,
+            staged=self._staged(),
+            folding=self._folding[0] if self._folding else folding.EXACT,
         )
         self._marks = None
         try:
@@ -616,6 +777,45 @@ class SyncEngine:
                 trigger = await self._next_trigger()
         finally:
             await cancel_and_wait(self._committing)  # (its git, and any hook, killed with it)
+
+
+def _add_run(run: RsyncRun, other: RsyncRun) -> None:
+    """Fold ``other`` (a further run of the same cycle) into ``run``."""
+    run.received += other.received
+    run.listed += other.listed
+    run.deleted += [path for path in other.deleted if path not in run.deleted]
+    run.oversized += [path for path in other.oversized if path not in run.oversized]
+    if other.code not in (0, 24) or (other.code == 24 and run.code == 0):
+        run.code, run.stderr = other.code, other.stderr
+
+
+def _remove_merged(staging: Path, paths: list[str]) -> None:
+    """Take out of nbterm's staging mirror whatever a run merged there for new twins (the
+    mirror folds names, so a twin's path finds the one file or folder both went into)."""
+    for path in paths:
+        target = staging / path
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
+
+
+def _prune(folder: Path, listed: set[str]) -> list[str]:
+    """Remove from a twins' folder (nbterm's own) the files its run no longer lists: they are
+    gone on the remote. Returns their paths."""
+    gone = [rel for rel, _ in staged_files(folder) if rel not in listed]
+    for rel in gone:
+        with contextlib.suppress(OSError):
+            (folder / rel).unlink()
+    return gone
+
+
+def _remove_unused(root: Path, used: set[str]) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(root):
+            if entry.name not in used and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _has_entries(folder: Path) -> bool:

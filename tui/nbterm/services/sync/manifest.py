@@ -37,6 +37,12 @@ class Record:
     """The staged file this copy came from; None in a record from before version 2."""
     local: Stat | None
     """The local copy right after nbterm placed it."""
+    place: str | None = None
+    """Where it was placed, when not at its own name (a twin in a folder that folds names:
+    :mod:`folding`)."""
+
+    def where(self, rel: str) -> str:
+        return self.place or rel
 
 
 @dataclass
@@ -64,6 +70,12 @@ def _stat(value: Any) -> Stat | None:
     raise ShapeError(f"bad size and time {value!r}")
 
 
+def _place(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and value and not value.startswith("/")):
+        return value
+    raise ShapeError(f"bad place {value!r}")
+
+
 def _sha(value: Any) -> str:
     if isinstance(value, str) and len(value) == 64:
         return value
@@ -82,7 +94,7 @@ def _parse(data: Any) -> ManifestData:
             if not isinstance(entry, dict):
                 raise ShapeError(f"entry for {rel!r} is not an object")
             record = Record(_sha(entry.get("sha")), _stat(entry.get("staged")),
-                            _stat(entry.get("local")))  # fmt: skip
+                            _stat(entry.get("local")), _place(entry.get("place")))  # fmt: skip
             parsed.files[rel] = record
         if not isinstance(rejected, dict):
             raise ShapeError("'rejected' is not an object")
@@ -153,11 +165,13 @@ class Manifest:
         return self.data.uncommitted
 
     def _serialise(self) -> str:
-        files = {
-            rel: {"sha": r.sha, "staged": r.staged and list(r.staged),
-                  "local": r.local and list(r.local)}
-            for rel, r in sorted(self.data.files.items())
-        }  # fmt: skip
+        files: dict[str, dict[str, Any]] = {}
+        for rel, r in sorted(self.data.files.items()):
+            entry: dict[str, Any] = {"sha": r.sha, "staged": r.staged and list(r.staged),
+                                     "local": r.local and list(r.local)}  # fmt: skip
+            if r.place is not None:
+                entry["place"] = r.place
+            files[rel] = entry
         payload = {
             "version": VERSION,
             "files": files,

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbterm.services.sync.events import BackupReason
+from nbterm.services.sync.folding import EXACT, Folding, Twin, plan
 from nbterm.services.sync.manifest import Manifest, Record, Stat
 from nbterm.services.sync.notebooks import problem_with
 
@@ -94,6 +95,8 @@ class PromoteResult:
     """path -> why: every staged file that is not home after this cycle."""
     folders: set[str] = field(default_factory=lambda: {""})
     """Local folders (relative) that hold staged files: see :func:`folder_marks`."""
+    twins: list[Twin] = field(default_factory=list)
+    """Remote names that the local folder would merge, and where each went instead."""
 
 
 def folder_marks(local: Path, folders: set[str]) -> dict[str, tuple[int, int] | None]:
@@ -157,6 +160,10 @@ class Backups:
         return path
 
 
+Staged = tuple[str, Path, os.stat_result]
+"""(remote path, the staged file, its stat)"""
+
+
 class _Busy(Exception):
     """The local file changed while nbterm was replacing it: try again next cycle."""
 
@@ -201,7 +208,14 @@ class Promoter:
         max_bytes: int | None = None,
         recheck: set[str] | None = None,
         settling: dict[str, tuple[tuple[int, int, int], float]] | None = None,
+        staged: list[Staged] | None = None,
+        folding: Folding = EXACT,
     ) -> None:
+        self.staged = staged
+        """The staged files, when the staging mirror is more than one folder (twins pulled
+        apart: :func:`folding.units`); None: every file in ``staging``."""
+        self.folding = folding
+        """How the local folder compares names: twins are placed apart (:func:`folding.plan`)."""
         self.settling = {} if settling is None else settling
         """path -> (its identity, the monotonic time it was first seen so): local notebooks
         whose time is in the future (the clock stepped back), judged by what was seen; the
@@ -224,14 +238,29 @@ class Promoter:
 
     def run(self) -> PromoteResult:
         seen: set[str] = set()
-        for rel, info in staged_files(self.staging):
+        staged = self.staged
+        if staged is None:
+            staged = [(rel, self.staging / rel, info) for rel, info in staged_files(self.staging)]
+        places = None
+        if self.folding.folds:
+            recorded = {rel: record.where(rel) for rel, record in self.manifest.files.items()}
+            places = plan([rel for rel, _, _ in staged], self.folding, recorded)
+            self.result.twins = places.twins
+        for rel, source, info in staged:
             seen.add(rel)
-            self.result.folders.add(rel.rpartition("/")[0])
+            place = rel if places is None else places.place(rel)
+            if place is None:
+                self.result.pending[rel] = (
+                    "not placed: its name is another remote file's in the local folder "
+                    f"({self.folding.words()}), and so is its alternative name"
+                )
+                continue
+            self.result.folders.add(place.rpartition("/")[0])
             if rel in self.skip:
                 self.result.waiting[rel] = self.result.pending[rel] = self.skip[rel]
                 continue
             try:
-                self._one(rel, info)
+                self._one(rel, info, source, place)
             except _Busy:
                 self.result.pending[rel] = "being written locally: next cycle"
             except OSError as exc:
@@ -247,15 +276,19 @@ class Promoter:
         self.result.failed[rel] = reason
         self.result.pending[rel] = reason
 
-    def _one(self, rel: str, info: os.stat_result) -> None:
+    def _one(self, rel: str, info: os.stat_result, source: Path, place: str) -> None:
+        """Bring the remote file ``rel``, staged at ``source``, home to ``place`` (``rel``
+        itself but for a twin in a folder that folds names)."""
         staged = _stat(info)
         record = self.manifest.files.get(rel)  # (only names that passed ``refused`` have one)
+        if record is not None and record.where(rel) != place:
+            record = None  # placed elsewhere before: whatever is at ``place`` is not nbterm's
         if record is None:
             why = refused(rel)
             if why is not None:
                 self._failed(rel, f"refused: {why}")
                 return
-        current = _lstat(os.path.join(self._local, rel))  # (str paths: the every-cycle path)
+        current = _lstat(os.path.join(self._local, place))  # (str paths: the every-cycle path)
         if record is not None and record.staged == staged and rel not in self.recheck:
             if current is not None and record.local == _stat(current):
                 return  # home, as nbterm left it (the cheap path of every idle cycle)
@@ -271,7 +304,8 @@ class Promoter:
         if self.manifest.rejected.get(rel) == staged:
             self.result.pending[rel] = STILL_REJECTED
             return
-        source, target = self.staging / rel, self.local / rel
+        target = self.local / place
+        kept_at = None if place == rel else place
         self.manifest.dirty = True
         if self.max_bytes is not None and info.st_size > self.max_bytes:
             self._failed(rel, f"larger than the rule's max_file_mb ({info.st_size} bytes)")
@@ -285,7 +319,7 @@ class Promoter:
         self.manifest.rejected.pop(rel, None)
         new_sha = digest(source)
         if current is None:
-            self._place_new(rel, source, target, new_sha, staged, record)
+            self._place_new(rel, source, target, new_sha, staged, record, kept_at)
             return
         if stat_module.S_ISDIR(current.st_mode):
             raise OSError(errno.EISDIR, "a folder is in the way locally", str(target))
@@ -294,7 +328,7 @@ class Promoter:
         known = record is not None and record.local == _stat(current)
         local_sha = record.sha if known and record is not None else digest(target)
         if local_sha == new_sha:
-            self.manifest.files[rel] = Record(new_sha, staged, _stat(current))
+            self.manifest.files[rel] = Record(new_sha, staged, _stat(current), kept_at)
             return
         reason: BackupReason | None = None
         if record is None:
@@ -302,13 +336,13 @@ class Promoter:
         elif record.sha != local_sha:
             reason = "edited"
         if target.suffix == ".ipynb" and (
-            self._being_written(rel, current) and problem_with(target) is not None
+            self._being_written(place, current) and problem_with(target) is not None
         ):
             raise _Busy
-        self._replace(rel, source, target, current, local_sha, reason)
+        self._replace(place, source, target, current, local_sha, reason)
         after = target.lstat()
-        self.manifest.files[rel] = Record(new_sha, staged, _stat(after))
-        self.result.placed.append(Placed(rel, after.st_size, False, False))
+        self.manifest.files[rel] = Record(new_sha, staged, _stat(after), kept_at)
+        self.result.placed.append(Placed(place, after.st_size, False, False))
 
     def _being_written(self, rel: str, current: os.stat_result) -> bool:
         """Whether a local notebook changed so recently that it may be mid-save. The wall clock
@@ -328,7 +362,14 @@ class Promoter:
         return now - seen[1] < LOCAL_SETTLE_SECONDS
 
     def _place_new(
-        self, rel: str, source: Path, target: Path, sha: str, staged: Stat, record: Record | None
+        self,
+        rel: str,
+        source: Path,
+        target: Path,
+        sha: str,
+        staged: Stat,
+        record: Record | None,
+        kept_at: str | None,
     ) -> None:
         _make_parents(self.local, target.parent)
         tmp = _write_temp(source, target.parent, target.name)
@@ -345,8 +386,9 @@ class Promoter:
         else:
             tmp.unlink()
         after = target.lstat()
-        self.manifest.files[rel] = Record(sha, staged, _stat(after))
-        self.result.placed.append(Placed(rel, after.st_size, record is None, record is not None))
+        self.manifest.files[rel] = Record(sha, staged, _stat(after), kept_at)
+        place = kept_at or rel
+        self.result.placed.append(Placed(place, after.st_size, record is None, record is not None))
 
     def _replace(
         self,
@@ -464,6 +506,7 @@ def clean_leftovers(local: Path, manifest: Manifest) -> list[tuple[str, str]]:
     """
     kept: list[tuple[str, str]] = []
     backups = Backups(local)
+    by_place = {record.where(rel): record for rel, record in manifest.files.items()}
     for root, dirs, names in os.walk(local):
         dirs[:] = [d for d in dirs if d not in (".git", BACKUP_DIR)]
         for name in names:
@@ -476,7 +519,7 @@ def clean_leftovers(local: Path, manifest: Manifest) -> list[tuple[str, str]]:
                 original = name[1:].rsplit(".", 2)[0]
                 target = Path(root) / original
                 rel = str(target.relative_to(local))
-                record = manifest.files.get(rel)
+                record = by_place.get(rel)
                 with contextlib.suppress(OSError):
                     if (target.exists() and os.path.samefile(path, target)) or (
                         record is not None and digest(path) == record.sha

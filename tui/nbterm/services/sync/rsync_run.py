@@ -32,6 +32,8 @@ class RsyncRun:
     deleted: list[str] = field(default_factory=list)
     oversized: list[str] = field(default_factory=list)
     """Files rsync left out because of ``--max-size``."""
+    listed: list[str] = field(default_factory=list)
+    """Every file rsync itemized, sent or not (all of them with ``--info=name2``)."""
 
 
 async def run_rsync(command: list[str], on_progress: Callable[[ProgressLine], None]) -> RsyncRun:
@@ -57,6 +59,8 @@ async def run_rsync(command: list[str], on_progress: Callable[[ProgressLine], No
             for segment in segments:
                 parsed = parse_line(segment)
                 if isinstance(parsed, Item):
+                    if parsed.is_file and not parsed.deleted:
+                        run.listed.append(parsed.path)
                     if parsed.received:
                         run.received.append(parsed)
                     elif parsed.deleted:
