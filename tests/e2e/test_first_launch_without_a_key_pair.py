@@ -89,8 +89,38 @@ def test_a_lost_own_key_is_said_before_any_connection(
     lifecycle.launch(ec2, host, config.templates["gpu"], note=lambda m: None, delay=0.1,
                      wait_ssh=False)  # fmt: skip
     try:
+        name = keypair.key_name(own_key_file())
         own_key_file().unlink()
-        with pytest.raises(Ec2Error, match=r"own key for its instances .* is missing"):
+        with pytest.raises(Ec2Error, match=rf"lets in only the key pair {name}, .* is missing"):
             lifecycle.bring_up(ec2, config, paths, host, note=lambda m: None, delay=0.1)
+    finally:
+        lifecycle.terminate(ec2, host, paths, note=lambda m: None, delay=0.1)
+
+
+def test_a_second_laptop_is_told_which_key_pair_and_starts_nothing(
+    moto_ec2: MotoEc2, sshd: SshServer, write_config: Callable[[str], Path], paths: Paths
+) -> None:
+    """Before: laptop B, which never had laptop A's key, started the instance and was told to
+    "put the key back". Now it is told the key pair EC2 launched it with, and the instance
+    stays stopped (EC2's own word)."""
+    config = load_config(write_config(config_text(moto_ec2, sshd)))
+    host = config.hosts["gpu"]
+    ec2 = Ec2(config.aws)
+    launched = lifecycle.launch(ec2, host, config.templates["gpu"], note=lambda m: None,
+                                delay=0.1, wait_ssh=False)  # fmt: skip
+    try:
+        lifecycle.stop(ec2, host, note=lambda m: None, delay=0.1, paths=paths)
+        laptop_a = keypair.key_name(own_key_file())
+        for path in (own_key_file(), own_key_file().with_name(own_key_file().name + ".pub")):
+            path.unlink()  # laptop B: a key of its own
+        keypair.ensure_key(own_key_file())
+        laptop_b = keypair.key_name(own_key_file())
+        assert laptop_b != laptop_a
+        with pytest.raises(Ec2Error) as raised:
+            lifecycle.bring_up(ec2, config, paths, host, note=lambda m: None, delay=0.1)
+        assert f"launched with the key pair {laptop_a}" in str(raised.value)
+        assert laptop_b in str(raised.value) and "put the key back" not in str(raised.value)
+        state = ec2.client.describe_instances(InstanceIds=[launched.id])
+        assert state["Reservations"][0]["Instances"][0]["State"]["Name"] == "stopped"
     finally:
         lifecycle.terminate(ec2, host, paths, note=lambda m: None, delay=0.1)

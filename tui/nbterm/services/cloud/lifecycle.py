@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from nbterm.config import Host, LoadedConfig
 from nbterm.config.schema import TemplateConfig
 from nbterm.locations import Paths, tildify
+from nbterm.services.cloud import keypair
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error, wait_for_ssh
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.remote import addresses
@@ -129,6 +130,35 @@ def find_or_fail(ec2: Ec2, host: Host) -> Instance:
     return instance
 
 
+def own_key_problem(host: Host, instance: Instance) -> str | None:
+    """Why this laptop cannot log in to an instance launched with nbterm's own key, or None.
+    An instance lets in only the key pair it was launched with (EC2's ``KeyName``): a second
+    laptop has a key of its own, not the first laptop's."""
+    key = host.identity_file
+    if not host.own_key or key is None:
+        return None
+    launched_with = instance.key_name
+    if not key.exists():
+        which = f"the key pair {launched_with}" if launched_with else "nbterm's own key"
+        return (
+            f"{host.name}: {instance.id} lets in only {which}, and its private key is not on "
+            f"this laptop ({tildify(key)} is missing). Copy it from the laptop that launched "
+            "the instance, or set identity_file to a key the instance accepts."
+        )
+    try:
+        ours = keypair.key_name(key)
+    except (OSError, ValueError):
+        return None  # an unreadable public key: the login itself will say what is wrong
+    if launched_with and launched_with != ours:
+        return (
+            f"{host.name}: {instance.id} was launched with the key pair {launched_with}, "
+            f"and this laptop's nbterm key is {ours}: only the laptop that launched it holds "
+            f"its private key. Copy that laptop's {tildify(key)} (and .pub) here, or set "
+            "identity_file to that key."
+        )
+    return None
+
+
 def bring_up(
     ec2: Ec2,
     config: LoadedConfig,
@@ -145,13 +175,9 @@ def bring_up(
     rewrite the generated ssh config with its fresh address. ``on_start`` hears the instance
     id as soon as this started it (whoever started it owns stopping it again on a failure)."""
     instance = find_or_fail(ec2, host)
-    key = host.identity_file
-    if host.own_key and key is not None and not key.exists():
-        raise Ec2Error(
-            f"{host.name}: nbterm's own key for its instances ({tildify(key)}) is missing, and "
-            f"{instance.id} only lets that key in. Put the key back, or set identity_file to "
-            "a key the instance accepts."
-        )
+    problem = own_key_problem(host, instance)
+    if problem is not None:  # said before anything starts: nothing would let this laptop in
+        raise Ec2Error(problem)
     if instance.state == "stopping":
         note(f"{instance.id} is stopping; waiting to start it again")
         instance = ec2.wait_for(instance.id, "stopped", timeout=state_timeout, delay=delay)
