@@ -8,6 +8,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from nbterm.config.model import JupyterSettings
 from nbterm.services.cloud import guard
@@ -17,9 +18,11 @@ from nbterm.services.remote.jupyter import REMOTE_DIR
 from nbterm.services.remote.ssh import Link, run
 
 
-def settings_for(jupyter_settings: JupyterSettings, marker: str, **changes: float) -> GuardSettings:
+def settings_for(
+    jupyter_settings: JupyterSettings, marker: str, **changes: float | str | None
+) -> GuardSettings:
     runtime = jupyter.runtime_dir(jupyter_settings).removeprefix(f"{REMOTE_DIR}/")
-    values = {"idle_minutes": 0.05, "grace_minutes": 0.02, "lease_minutes": 0.05,
+    values: dict[str, Any] = {"idle_minutes": 0.05, "grace_minutes": 0.02, "lease_minutes": 0.05,
               "check_seconds": 0.3} | changes  # fmt: skip
     return GuardSettings(
         runtime=runtime,

@@ -50,14 +50,33 @@ class GuardSettings:
     check_seconds: float = 60.0
     max_hours: float | None = None
     """Power off after this much uptime (the machine's own), idle or not."""
+    laptop: str = ""
+    """The id of the nbterm that arms it (:mod:`laptop`): its rules and lease are its own."""
+    by: str = ""
+    """That nbterm's name, for the words."""
+
+    def rules(self) -> dict[str, object]:
+        return {
+            "by": self.by, "idle_minutes": self.idle_minutes,
+            "grace_minutes": self.grace_minutes, "lease_minutes": self.lease_minutes,
+            "max_hours": self.max_hours,
+        }  # fmt: skip
 
     def as_json(self, *, armed: bool) -> str:
         return json.dumps({
-            "armed": armed, "idle_minutes": self.idle_minutes,
-            "grace_minutes": self.grace_minutes, "lease_minutes": self.lease_minutes,
-            "power_off": self.power_off, "check_seconds": self.check_seconds,
-            "runtime": self.runtime, "max_hours": self.max_hours,
+            **self.rules(), "armed": armed, "power_off": self.power_off,
+            "check_seconds": self.check_seconds, "runtime": self.runtime,
         })  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One nbterm's lease on the guard, as the guard last saw it."""
+
+    id: str
+    by: str
+    age: float
+    """Seconds since it was renewed."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +96,18 @@ class GuardState:
     seen: str = ""
     user_off: bool = False
     """Disarmed by ``nbterm guard off``: ``up`` leaves it off."""
+    rules_by: str = ""
+    """Whose rules it follows (the most patient of the laptops that armed it)."""
+    laptops: int = 1
+    """How many laptops armed it (each with rules of its own)."""
+    lease_minutes: float | None = None
+    leases: tuple[Lease, ...] = ()
+
+    def others_attached(self, laptop: str) -> list[str]:
+        """The names of the other nbterms whose lease is fresh (they are attached now)."""
+        limit = 60 * (self.lease_minutes or 10.0)
+        return sorted({lease.by or "another nbterm" for lease in self.leases
+                       if lease.id and lease.id != laptop and lease.age < limit})  # fmt: skip
 
     def report(self, host: str) -> GuardReport:
         return GuardReport(host, self.armed, self.running, self.idle_minutes, self.stop_at,
@@ -124,6 +155,13 @@ async def install(link: Link, settings: GuardSettings, *, python: str = "python3
         _in_guard_dir("cat > config.json.tmp && mv config.json.tmp config.json && touch lease"),
         input=settings.as_json(armed=True),
     )
+    if status == 0 and settings.laptop:  # this laptop's own rules, beside the others'
+        own = f"rules/{settings.laptop}.json"
+        status, _out, err = await run(
+            link,
+            _in_guard_dir(f"mkdir -p rules leases && cat > {own}.tmp && mv {own}.tmp {own}"),
+            input=json.dumps(settings.rules()),
+        )
     if status != 0:
         raise GuardError(f"could not configure the idle guard: {err.strip()[:200]}")
     start = (  # in a subshell of its own, every stream redirected: the channel can close
@@ -152,9 +190,14 @@ async def install(link: Link, settings: GuardSettings, *, python: str = "python3
     return said
 
 
-async def renew_lease(link: Link) -> None:
-    """An nbterm is attached: the guard leaves the machine alone for ``lease_minutes``."""
-    await run(link, f"cd && touch {GUARD_DIR}/lease 2>/dev/null; true", timeout=15)
+async def renew_lease(link: Link, laptop: str = "", by: str = "") -> None:
+    """An nbterm is attached: the guard leaves the machine alone for ``lease_minutes``. Each
+    nbterm renews a lease of its own (``leases/ID``, holding its name)."""
+    command = f"cd && touch {GUARD_DIR}/lease 2>/dev/null"
+    if laptop:
+        command += (f" && mkdir -p {GUARD_DIR}/leases && printf %s {shlex.quote(by)} "
+                    f"> {GUARD_DIR}/leases/{laptop}")  # fmt: skip
+    await run(link, command + "; true", timeout=15)
 
 
 STATE_LIMIT = 64 << 10
@@ -203,6 +246,18 @@ def parse_state(config_text: str, state_text: str, user_off: bool, alive: bool) 
     state = {} if isinstance(loaded_state, Unusable) else loaded_state
     armed = config.get("armed") is True and not user_off
     idle = _number(state.get("idle_seconds"), 0, 10**9)
+    rules = state.get("rules")
+    if not isinstance(rules, dict):
+        rules = {}
+    found = state.get("leases")
+    if not isinstance(found, list):
+        found = []
+    leases = tuple(
+        Lease(_text(item.get("id"))[:32], _text(item.get("by"))[:64], age)
+        for item in found[:16]
+        if isinstance(item, dict) and (age := _number(item.get("age"), 0, 10**9)) is not None
+    )
+    laptops = _number(rules.get("laptops"), 1, 64)
     return GuardState(
         armed=armed,
         running=alive and armed,
@@ -213,6 +268,10 @@ def parse_state(config_text: str, state_text: str, user_off: bool, alive: bool) 
         failed=_text(state.get("failed")),
         seen=_text(state.get("seen")),
         user_off=user_off,
+        rules_by=_text(rules.get("by"))[:64],
+        laptops=int(laptops) if laptops is not None else 1,
+        lease_minutes=_number(rules.get("lease_minutes"), 0, 10**6),
+        leases=leases,
     )
 
 

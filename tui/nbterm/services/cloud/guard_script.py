@@ -8,8 +8,12 @@ runtime folder), by the laptop side's rules: a busy kernel is never idle, otherw
 
 - Jupyter has been idle ``idle_minutes`` plus ``grace_minutes`` (or the machine has been up
   ``max_hours``, busy or not), and
-- no nbterm has been attached for ``lease_minutes`` (an attached nbterm renews the lease file
-  every minute and stays in charge: it warns first and makes a final sync).
+- no nbterm has been attached for ``lease_minutes`` (an attached nbterm renews its lease file,
+  ``leases/ID``, every minute and stays in charge: it warns and makes a final sync).
+
+Each laptop that arms the guard writes its own rules (``rules/ID.json``); the guard follows the
+most patient of them (the longest idle limit, the longest ``max_hours``, none if any laptop asked
+for none), so it never stops sooner than any laptop asked, and says whose rules those are.
 
 With no Jupyter to ask, the machine counts as idle since the guard last saw activity (or since
 it started). Power-off is the one privileged step: ``power_off`` (by default ``sudo -n shutdown
@@ -91,6 +95,70 @@ def look(runtime: Path) -> tuple[float | None, bool, str]:
     return last, busy, f"{count} kernel(s)" + (", busy" if busy else "")
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        with path.open("rb") as file:  # each file is a few hundred bytes: a huge one is not one
+            return json.loads(file.read(65536).decode("utf-8", errors="surrogateescape"))
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def _minutes(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if 0 <= number < 1e9 else None
+
+
+def rules_in_force(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The most patient of the rules each laptop armed the guard with (``rules/*.json``; the
+    config's own when there are none): no stop comes sooner than any of them asked."""
+    rules = []
+    for path in sorted((folder / "rules").glob("*.json"))[:64]:
+        rule = _read_json(path)
+        if isinstance(rule, dict):
+            rules.append(rule)
+    if not rules:
+        rules = [config]
+    idle_limit: float | None = 0.0
+    by = ""
+    for rule in rules:
+        idle = _minutes(rule.get("idle_minutes"))
+        total = None if idle is None else idle + (_minutes(rule.get("grace_minutes")) or 0.0)
+        name = str(rule.get("by") or "")[:64]
+        if total is None:  # this laptop asked that idleness stop nothing
+            if idle_limit is not None:
+                idle_limit, by = None, name
+        elif idle_limit is not None and total >= idle_limit:
+            idle_limit, by = total, name
+    hours = [_minutes(rule.get("max_hours")) for rule in rules]
+    leases = [_minutes(rule.get("lease_minutes")) or 0.0 for rule in rules]
+    return {
+        "idle_limit_minutes": idle_limit,
+        "max_hours": None if any(h is None for h in hours) else max(h or 0.0 for h in hours),
+        "lease_minutes": max(leases) if leases else 10.0,
+        "by": by,
+        "laptops": len(rules),
+    }
+
+
+def leases(folder: Path, now: float) -> list[dict[str, Any]]:
+    """Each attached (or once attached) nbterm's lease: who, and how old (the oldest form, one
+    ``lease`` file for every nbterm, still counts)."""
+    found = []
+    paths = sorted((folder / "leases").glob("*"))[:64]
+    for path in [*paths, folder / "lease"]:
+        try:
+            age = max(0.0, now - path.stat().st_mtime)
+            with path.open("rb") as file:
+                by = file.read(64).decode("utf-8", errors="replace").strip()
+        except OSError:
+            continue
+        found.append({"id": path.name[:32] if path.parent.name == "leases" else "",
+                      "by": by, "age": age})  # fmt: skip
+    return found
+
+
 def _write_state(folder: Path, state: dict[str, Any]) -> None:
     tmp = folder / "state.json.tmp"
     tmp.write_text(json.dumps(state))
@@ -103,13 +171,6 @@ def _uptime() -> float:
         return float(Path("/proc/uptime").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return 0.0  # no uptime to go by: the max_hours rule waits rather than guesses
-
-
-def _lease_age(folder: Path, now: float) -> float:
-    try:
-        return max(0.0, now - (folder / "lease").stat().st_mtime)
-    except FileNotFoundError:
-        return float("inf")
 
 
 def run(config_path: Path) -> int:
@@ -137,20 +198,22 @@ def run(config_path: Path) -> int:
         elif last is not None:  # never idle for longer than the guard has been looking
             active_at = max(active_at, min(last, now))
         idle = max(0.0, now - active_at)
-        lease = _lease_age(folder, now)
-        lease_limit = 60 * float(config["lease_minutes"])
+        rules = rules_in_force(folder, config)
+        held = leases(folder, now)
+        lease = min((item["age"] for item in held), default=float("inf"))
+        lease_limit = 60 * rules["lease_minutes"]
         stops = []  # when each rule would power off
-        if config.get("idle_minutes") is not None:
-            limit = 60 * (float(config["idle_minutes"]) + float(config["grace_minutes"]))
-            stops.append(active_at + limit)
-        if config.get("max_hours") is not None:
-            stops.append(now - _uptime() + 3600 * float(config["max_hours"]))
+        if rules["idle_limit_minutes"] is not None:
+            stops.append(active_at + 60 * rules["idle_limit_minutes"])
+        if rules["max_hours"] is not None:
+            stops.append(now - _uptime() + 3600 * rules["max_hours"])
         stop_at = min(stops) if stops else float("inf")
         state: dict[str, Any] = {
             "version": VERSION, "armed": True, "pid": os.getpid(), "checked": now,
             "idle_seconds": idle,
             "stop_at": max(stop_at, now - lease + lease_limit) if stops else None,
-            "attached": lease < lease_limit, "seen": seen,
+            "attached": lease < lease_limit, "seen": seen, "rules": rules,
+            "leases": [item for item in held if item["age"] < 7 * 86400][:16],
         }  # fmt: skip
         if now >= stop_at and lease >= lease_limit:
             state["powering_off"] = True

@@ -8,6 +8,7 @@ running on the remote. The EC2 layer adds starting and stopping the instance aro
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,9 +18,10 @@ import asyncssh
 from nbterm.config import LoadedConfig
 from nbterm.locations import Paths
 from nbterm.services.cloud import guard
-from nbterm.services.cloud.guard import LEASE_EVERY, GuardSettings
+from nbterm.services.cloud.guard import LEASE_EVERY, GuardSettings, GuardState
 from nbterm.services.cloud.idle import IdlePolicy
 from nbterm.services.cloud.instance import Instance
+from nbterm.services.cloud.laptop import this_laptop
 from nbterm.services.cloud.lifecycle import Reach
 from nbterm.services.cloud.spending import Spend
 from nbterm.services.cloud.spot import IMDS, SpotNotice, SpotWatcher
@@ -157,6 +159,11 @@ class HostSession:
         self.stopped_by_us = False
         """This session stopped its instance (a limit): Jupyter went with it."""
         self._tasks: list[asyncio.Task[None]] = []
+        self.laptop = this_laptop(paths)
+        """This nbterm, as the guard on the instance tells it from other laptops."""
+        self._guard_state: GuardState | None = None
+        self._said_rules_by = ""
+        self._said_held: tuple[str, ...] = ()
 
     async def up(self) -> UpResult:
         result = await self.remote.up()
@@ -207,6 +214,8 @@ class HostSession:
 
     async def _arm_guard(self, settings: GuardSettings) -> None:
         """Install the guard (a failure is said: the session goes on without it)."""
+        if not settings.laptop:
+            settings = dataclasses.replace(settings, laptop=self.laptop.id, by=self.laptop.name)
         try:
             said = await guard.install(await self._link(), settings)
         except (guard.GuardError, OSError, TimeoutError, asyncssh.Error) as exc:
@@ -232,13 +241,36 @@ class HostSession:
             state = None
             try:
                 link = await self._link()
-                await guard.renew_lease(link)
+                await guard.renew_lease(link, self.laptop.id, self.laptop.name)
                 state = await guard.read_state(link)
             except (OSError, TimeoutError, asyncssh.Error):
                 pass  # the link is down for a moment: the reconnect says so
             if state is not None:
+                self._guard_state = state
                 self.on_event(state.report(self.name))
+                self._say_whose_rules(state)
             await asyncio.sleep(self.timings.lease_every)
+
+    def _say_whose_rules(self, state: GuardState) -> None:
+        """Another laptop's rules are the ones in force (they are more patient): said once."""
+        by = state.rules_by
+        if state.laptops > 1 and by and by != self.laptop.name and by != self._said_rules_by:
+            self._said_rules_by = by
+            self._say(
+                f"the idle guard on the instance follows {by}'s rules, the most patient of the "
+                f"{state.laptops} laptops that armed it: it never stops sooner than any of them "
+                "asked"
+            )
+
+    async def _others_attached(self) -> list[str]:
+        """The other nbterms attached to this instance now (their guard leases are fresh), as
+        the guard says at this moment (its last word when it cannot be asked)."""
+        try:
+            state = await guard.read_state(await self._link())
+        except (OSError, TimeoutError, asyncssh.Error):
+            state = None
+        state = state or self._guard_state
+        return [] if state is None else state.others_attached(self.laptop.id)
 
     @property
     def interrupted(self) -> bool:
@@ -297,6 +329,15 @@ class HostSession:
                 stop_in = self.idle.stop_after_minutes - verdict.idle_minutes
                 self.on_event(IdleWarning(self.name, verdict.idle_minutes, max(0.0, stop_in)))
             elif verdict.state == "stop":
+                others = tuple(await self._others_attached())
+                if others:  # idle here, but someone else works on it: never stopped under them
+                    if others != self._said_held:
+                        self._said_held = others
+                        self._say(
+                            f"idle for {verdict.idle_minutes:.0f} min here, but "
+                            f"{', '.join(others)} is attached to this instance: not stopping it"
+                        )
+                    continue
                 self.on_event(IdleStopping(self.name, verdict.idle_minutes))
                 await self._limit_stop(
                     "idle", f"stopped after {verdict.idle_minutes:.0f} idle minutes"
