@@ -15,7 +15,8 @@ import pytest
 
 from nbterm.config import LoadedConfig, load_config
 from nbterm.locations import Paths
-from nbterm.services.host.session import Cloud, HostSession, Timings
+from nbterm.services.host.down import Why
+from nbterm.services.host.session import Cloud, HostSession, Outside, Timings
 from nbterm.services.remote.events import IdleStopping, RemoteEvent, SpotInterruption
 from nbterm.services.sync.events import CycleDone, SyncEvent
 from tests.harness.remote import remote_config_text, remote_shell, sync_rule, trust_all
@@ -116,7 +117,7 @@ async def test_idle_warns_then_syncs_then_stops(config: LoadedConfig, paths: Pat
     events: list[RemoteEvent | SyncEvent] = []
     stopped: list[float] = []
 
-    async def stop_instance() -> None:
+    async def stop_instance(why: Why) -> None:
         stopped.append(time.monotonic())
 
     # Jupyter was last used when the session started: a limit of 0.05 min (3 s) passes soon
@@ -142,10 +143,12 @@ async def test_a_spot_interruption_seen_from_outside_also_syncs_once(
 ) -> None:
     imds = FakeImds()
     events: list[RemoteEvent | SyncEvent] = []
-    answers = [None, "stopping (Server.SpotInstanceTermination: Spot instance termination)"]
+    answers: list[Outside | None] = [
+        None, ("spot", "stopping (Server.SpotInstanceTermination: Spot instance termination)")
+    ]  # fmt: skip
 
-    async def outside() -> str | None:
-        return answers.pop(0) if answers else "stopping (again)"
+    async def outside() -> Outside | None:
+        return answers.pop(0) if answers else ("spot", "stopping (again)")
 
     session = HostSession(config, "box", paths, verifier=trust_all, on_event=events.append,
                           cloud=Cloud(spot=True, imds=imds.url, outside_check=outside),
@@ -178,7 +181,7 @@ async def test_max_hours_warns_then_syncs_then_stops_busy_or_not(
     events: list[RemoteEvent | SyncEvent] = []
     stopped: list[float] = []
 
-    async def stop_instance() -> None:
+    async def stop_instance(why: Why) -> None:
         stopped.append(time.monotonic())
 
     limit_hours = 8 / 3600  # eight seconds; the warning comes a quarter of it ahead (2 s)

@@ -24,6 +24,7 @@ from nbterm.config import load_config
 from nbterm.locations import Paths, ensure_private_dir
 from nbterm.services.cloud import guard
 from nbterm.services.cloud.laptop import this_laptop
+from nbterm.services.host.down import Why
 from nbterm.services.host.session import Cloud, HostSession, Timings
 from nbterm.services.remote.events import IdleStopping, Notice, RemoteEvent
 from nbterm.services.sync.events import SyncEvent
@@ -80,7 +81,7 @@ async def test_an_idle_stop_never_stops_an_instance_another_laptop_is_attached_t
     events_b: list[RemoteEvent | SyncEvent] = []
     stopped: list[float] = []
 
-    async def stop_instance() -> None:
+    async def stop_instance(why: Why) -> None:
         stopped.append(time.monotonic())
 
     timings = Timings(lease_every=0.3, idle_check_every=0.25)

@@ -146,7 +146,10 @@ async def _up_once(
     assert final is not None
     if session.engines and not final.ok:
         print(f"{host.name}: the final sync did not complete: see the messages above", flush=True)
-    if session.remote.jupyter_running:
+    if session.remote.machine_gone:
+        print(f"{host.name}: tunnel closed; {shown(session.remote.machine_gone)}: Jupyter went "
+              "with it", flush=True)  # fmt: skip
+    elif session.remote.jupyter_running:
         print(
             f"{host.name}: tunnel closed; Jupyter keeps running on the remote "
             f"(`nbterm up {host.name}` reattaches, `nbterm stop-jupyter {host.name}` stops it)",

@@ -181,7 +181,7 @@ class Controller:
 
         done = await sync_then_stop(
             why, sync=functools.partial(self._final_sync, name),
-            stop=ec2_stop(self.config, self.paths, host, note), note=note,
+            stop=ec2_stop(self.config, self.paths, host, note, why), note=note,
             grace=grace_seconds(self.config),
             before_stop=functools.partial(self._close, name, final_sync=False),
         )  # fmt: skip

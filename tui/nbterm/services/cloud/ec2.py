@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
 
 HOST_TAG = "nbterm:host"
+STOPPED_BY_TAG = "nbterm:stopped-by"
+"""Which nbterm stopped the instance and why (``NAME|WHY|EPOCH``): every attached nbterm reads
+it and says who stopped the instance under it."""
 LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 
 
@@ -137,6 +140,7 @@ def _instance(raw: Mapping[str, Any]) -> Instance:
         state_reason=str(reason.get("Message", "") or reason.get("Code", "")),
         spot_request=str(raw.get("SpotInstanceRequestId", "") or ""),
         key_name=str(raw.get("KeyName", "") or ""),
+        stopped_by=tags.get(STOPPED_BY_TAG, "")[:256],
     )
 
 
@@ -293,6 +297,19 @@ class Ec2:
 
     def start(self, instance_id: str) -> Instance:
         return self._act(f"starting {instance_id}", self.client.start_instances, instance_id)
+
+    def mark_stopped_by(self, instance_id: str, value: str | None) -> None:
+        """Record who stops the instance (None: forget it, as a start does). Best effort: an
+        account that may not tag still stops, only without the name."""
+        try:
+            if value is None:
+                self.client.delete_tags(Resources=[instance_id], Tags=[{"Key": STOPPED_BY_TAG}])
+            else:
+                self.client.create_tags(
+                    Resources=[instance_id], Tags=[{"Key": STOPPED_BY_TAG, "Value": value[:256]}]
+                )
+        except Exception:  # noqa: BLE001, S110 - the stop matters, its label does not
+            pass
 
     def stop(self, instance_id: str) -> Instance:
         return self._act(f"stopping {instance_id}", self.client.stop_instances, instance_id)

@@ -26,6 +26,21 @@ class Instance:
     a new instance when this one is terminated, unless it is cancelled first."""
     key_name: str = ""
     """The EC2 key pair it was launched with (the only key it lets in at first)."""
+    stopped_by: str = ""
+    """nbterm's record of who stopped it (``NAME|WHY|EPOCH``, its ``nbterm:stopped-by`` tag)."""
+
+    def stopper(self) -> str | None:
+        """Who stopped it, as the nbterm that did recorded it ("alice@mbp (the daily budget)"),
+        or None: no record, or one from before its last start."""
+        name, _, rest = self.stopped_by.partition("|")
+        why, _, when = rest.partition("|")
+        try:
+            at = float(when)
+        except ValueError:
+            return None
+        if not name or (self.launch_time is not None and at < self.launch_time.timestamp() - 1):
+            return None
+        return f"{name} ({why})" if why else name
 
     @property
     def spot_interrupted(self) -> bool:

@@ -6,6 +6,7 @@ Blocking (boto3 and socket waits): callers run these in threads. Each step repor
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -15,6 +16,7 @@ from nbterm.locations import Paths, tildify
 from nbterm.services.cloud import keypair
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error, wait_for_ssh
 from nbterm.services.cloud.instance import Instance
+from nbterm.services.cloud.laptop import this_laptop
 from nbterm.services.remote import addresses
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.ssh import SshTarget, target_for
@@ -183,6 +185,7 @@ def bring_up(
         instance = ec2.wait_for(instance.id, "stopped", timeout=state_timeout, delay=delay)
     if instance.state == "stopped":
         note(f"starting {instance.id} ({instance.type})")
+        ec2.mark_stopped_by(instance.id, None)  # who stopped it last time is history now
         instance = ec2.start(instance.id)
         on_start(instance.id)
     if instance.state != "running":
@@ -213,8 +216,10 @@ def stop(
     timeout: float = 600,
     delay: float = 2.0,
     paths: Paths | None = None,
+    why: str = "as asked",
 ) -> Instance:
-    """Stop the instance; with ``paths``, forget its address (a stopped instance loses it)."""
+    """Stop the instance; with ``paths``, forget its address (a stopped instance loses it), and
+    record which nbterm stopped it and ``why`` (every other attached nbterm says so)."""
     instance = find_or_fail(ec2, host)
     if paths is not None:
         addresses.update(paths, {host.name: None})
@@ -222,6 +227,9 @@ def stop(
         note(f"{instance.id} is already {instance.state}")
         return instance
     note(f"stopping {instance.id}")
+    if paths is not None:
+        name = this_laptop(paths).name
+        ec2.mark_stopped_by(instance.id, f"{name}|{why}|{time.time():.0f}")
     ec2.stop(instance.id)
     return ec2.wait_for(instance.id, "stopped", timeout=timeout, delay=delay)
 

@@ -41,6 +41,13 @@ WHY_WORDS: dict[Why, str] = {
     "max_hours": "max_hours",
     "idle": "the idle stop",
 }
+STOP_TAG_WORDS: dict[Why, str] = {
+    "asked": "asked to stop it",
+    "budget": "the daily budget",
+    "max_hours": "max_hours",
+    "idle": "its idle stop",
+}
+"""Why, as another nbterm reads it: "stopped by alice@mbp (the daily budget)"."""
 RETRY_FIRST = 15.0
 RETRY_MAX = 120.0
 
@@ -166,12 +173,13 @@ async def sync_then_stop(
 
 
 def ec2_stop(
-    config: LoadedConfig, paths: Paths, host: Host, note: Note
+    config: LoadedConfig, paths: Paths, host: Host, note: Note, why: Why = "asked"
 ) -> Callable[[], Awaitable[Instance]]:
-    """Stopping the host's instance (forgetting its address), in a thread."""
+    """Stopping the host's instance (forgetting its address, saying who stops it), in a
+    thread."""
 
     async def stop() -> Instance:
-        call = functools.partial(lifecycle.stop, paths=paths)
+        call = functools.partial(lifecycle.stop, paths=paths, why=STOP_TAG_WORDS[why])
         return await asyncio.to_thread(call, Ec2(config.aws), host, note=note)
 
     return stop

@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import asyncssh
 
@@ -49,6 +50,10 @@ from nbterm.services.tasks import cancel_and_wait, supervise
 
 Sink = Callable[[RemoteEvent | SyncEvent], None]
 WARN_AHEAD_SECONDS = 600.0
+Outside = tuple[Literal["spot", "gone"], str]
+"""What EC2 says from outside: a spot interruption, or a stop decided elsewhere (who did it)."""
+OUTSIDE_LAST_SYNC = 30.0
+"""The bound of the last sync after a stop decided elsewhere (the instance is shutting down)."""
 """How long before ``max_hours`` stops an instance the warning comes."""
 
 
@@ -74,10 +79,10 @@ class Cloud:
     """Watch the instance metadata for a spot interruption notice."""
     imds: str = IMDS
     idle_stop_minutes: float | None = None
-    stop_instance: Callable[[], Awaitable[Instance | None]] | None = None
-    outside_check: Callable[[], Awaitable[str | None]] | None = None
-    """Asks EC2 about the instance; returns why it is going away (a spot interruption seen from
-    outside, in its state reason), or None."""
+    stop_instance: Callable[[Why], Awaitable[Instance | None]] | None = None
+    outside_check: Callable[[], Awaitable[Outside | None]] | None = None
+    """Asks EC2 about the instance: a spot interruption seen from outside (its state reason),
+    a stop decided elsewhere (who stopped it), or None while it runs."""
     relocate: Relocator | None = None
     """Asked when reconnecting keeps failing: where the instance went, or that it is gone."""
     first_connect_wait: float = 0.0
@@ -164,6 +169,10 @@ class HostSession:
         self._guard_state: GuardState | None = None
         self._said_rules_by = ""
         self._said_held: tuple[str, ...] = ()
+        self._stopping = False
+        """This session is stopping its instance (a limit): the outside watch keeps quiet."""
+        self.stopped_elsewhere = False
+        """The instance was stopped under the session by someone else (said in ``reason``)."""
 
     async def up(self) -> UpResult:
         result = await self.remote.up()
@@ -284,6 +293,7 @@ class HostSession:
     def _gone(self, why: str) -> None:
         """The host went away under the session (its instance stopped): the session ends."""
         self.reason = why
+        self.remote.machine_gone = why
         self.ended.set()
 
     async def _watch_outside(self) -> None:
@@ -291,12 +301,26 @@ class HostSession:
         assert check is not None
         while not self._interrupted:
             await asyncio.sleep(self.timings.outside_every)
+            if self._stopping:
+                return  # this session stops it: nothing outside to report
             try:
-                reason = await check()
+                seen = await check()
             except Exception:  # noqa: BLE001, S112 - EC2 unreachable for a moment: ask again later
                 continue
-            if reason:
-                self._on_spot_notice(SpotNotice(reason, ""))
+            if seen is None or self._stopping:
+                continue
+            kind, words = seen
+            if kind == "spot":
+                self._on_spot_notice(SpotNotice(words, ""))
+                continue
+            # stopped elsewhere (another laptop, the guard, the console): one last sync while
+            # the connection may still work, then the session ends, saying who stopped it
+            if self.engines:
+                self._say(f"{words}: one last sync while the connection lasts")
+                await self.final_sync(OUTSIDE_LAST_SYNC)
+            self.stopped_elsewhere = True
+            self._gone(words)
+            return
 
     def _on_spot_notice(self, notice: SpotNotice) -> None:
         if self._interrupted:
@@ -394,14 +418,18 @@ class HostSession:
             result = await self.final_sync()
             return SyncedHome("done") if result.ok else SyncedHome("failed")
 
+        self._stopping = True
+
         async def stop() -> Instance | None:
-            return await self.cloud.stop_instance() if self.cloud.stop_instance else None
+            return await self.cloud.stop_instance(why) if self.cloud.stop_instance else None
 
         done = await sync_then_stop(
             why, sync=sync, stop=stop, note=self._say, grace=self.cloud.final_sync_grace,
             retry_first=self.timings.retry_first,
         )  # fmt: skip
         self.stopped_by_us = done.stopped
+        if done.stopped:
+            self.remote.machine_gone = "the instance is stopped"
         self.reason = reason if done.synced.ok else f"{reason}; {done.words}"
         self.ended.set()
 

@@ -26,7 +26,8 @@ from nbterm.services.cloud.guard import GuardSettings
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.lifecycle import Reach, reach_for
 from nbterm.services.cloud.spending import Spend
-from nbterm.services.host.session import Cloud, HostSession, Sink
+from nbterm.services.host.down import STOP_TAG_WORDS, Why
+from nbterm.services.host.session import Cloud, HostSession, Outside, Sink
 from nbterm.services.remote.connection import Relocation, Relocator
 from nbterm.services.remote.forward import ForwardMode
 from nbterm.services.remote.host_keys import KnownHosts, Verifier
@@ -65,8 +66,17 @@ def gone_words(instance: Instance | None, instance_id: str) -> str | None:
     if instance is None or instance.state in ("terminated", "shutting-down"):
         return f"{instance_id} was terminated"
     if instance.state in ("stopped", "stopping"):
-        reason = "spot interruption" if instance.spot_interrupted else instance.state_reason
-        return f"{instance_id} is {instance.state}" + (f" ({reason})" if reason else "")
+        if instance.spot_interrupted:
+            return f"{instance_id} is {instance.state} (spot interruption)"
+        stopper = instance.stopper()
+        if stopper is not None:
+            return f"{instance_id} is {instance.state}: stopped by {stopper}"
+        if "instance" in instance.state_reason.lower():  # Client.InstanceInitiatedShutdown
+            return (f"{instance_id} is {instance.state}: powered off from inside (the idle "
+                    "guard, or a shutdown on the instance)")  # fmt: skip
+        reason = f" ({instance.state_reason})" if instance.state_reason else ""
+        return (f"{instance_id} is {instance.state}{reason}: not by nbterm (the console, the "
+                "AWS CLI or another tool)")  # fmt: skip
     return None
 
 
@@ -92,16 +102,18 @@ def ec2_relocator(
     return relocate
 
 
-def outside_check(ec2: Ec2, instance_id: str) -> Callable[[], Awaitable[str | None]]:
-    """A spot interruption as EC2 reports it from outside (the instance's state and reason)."""
+def outside_check(ec2: Ec2, instance_id: str) -> Callable[[], Awaitable[Outside | None]]:
+    """What EC2 says from outside: a spot interruption (the instance's state and reason), or a
+    stop decided elsewhere (another laptop, the guard, the console, AWS), with who did it."""
 
-    async def check() -> str | None:
+    async def check() -> Outside | None:
         now = await asyncio.to_thread(ec2.get, instance_id)
-        if now is None or now.state in ("pending", "running"):
+        if now is not None and now.state in ("pending", "running"):
             return None
-        if now.spot_interrupted:
-            return f"{now.state} ({now.state_reason})"
-        return None
+        if now is not None and now.spot_interrupted:
+            return ("spot", f"{now.state} ({now.state_reason})")
+        gone = gone_words(now, instance_id)
+        return None if gone is None else ("gone", gone)
 
     return check
 
@@ -216,9 +228,8 @@ async def _after_failed_start(
         return
     face.note(f"the up failed after nbterm started {instance_id} ({why}): stopping it again")
     try:
-        stopped = await asyncio.to_thread(
-            functools.partial(lifecycle.stop, paths=paths), Ec2(config.aws), host, note=face.note
-        )
+        stop = functools.partial(lifecycle.stop, paths=paths, why="the up that started it failed")
+        stopped = await asyncio.to_thread(stop, Ec2(config.aws), host, note=face.note)
     except Ec2Error as error:
         face.note(f"{instance_id} could NOT be stopped ({error}): it runs and costs; "
                   f"`nbterm stop {name}` stops it")  # fmt: skip
@@ -336,10 +347,9 @@ async def _open(
     instance = ready.instance
     assert instance is not None
 
-    async def stop_instance() -> Instance:
-        return await asyncio.to_thread(
-            functools.partial(lifecycle.stop, paths=paths), ec2, host, note=face.note
-        )
+    async def stop_instance(why: Why) -> Instance:
+        stop = functools.partial(lifecycle.stop, paths=paths, why=STOP_TAG_WORDS[why])
+        return await asyncio.to_thread(stop, ec2, host, note=face.note)
 
     template = config.templates.get(host.template or "")
     cloud = Cloud(

@@ -117,6 +117,9 @@ class Session:
         """nbterm restarted a Jupyter that had kernels, and no kernel has run since."""
         self.gave_up = False
         """Jupyter died too often and nbterm stopped restarting it: it is NOT running."""
+        self.machine_gone = ""
+        """Why the machine itself is down (its instance stopped), or "": no word about its
+        Jupyter may then say it keeps running."""
 
     @classmethod
     def for_host(
@@ -411,7 +414,9 @@ class Session:
         await self.connection.close()
         if self.forwarding:
             where = (
-                "Jupyter keeps running on the remote"
+                f"{self.machine_gone}: Jupyter went with it"
+                if self.machine_gone
+                else "Jupyter keeps running on the remote"
                 if self.jupyter_running
                 else "Jupyter is NOT running on the remote"
             )
