@@ -218,6 +218,8 @@ def test_the_cli_launches_shows_stops_and_terminates(config: LoadedConfig) -> No
     gone = nbterm("terminate", "gpu", "--yes")
     assert gone.returncode == 0, gone.stderr
     assert "is terminated" in gone.stdout
+    # a stopped instance has nothing to sync, and nothing claims a sync was done
+    assert "nothing to sync" in gone.stdout and "final sync done" not in gone.stdout
     assert "no live instance" in nbterm("status").stdout
     instances = Ec2(config.aws).client.describe_instances(
         Filters=[{"Name": f"tag:{HOST_TAG}", "Values": ["gpu"]}]
@@ -246,3 +248,21 @@ def test_on_demand_price_is_asked_once_then_cached(tmp_path: Path) -> None:
     with Stubber(client) as stubber:
         stubber.add_client_error("get_products", service_error_code="AccessDeniedException")
         assert on_demand_price(aws, "us-east-1", "m7i.large", cache, client) is None  # unknown
+
+
+def test_status_says_an_open_spot_request_with_no_instance(config: LoadedConfig) -> None:
+    """A persistent request whose instance was terminated without cancelling it may launch a
+    new one; moto models no persistent requests, so EC2's answer is stubbed."""
+    from nbterm.cli.remote_cmds import spot_request_lines
+
+    client = ec2_client(config.aws)
+    with Stubber(client) as stubber:
+        stubber.add_response("describe_spot_instance_requests", {"SpotInstanceRequests": [
+            {"SpotInstanceRequestId": "sir-open0001", "State": "open"},
+            {"SpotInstanceRequestId": "sir-active02", "State": "active",
+             "InstanceId": "i-0123456789abcdef0"},
+        ]})  # fmt: skip
+        lines = spot_request_lines(Ec2(config.aws, client))
+    assert len(lines) == 1
+    assert lines[0].startswith("an open spot request with no instance: sir-open0001 (open)")
+    assert "--spot-instance-request-ids sir-open0001" in lines[0]

@@ -101,6 +101,22 @@ def test_a_tunnel_closed_on_purpose_says_nothing() -> None:
     assert terminal.bells == 0
 
 
+def test_waiting_for_spot_capacity_never_claims_nbterm_keeps_reconnecting() -> None:
+    """Before: while the cockpit waited for capacity, the tunnel-down notification said
+    "nbterm keeps reconnecting" (nothing reconnects then: the instance is stopped)."""
+    terminal = Terminal()
+    notifier = terminal.notifier(tunnel_down_seconds=1)
+    notifier.event(TunnelHealth("gpu", "down", 8157, message="closed"))
+    notifier.status("gpu", "waiting")
+    terminal.now += 120
+    notifier.check()
+    assert "keeps reconnecting" not in terminal.bytes and terminal.bells == 0
+    notifier.event(TunnelHealth("gpu", "down", 8157))  # up again later, then a real drop
+    terminal.now += 5
+    notifier.check()
+    assert terminal.bells == 1 and "keeps reconnecting" in terminal.bytes
+
+
 def test_remote_words_cannot_end_the_sequence_early() -> None:
     terminal = Terminal()
     terminal.notifier().event(

@@ -305,6 +305,25 @@ async def _other_instances(
         if instance.id not in known:
             print(shown(f"not in the config (launched for {instance.host or '?'}): {instance.id} "
                         f"{instance.state} {instance.type}"))  # fmt: skip
+    for line in await asyncio.to_thread(spot_request_lines, Ec2(config.aws)):
+        print(line)
+
+
+def spot_request_lines(ec2: Ec2) -> list[str]:
+    """Open spot requests with no instance: AWS may still launch one for them, and bill it
+    (a persistent request outlives a terminated instance unless it was cancelled). Said, never
+    cancelled here: nbterm may not have made them."""
+    try:
+        requests = ec2.open_spot_requests()
+    except Ec2Error as exc:
+        return [f"spot requests: {exc}"]
+    return [
+        shown(f"an open spot request with no instance: {request} ({state}): AWS may launch one "
+              "for it; `aws ec2 cancel-spot-instance-requests --spot-instance-request-ids "
+              f"{request}` cancels it")
+        for request, state, instance in requests
+        if not instance
+    ]  # fmt: skip
 
 
 def _describe(config: LoadedConfig, paths: Paths, instance: Instance | None) -> tuple[str, float]:

@@ -283,8 +283,7 @@ class MainScreen(Screen[None]):
 
     @on(HostStatus)
     def _host_status(self, message: HostStatus) -> None:
-        if message.status in ("down", "closing", "terminated", "failed"):
-            self.notifier.closed(message.host)  # closed on purpose, or said loudly already
+        self.notifier.status(message.host, message.status)
         if message.status in ("up", "starting", "closing"):
             self._up.add(message.host)
         else:

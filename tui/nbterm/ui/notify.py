@@ -99,6 +99,12 @@ class Notifier:
         else:
             self.down_since.setdefault(host, self.clock())
 
+    def status(self, host: str, status: str) -> None:
+        """A host's status as the cockpit shows it: a tunnel closed on purpose, or one that
+        waits for spot capacity (nothing reconnects then), is nothing to ring about."""
+        if status in ("down", "closing", "terminated", "failed", "waiting"):
+            self.closed(host)
+
     def closed(self, host: str) -> None:
         """The tunnel was closed on purpose (down, quit): nothing to say about it."""
         self.down_since.pop(host, None)
