@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from nbterm.config import LoadedConfig, load_config
-from nbterm.locations import Paths, ensure_private_dir
+from nbterm.locations import Paths
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.ec2 import STOPPED_BY_TAG, Ec2
 from nbterm.services.cloud.instance import Instance
@@ -30,6 +29,7 @@ from nbterm.services.host.session import Cloud, HostSession, Timings
 from nbterm.services.host.up import gone_words, outside_check
 from nbterm.services.remote.events import RemoteEvent, TunnelHealth
 from nbterm.services.sync.events import CycleDone, SyncEvent
+from tests.harness.guard import another_laptop
 from tests.harness.moto_ec2 import MotoEc2
 from tests.harness.procs import free_port
 from tests.harness.remote import ec2_config_text, remote_shell, sync_rule, trust_all
@@ -38,13 +38,6 @@ from tests.harness.sshd import SshServer
 pytestmark = [pytest.mark.e2e, pytest.mark.sshd, pytest.mark.moto]
 
 NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
-
-
-def laptop(paths: Paths, base: Path, name: str) -> Paths:
-    state = ensure_private_dir(base / f"{name}-state")
-    (state / "laptop.json").write_text(json.dumps({"id": uuid.uuid4().hex[:16], "name": name}))
-    (state / "laptop.json").chmod(0o600)
-    return dataclasses.replace(paths, state_dir=state)
 
 
 @pytest.fixture
@@ -72,7 +65,10 @@ async def test_a_stop_by_another_laptop_reaches_the_attached_one_with_a_last_syn
     host = config.hosts["gpu"]
     launched = ec2.launch(host, config.templates["gpu"])
     instance = ec2.wait_for(launched.id, "running", delay=0.1)
-    paths_a, paths_b = laptop(paths, tmp_path, "alice"), laptop(paths, tmp_path, "bob")
+    paths_a, paths_b = (
+        another_laptop(paths, tmp_path, "alice"),
+        another_laptop(paths, tmp_path, "bob"),
+    )
     events: list[RemoteEvent | SyncEvent] = []
     session = HostSession(
         config, "gpu", paths_a, verifier=trust_all, on_event=events.append,

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from nbterm.config.model import JupyterSettings
+from nbterm.locations import Paths, ensure_private_dir
 from nbterm.services.cloud import guard
 from nbterm.services.cloud.guard import GUARD_DIR, GuardSettings
 from nbterm.services.remote import jupyter
@@ -63,3 +67,11 @@ async def guarded(link: Link, marker: str) -> AsyncIterator[None]:
             if pid is not None:
                 await run(link, f"kill {pid} 2>/dev/null; true")
         await run(link, f"rm -rf {GUARD_DIR} {marker}; true")
+
+
+def another_laptop(paths: Paths, base: Path, name: str) -> Paths:
+    """Another laptop's nbterm: a state folder of its own, with its id and ``name``."""
+    state = ensure_private_dir(base / f"{name}-state")
+    (state / "laptop.json").write_text(json.dumps({"id": uuid.uuid4().hex[:16], "name": name}))
+    (state / "laptop.json").chmod(0o600)
+    return dataclasses.replace(paths, state_dir=state)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import socket
 import time
@@ -446,6 +447,51 @@ async def test_a_restart_with_no_kernel_running_does_not_say_kernels_were_lost(
         close_quietly(link)
 
 
+KERNEL_RUNS = 3
+
+
+async def test_a_kernel_started_just_before_jupyter_died_is_said_lost(
+    config: LoadedConfig, paths: Paths
+) -> None:
+    """Before: the loss was judged by the last probe (every 5 s), so a kernel started after it
+    and killed with Jupyter was "no kernel was running: nothing was lost". Now the dead server's
+    own connection files decide. Each of KERNEL_RUNS runs starts a kernel and kills Jupyter at
+    once (well inside one probe period): every run must say the kernel was lost."""
+    known = KnownHosts(paths.known_hosts)
+    link = await connect(target_for(config.hosts["box"], config), known, trust_all)
+    await jupyter.stop(link, config.hosts["box"].jupyter)
+    recorder = Recorder()
+    host = config.hosts["box"]
+    session = Session(host, target_for(host, config), paths, verifier=trust_all,
+                      on_event=recorder, probe_interval=5.0)  # fmt: skip
+    result = await session.up()
+    said: list[str] = []
+    try:
+        for _run in range(KERNEL_RUNS):
+            assert session.server is not None
+            await recorder.wait_for(
+                lambda e: isinstance(e, TunnelHealth) and e.state == "up" and e.kernels == 0, 20,
+                since=len(recorder.events),
+            )  # fmt: skip
+            kernel = await asyncio.to_thread(KernelClient, result.local_port, session.token)
+            mark = len(recorder.events)
+            await run(link, f"kill -9 {session.server.pid}")
+            restarted = await recorder.wait_for(
+                lambda e: isinstance(e, Notice) and "restarted Jupyter" in e.message, 40,
+                since=mark,
+            )  # fmt: skip
+            assert isinstance(restarted, Notice)
+            said.append(restarted.message)
+            with contextlib.suppress(Exception):
+                kernel.ws.close()
+    finally:
+        await session.down()
+        await jupyter.stop(link, config.hosts["box"].jupyter)
+        close_quietly(link)
+    lost = sum("kernels were lost" in message for message in said)
+    assert lost == KERNEL_RUNS, said
+
+
 async def test_a_jupyter_that_keeps_dying_is_given_up_and_said_so(
     config: LoadedConfig, paths: Paths, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -478,6 +524,16 @@ async def test_a_jupyter_that_keeps_dying_is_given_up_and_said_so(
         )
         assert isinstance(gave_up, Notice)
         assert not session.jupyter_running
+        # `u` in the cockpit: Jupyter is started again, and then it is true that it runs
+        await session.start_jupyter_again()
+        assert session.jupyter_running and session.server is not None
+        assert await jupyter.discover(link, config.hosts["box"].jupyter) is not None
+        health = await recorder.wait_for(
+            lambda e: isinstance(e, TunnelHealth) and e.state == "up",
+            20,
+            since=len(recorder.events),
+        )
+        assert isinstance(health, TunnelHealth)
     finally:
         await session.down()
         await jupyter.stop(link, config.hosts["box"].jupyter)

@@ -11,8 +11,6 @@ on (sampled over the whole window); once that lease has run out, the stop happen
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -21,34 +19,26 @@ from pathlib import Path
 import pytest
 
 from nbterm.config import load_config
-from nbterm.locations import Paths, ensure_private_dir
+from nbterm.locations import Paths
 from nbterm.services.cloud import guard
 from nbterm.services.cloud.laptop import this_laptop
 from nbterm.services.host.down import Why
 from nbterm.services.host.session import Cloud, HostSession, Timings
 from nbterm.services.remote.events import IdleStopping, Notice, RemoteEvent
 from nbterm.services.sync.events import SyncEvent
-from tests.harness.guard import guarded, powered_off, settings_for
+from tests.harness.guard import another_laptop, guarded, powered_off, settings_for
 from tests.harness.remote import own_runtime, remote_config_text, trust_all
 from tests.harness.sshd import SshServer
 
 pytestmark = pytest.mark.sshd
 
 
-def laptop(paths: Paths, base: Path, name: str) -> Paths:
-    """Another laptop: a state folder of its own, with its name."""
-    state = ensure_private_dir(base / f"{name}-state")
-    (state / "laptop.json").write_text(json.dumps({"id": uuid.uuid4().hex[:16], "name": name}))
-    (state / "laptop.json").chmod(0o600)
-    return dataclasses.replace(paths, state_dir=state)
-
-
 async def test_the_most_patient_laptops_rules_win_and_are_said(
     sshd: SshServer, paths: Paths, tmp_path: Path
 ) -> None:
     marker = f"guard-marker-{uuid.uuid4().hex[:8]}"
-    alice = this_laptop(laptop(paths, tmp_path, "alice"))
-    bob = this_laptop(laptop(paths, tmp_path, "bob"))
+    alice = this_laptop(another_laptop(paths, tmp_path, "alice"))
+    bob = this_laptop(another_laptop(paths, tmp_path, "bob"))
     async with (
         own_runtime(sshd, tmp_path, "nbterm-two-laptops") as (link, settings, _folder),
         guarded(link, marker),
@@ -85,10 +75,11 @@ async def test_an_idle_stop_never_stops_an_instance_another_laptop_is_attached_t
         stopped.append(time.monotonic())
 
     timings = Timings(lease_every=0.3, idle_check_every=0.25)
-    alice = HostSession(config, "box", laptop(paths, tmp_path, "alice"), verifier=trust_all,
+    paths_a, paths_b = (another_laptop(paths, tmp_path, name) for name in ("alice", "bob"))
+    alice = HostSession(config, "box", paths_a, verifier=trust_all,
                         on_event=events_a.append, cloud=Cloud(guard=settings),
                         timings=timings)  # fmt: skip
-    bob = HostSession(config, "box", laptop(paths, tmp_path, "bob"), verifier=trust_all,
+    bob = HostSession(config, "box", paths_b, verifier=trust_all,
                       on_event=events_b.append,
                       cloud=Cloud(guard=settings, idle_stop_minutes=0.05,
                                   stop_instance=stop_instance),

@@ -88,7 +88,19 @@ class Controller:
         from nbterm.services.host.up import Face, open_host
 
         if name in self.running:
-            self._status(name, "up", self.running[name].url)
+            running = self.running[name]
+            remote = running.session.remote
+            if remote.gave_up:  # "up" would be false: its Jupyter is not running
+                self._status(name, "starting", "Jupyter is not running (nbterm had stopped "
+                                               "restarting it): starting it again")  # fmt: skip
+                try:
+                    await remote.start_jupyter_again()
+                except Exception as exc:  # noqa: BLE001 - said; the tunnel stays as it was
+                    self._status(name, "failed", f"Jupyter did not start: {exc}")
+                    return
+                if remote.server is not None:
+                    running.url = remote.server.local_url(running.local_port)
+            self._status(name, "up", running.url)
             return
         while True:
             self._status(name, "starting")
@@ -184,6 +196,7 @@ class Controller:
             stop=ec2_stop(self.config, self.paths, host, note, why), note=note,
             grace=grace_seconds(self.config),
             before_stop=functools.partial(self._close, name, final_sync=False),
+            erased_by_a_stop=running.session.erased_by_a_stop if running else None,
         )  # fmt: skip
         if not done.stopped:
             self._status(name, "failed", f"{done.words} (t stops nothing either; `nbterm stop "

@@ -18,6 +18,7 @@ every field checked for its type and bounds; text in it is made safe where it is
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import shlex
@@ -171,6 +172,7 @@ async def install(link: Link, settings: GuardSettings, *, python: str = "python3
     status, _out, err = await run(link, _in_guard_dir(start))
     if status != 0:
         raise GuardError(f"could not start the idle guard: {err.strip()[:200]}")
+    running = await _until_running(link)
     rules = []
     if settings.idle_minutes is not None:
         rules.append(f"{settings.idle_minutes + settings.grace_minutes:g} idle minutes")
@@ -180,6 +182,11 @@ async def install(link: Link, settings: GuardSettings, *, python: str = "python3
         f"idle guard armed on the instance: with no nbterm attached for "
         f"{settings.lease_minutes:g} min, it powers off after {' or '.join(rules)}"
     )
+    if not running:
+        said += (
+            f"; but its process has not started within {START_WAIT:g} s (see "
+            f"~/{GUARD_DIR}/guard.log on the instance)"
+        )
     if settings.power_off.startswith("sudo -n "):
         status, _out, _err = await run(link, "sudo -n true")
         if status != 0:
@@ -188,6 +195,23 @@ async def install(link: Link, settings: GuardSettings, *, python: str = "python3
                 "README, 'The idle guard'"
             )
     return said
+
+
+START_WAIT = 5.0
+"""How long arming waits for the guard to say it runs (it writes its pid at once)."""
+
+
+async def _until_running(link: Link) -> bool:
+    """Whether the guard runs, once its own state says so: words about it come after it wrote
+    its pid, never from the file of the guard before it."""
+    deadline = asyncio.get_running_loop().time() + START_WAIT
+    while True:
+        state = await read_state(link)
+        if state is not None and state.running:
+            return True
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
+        await asyncio.sleep(0.2)
 
 
 async def renew_lease(link: Link, laptop: str = "", by: str = "") -> None:

@@ -140,14 +140,18 @@ async def sync_then_stop(
     grace: float,
     before_stop: Callable[[], Awaitable[object]] | None = None,
     retry_first: float = RETRY_FIRST,
+    erased_by_a_stop: list[str] | None = None,
 ) -> StopResult:
     """The one rule for every stop: sync, then stop, as the module says.
 
     ``grace``: seconds a limit's stop keeps retrying a failed final sync before it stops
-    anyway. ``before_stop``: closes the session (its tunnel) once the sync is over."""
+    anyway. ``before_stop``: closes the session (its tunnel) once the sync is over.
+    ``erased_by_a_stop``: synced folders on an instance store (a stop erases them): then no
+    stop ever comes without a final sync that completed, a limit's neither."""
     synced = await sync()
     if not synced.ok and why == "asked":
         return StopResult(False, synced, None, f"{synced.words}: the instance was NOT stopped")
+    never_without = bool(erased_by_a_stop)
     deadline = time.monotonic() + grace
     wait = retry_first
     while not synced.ok and time.monotonic() + wait <= deadline:
@@ -157,6 +161,13 @@ async def sync_then_stop(
         await asyncio.sleep(wait)
         wait = min(wait * 2, RETRY_MAX)
         synced = await sync()
+    if not synced.ok and never_without:
+        folders = ", ".join(erased_by_a_stop or ())
+        return StopResult(False, synced, None, (
+            f"{synced.words}: the instance was NOT stopped ({WHY_WORDS[why]}): {folders} is on "
+            "its instance store, which a stop erases; it keeps running and costing until the "
+            "notebooks are home (or `nbterm stop NAME --force`)"
+        ))  # fmt: skip
     if not synced.ok:
         note(f"{synced.words}; stopping anyway ({WHY_WORDS[why]}): the instance's disk keeps "
              "the notebooks, and the next up brings them home")  # fmt: skip

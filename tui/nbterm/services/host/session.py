@@ -27,6 +27,7 @@ from nbterm.services.cloud.lifecycle import Reach
 from nbterm.services.cloud.spending import Spend
 from nbterm.services.cloud.spot import IMDS, SpotNotice, SpotWatcher
 from nbterm.services.host.down import RETRY_FIRST, SyncedHome, Why, sync_then_stop
+from nbterm.services.remote import storage
 from nbterm.services.remote.connection import Relocator
 from nbterm.services.remote.events import (
     IdleStopping,
@@ -172,6 +173,8 @@ class HostSession:
         self._stopping = False
         """This session is stopping its instance (a limit): the outside watch keeps quiet."""
         self.stopped_elsewhere = False
+        self.erased_by_a_stop: list[str] = []
+        """Synced folders on the instance's instance store: never stopped without a sync."""
         """The instance was stopped under the session by someone else (said in ``reason``)."""
 
     async def up(self) -> UpResult:
@@ -194,6 +197,8 @@ class HostSession:
                 for kind, work in (("sync", engine.run), ("watch", watcher.run)):
                     supervised = supervise(f"{kind} {engine.label}", work, self._say)
                     self._tasks.append(asyncio.create_task(supervised, name=f"{kind}:{rule.host}"))
+        if rules and self.cloud.stop_instance is not None:
+            await self._find_instance_store([rule.remote for rule in rules])
         if self.cloud.spot:
             spot = SpotWatcher(
                 self._link,
@@ -220,6 +225,20 @@ class HostSession:
         if self.cloud.outside_check is not None:
             self._keep("the spot watch from outside", self._watch_outside)
         return result
+
+    async def _find_instance_store(self, folders: list[str]) -> None:
+        """Which synced folders a stop would erase (an instance store): said once; then no
+        stop comes without a final sync that completed."""
+        try:
+            self.erased_by_a_stop = await storage.on_instance_store(await self._link(), folders)
+        except (OSError, TimeoutError, asyncssh.Error):
+            return
+        if self.erased_by_a_stop:
+            self._say(
+                f"{', '.join(self.erased_by_a_stop)} is on the instance's instance store, which "
+                "a stop erases: nbterm never stops this instance without a final sync that "
+                "completed, a limit's stop neither"
+            )
 
     async def _arm_guard(self, settings: GuardSettings) -> None:
         """Install the guard (a failure is said: the session goes on without it)."""
@@ -425,7 +444,7 @@ class HostSession:
 
         done = await sync_then_stop(
             why, sync=sync, stop=stop, note=self._say, grace=self.cloud.final_sync_grace,
-            retry_first=self.timings.retry_first,
+            retry_first=self.timings.retry_first, erased_by_a_stop=self.erased_by_a_stop,
         )  # fmt: skip
         self.stopped_by_us = done.stopped
         if done.stopped:

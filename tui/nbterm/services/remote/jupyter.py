@@ -240,6 +240,26 @@ async def _session_alive(link: Link, settings: JupyterSettings) -> bool:
     return status == 0
 
 
+async def kernels_left(link: Link, settings: JupyterSettings, pid: int) -> int | None:
+    """How many kernels the dead server ``pid`` had when it died: the connection files it
+    wrote after it started (``kernel-*.json`` newer than its own runtime file) and never
+    removed, as a server does when it shuts a kernel down. None: it left no runtime file to
+    go by."""
+    folder = runtime_dir(settings)
+    own = f"{folder}/jpserver-{int(pid)}.json"
+    status, out, _err = await run(
+        link,
+        f"cd && [ -f {own} ] || exit 3; "
+        f"find {folder} -maxdepth 1 -name 'kernel-*.json' -newer {own} | wc -l",
+    )
+    if status != 0:
+        return None
+    try:
+        return int(out.strip())
+    except ValueError:
+        return None
+
+
 async def log_tail(link: Link, settings: JupyterSettings, lines: int = 15) -> str:
     _status, out, _err = await run(
         link, f"cd && tail -c {LOG_TAIL_LIMIT} {_log_file(settings)} 2>/dev/null | tail -n {lines}"

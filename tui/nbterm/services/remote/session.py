@@ -117,6 +117,9 @@ class Session:
         """nbterm restarted a Jupyter that had kernels, and no kernel has run since."""
         self.gave_up = False
         """Jupyter died too often and nbterm stopped restarting it: it is NOT running."""
+        self._left: int | None = None
+        """Kernels the dead server left behind (its connection files), counted before a
+        restart (None: not known)."""
         self.machine_gone = ""
         """Why the machine itself is down (its instance stopped), or "": no word about its
         Jupyter may then say it keeps running."""
@@ -253,8 +256,11 @@ class Session:
             same = not self.forwarding or (
                 server.token == before.token and server.base_url == before.base_url
             )
-            # what was lost, as far as the last probe knew: said only when it is true
-            lost = self._last_kernels != 0
+            # what was lost: the kernels the dead server left behind (their connection files),
+            # or, when it left nothing to go by, what the last probe saw
+            left, self._left = self._left, None
+            probed = self._last_kernels != 0  # (None: never probed: lost, to be safe)
+            lost = probed if left is None else left > 0 or bool(self._last_kernels)
             self.kernels_lost = self.kernels_lost or lost
             what = "kernels were lost" if lost else "no kernel was running: nothing was lost"
             self.on_event(
@@ -272,6 +278,16 @@ class Session:
                 )
         return server
 
+    async def start_jupyter_again(self) -> None:
+        """``u`` after nbterm gave up restarting a Jupyter that kept dying: start it once more
+        (its restarts count afresh). Raises what starting raises (JupyterError...)."""
+        link = await self.connection.get(self.target.connect_timeout)
+        self._restarts = []
+        server = await self._ensure_jupyter(link)
+        self.server, self.gave_up = server, False
+        self.forward.follow(server.port)
+        self._wake.set()
+
     @property
     def jupyter_running(self) -> bool:
         """As far as nbterm knows: False once it gave up restarting a Jupyter that kept dying."""
@@ -288,6 +304,8 @@ class Session:
             if await jupyter.discover(link, self.host.jupyter) is not None:
                 return False  # it runs: the probe failed for another reason
             tail = await jupyter.log_tail(link, self.host.jupyter, lines=3)
+            if self.server is not None:
+                self._left = await jupyter.kernels_left(link, self.host.jupyter, self.server.pid)
         except Exception:  # noqa: BLE001 - the link went: the connection's supervisor reports it
             return False
         pid = self.server.pid if self.server is not None else "?"
