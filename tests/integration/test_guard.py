@@ -151,6 +151,26 @@ async def test_installing_twice_runs_one_guard(sshd: SshServer, tmp_path: Path) 
         assert out.strip() == "1"
 
 
+async def test_right_after_arming_the_guard_is_said_to_run(sshd: SshServer, tmp_path: Path) -> None:
+    """Before: the first report read the guard's state before it had written its pid, and
+    said "armed but not running (the next up starts it)" of a guard that ran. RUNS times: the
+    state read at once after arming says it runs."""
+    marker = f"guard-marker-{uuid.uuid4().hex[:8]}"
+    runs, running = 5, 0
+    async with (
+        own_runtime(sshd, tmp_path, "nbterm-guard-first") as (link, settings, _folder),
+        guarded(link, marker),
+    ):
+        for _ in range(runs):
+            await guard.turn_off(link)
+            await guard.allow(link)
+            await asyncio.sleep(0.7)  # the old guard reads "off" and ends
+            await guard.install(link, settings_for(settings, marker, idle_minutes=60.0))
+            state = await guard.read_state(link)
+            running += state is not None and state.running
+    assert running == runs, f"{runs - running} of {runs} reads said the armed guard was not running"
+
+
 def test_what_the_guard_writes_is_data() -> None:
     """state.json comes from the remote: wrong types, huge numbers and escapes read as unknown
     or as inert text, never as an error."""

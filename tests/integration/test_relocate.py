@@ -124,7 +124,8 @@ def test_a_spot_interruption_is_named_as_such() -> None:
     assert gone_words(spot, "i-1") == "i-1 is stopped (spot interruption)"
     user = instance("stopping", "Client.UserInitiatedShutdown: User initiated shutdown")
     assert gone_words(user, "i-1") == (
-        "i-1 is stopping (Client.UserInitiatedShutdown: User initiated shutdown)"
+        "i-1 is stopping (Client.UserInitiatedShutdown: User initiated shutdown): not by nbterm "
+        "(the console, the AWS CLI or another tool)"
     )
     assert gone_words(None, "i-1") == "i-1 was terminated"
     assert gone_words(instance("running", ""), "i-1") is None
