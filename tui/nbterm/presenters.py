@@ -234,13 +234,16 @@ def guard_words(report: GuardReport) -> str:
     if not report.armed:
         return "off"
     text = "armed" if report.running else "armed, NOT running (the next `nbterm up` starts it)"
-    if report.idle_minutes is not None:
-        text += f"; Jupyter idle for {report.idle_minutes:.0f} min"
+    if report.reason.startswith("busy"):
+        text += f"; {shown(report.reason)}"
+    elif report.idle_minutes is not None:
+        seen = f" ({shown(report.reason[6:])})" if report.reason.startswith("idle: ") else ""
+        text += f"; idle for {report.idle_minutes:.0f} min{seen}"
     if report.attached:
         text += "; an nbterm is attached, so it waits"
     elif report.stop_at is not None and report.running:
         text += "; powers off at " + time.strftime("%H:%M", time.localtime(report.stop_at))
-        text += " unless Jupyter is used or nbterm attaches"
+        text += " unless work starts (a kernel, a GPU, the CPU) or nbterm attaches"
     if report.failed:
         text += f"; its last power-off FAILED: {shown(report.failed)}"
     return text

@@ -55,6 +55,10 @@ class GuardSettings:
     """The id of the nbterm that arms it (:mod:`laptop`): its rules and lease are its own."""
     by: str = ""
     """That nbterm's name, for the words."""
+    gpu_command: str = "nvidia-smi"
+    """How the guard asks the GPUs (:mod:`signals`); absent: no GPU signal."""
+    gpu_busy_percent: float = 5.0
+    cpu_busy_cores: float = 0.5
 
     def rules(self) -> dict[str, object]:
         return {
@@ -67,6 +71,8 @@ class GuardSettings:
         return json.dumps({
             **self.rules(), "armed": armed, "power_off": self.power_off,
             "check_seconds": self.check_seconds, "runtime": self.runtime,
+            "gpu_command": self.gpu_command, "gpu_busy_percent": self.gpu_busy_percent,
+            "cpu_busy_cores": self.cpu_busy_cores,
         })  # fmt: skip
 
 
@@ -103,6 +109,10 @@ class GuardState:
     """How many laptops armed it (each with rules of its own)."""
     lease_minutes: float | None = None
     leases: tuple[Lease, ...] = ()
+    busy: bool = False
+    """At its last check, some signal said busy (a kernel, a GPU, the CPU: :mod:`signals`)."""
+    reason: str = ""
+    """What it saw, in a person's words ("busy: GPU 0 97%", "idle: ...")."""
 
     def others_attached(self, laptop: str) -> list[str]:
         """The names of the other nbterms whose lease is fresh (they are attached now)."""
@@ -112,11 +122,11 @@ class GuardState:
 
     def report(self, host: str) -> GuardReport:
         return GuardReport(host, self.armed, self.running, self.idle_minutes, self.stop_at,
-                           self.attached, self.failed, self.user_off)  # fmt: skip
+                           self.attached, self.failed, self.user_off, self.reason)  # fmt: skip
 
 
-def script_text() -> str:
-    return resources.files("nbterm.services.cloud").joinpath("guard_script.py").read_text()
+def script_text(name: str = "guard_script.py") -> str:
+    return resources.files("nbterm.services.cloud").joinpath(name).read_text()
 
 
 def _in_guard_dir(command: str) -> str:
@@ -139,16 +149,22 @@ async def install(link: Link, settings: GuardSettings, *, python: str = "python3
     status, _out, err = await run(link, f"command -v {shlex.quote(python)} >/dev/null")
     if status != 0:
         raise GuardError(f"the idle guard needs {python} on the remote: it is not installed")
-    # written only when it changed: a running guard sees a new file and becomes it
-    status, _out, err = await run(link, _in_guard_dir("cat > guard.py.new"), input=script_text())
-    if status == 0:
+    # written only when it changed: a running guard sees a new file and becomes it (the
+    # signals it imports first, so that a guard that becomes the new one finds them)
+    for source, name in (("signals.py", "nbterm_signals.py"), ("guard_script.py", "guard.py")):
         status, _out, err = await run(
-            link,
-            _in_guard_dir(
-                "if cmp -s guard.py.new guard.py; then rm guard.py.new; "
-                "else mv guard.py.new guard.py; fi"
-            ),
+            link, _in_guard_dir(f"cat > {name}.new"), input=script_text(source)
         )
+        if status == 0:
+            status, _out, err = await run(
+                link,
+                _in_guard_dir(
+                    f"if cmp -s {name}.new {name}; then rm {name}.new; "
+                    f"else mv {name}.new {name}; fi"
+                ),
+            )
+        if status != 0:
+            break
     if status != 0:
         raise GuardError(f"could not install the idle guard: {err.strip()[:200]}")
     status, _out, err = await run(
@@ -296,6 +312,8 @@ def parse_state(config_text: str, state_text: str, user_off: bool, alive: bool) 
         laptops=int(laptops) if laptops is not None else 1,
         lease_minutes=_number(rules.get("lease_minutes"), 0, 10**6),
         leases=leases,
+        busy=state.get("busy") is True,
+        reason=_text(state.get("reason")),
     )
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import importlib.util
 import json
 import os
 import subprocess
@@ -37,6 +38,23 @@ from pathlib import Path
 from typing import Any
 
 VERSION = 1
+
+
+def _signals() -> Any:
+    """The signals module beside this file: ``nbterm_signals.py`` on the instance (shipped by
+    the install), ``signals.py`` in nbterm's package (where tests import this file)."""
+    for name in ("nbterm_signals.py", "signals.py"):
+        path = Path(__file__).resolve().with_name(name)
+        spec = importlib.util.spec_from_file_location("nbterm_signals", path)
+        if path.exists() and spec is not None and spec.loader is not None:
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise ImportError("nbterm_signals.py is missing beside the guard")
+
+
+signals = _signals()
+SIGNALS = Path(signals.__file__)
 
 
 def _parse_time(text: object) -> float | None:
@@ -182,9 +200,10 @@ def run(config_path: Path) -> int:
     except OSError:
         return 0  # one guard per machine and user: the running one reads the new config
     script = Path(__file__).resolve()
-    script_time = script.stat().st_mtime
+    script_time = (script.stat().st_mtime, SIGNALS.stat().st_mtime)
     started = time.time()
     active_at = started  # the last moment anything was seen happening
+    cpu = signals.CpuSampler(exclude=(os.getpid(),))
     while True:
         config = json.loads(config_path.read_text())
         now = time.time()
@@ -192,7 +211,9 @@ def run(config_path: Path) -> int:
             _write_state(folder, {"version": VERSION, "armed": False, "pid": os.getpid(),
                                   "checked": now, "seen": "disarmed"})  # fmt: skip
             return 0
-        last, busy, seen = look(folder.parent / config["runtime"])
+        last, kernel_busy, seen = look(folder.parent / config["runtime"])
+        gpu = signals.gpus(str(config.get("gpu_command") or "nvidia-smi"))
+        busy, signal_list, reason = signals.judge(kernel_busy, gpu, cpu.sample(now), config)
         if busy:
             active_at = now
         elif last is not None:  # never idle for longer than the guard has been looking
@@ -213,6 +234,7 @@ def run(config_path: Path) -> int:
             "idle_seconds": idle,
             "stop_at": max(stop_at, now - lease + lease_limit) if stops else None,
             "attached": lease < lease_limit, "seen": seen, "rules": rules,
+            "busy": busy, "reason": reason, "signals": signal_list[:16],
             "leases": [item for item in held if item["age"] < 7 * 86400][:16],
         }  # fmt: skip
         if now >= stop_at and lease >= lease_limit:
@@ -228,7 +250,8 @@ def run(config_path: Path) -> int:
                 )
         _write_state(folder, state)
         time.sleep(float(config["check_seconds"]))
-        if script.stat().st_mtime != script_time:  # a newer guard was installed: become it
+        if (script.stat().st_mtime, SIGNALS.stat().st_mtime) != script_time:  # a newer guard
+            # was installed: become it
             lock.close()
             os.execv(sys.executable, [sys.executable, str(script), str(config_path)])  # noqa: S606
 

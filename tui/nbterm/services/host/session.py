@@ -290,6 +290,12 @@ class HostSession:
                 "asked"
             )
 
+    def _guard_busy(self) -> bool:
+        """The guard on the instance saw work at its last check (a GPU, the CPU: the same
+        signals it judges by), as read with the lease."""
+        state = self._guard_state
+        return state is not None and state.running and state.busy
+
     async def _others_attached(self) -> list[str]:
         """The other nbterms attached to this instance now (their guard leases are fresh), as
         the guard says at this moment (its last word when it cannot be asked)."""
@@ -366,6 +372,8 @@ class HostSession:
                 busy = await busy_kernels(port, server.token, base_url=server.base_url)
             except ProbeError:
                 continue
+            if self._guard_busy():
+                busy += 1  # a GPU or CPU job beside an idle Jupyter is work: the guard saw it
             verdict = self.idle.judge(status.last_activity, busy)
             if verdict.state == "warn" and not self.idle.warned:
                 self.idle.warned = True

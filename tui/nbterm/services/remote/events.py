@@ -108,6 +108,9 @@ class GuardReport(RemoteEvent):
     failed: str = ""
     """Why its last power-off did not happen (the remote's words: made safe where shown)."""
     user_off: bool = False
+    reason: str = ""
+    """What its signals saw at its last check ("busy: GPU 1 97%", "idle: ..."): the remote's
+    words, made safe where shown."""
 
 
 @dataclass(frozen=True)
