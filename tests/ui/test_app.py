@@ -167,8 +167,9 @@ async def test_the_guard_column_says_what_the_instance_guard_does(
 ) -> None:
     import time
 
+    from nbterm.services.cloud.instance import Instance
     from nbterm.services.remote.events import GuardReport
-    from nbterm.ui.messages import ServiceEvent
+    from nbterm.ui.messages import InstancesRefreshed, ServiceEvent
 
     MainScreen.auto_refresh = False
     try:
@@ -191,6 +192,15 @@ async def test_the_guard_column_says_what_the_instance_guard_does(
             log = app.screen.query_one("#sync-log", Log)
             assert any("could NOT power the instance off: sudo: a password" in line
                        for line in log.lines)  # fmt: skip
+            # stopped (by d, t, a limit or elsewhere): neither idle nor guarded now
+            app.screen.post_message(ServiceEvent(GuardReport("gpu", True, True, 3.0, stop_at)))
+            await pilot.pause()
+            stopped = Instance("i-0123", "nb-gpu", "gpu", "stopped", "g5.xlarge", True,
+                               "us-east-1a", None, "", "", "")  # fmt: skip
+            app.screen.post_message(InstancesRefreshed({"gpu": stopped}, {"gpu": None}))
+            await pilot.pause()
+            row = _cells(table)[0]
+            assert (row[-2], row[-1]) == ("—", "—"), row
     finally:
         MainScreen.auto_refresh = True
 

@@ -104,6 +104,10 @@ class InstancesPane(Vertical):
     ) -> None:
         cell = self._cells.set
         for name, instance in instances.items():
+            if instance is None or instance.state != "running":
+                # a machine that does not run is neither idle nor guarded now: no stale words
+                cell(name, "idle", UNKNOWN)
+                cell(name, "guard", UNKNOWN)
             if instance is None:
                 self.set_state(name, "none")
                 self.costs.pop(name, None)
