@@ -21,6 +21,7 @@ import pytest
 
 from nbterm.config import load_config
 from nbterm.locations import Paths
+from nbterm.presenters import guard_words
 from nbterm.services.cloud import guard
 from nbterm.services.host.down import Why
 from nbterm.services.host.session import Cloud, HostSession, Timings
@@ -144,3 +145,23 @@ async def test_the_laptops_idle_stop_asks_the_same_signals(
         finally:
             await session.down(final_sync=False)
             await run(link, f"rm -f {smi} {csv}; true")
+
+
+async def test_guard_extend_postpones_the_idle_stop_in_place(
+    sshd: SshServer, tmp_path: Path
+) -> None:
+    """`nbterm guard extend`: idle past its limit (3 s) and no lease, nothing powers off
+    before the time it was given (7 s, sampled every 0.1 s); then it does."""
+    marker = f"guard-marker-{uuid.uuid4().hex[:8]}"
+    async with (
+        own_runtime(sshd, tmp_path, "nbterm-guard-extend") as (link, settings, _folder),
+        guarded(link, marker),
+    ):
+        await guard.install(link, settings_for(settings, marker, gpu_command="/nonexistent"))
+        assert await guard.extend(link, time.time() + 7)
+        samples = await _never_powered_off(link, marker, 6.0)
+        state = await guard.read_state(link)
+        assert state is not None and state.extended_until is not None
+        assert "postponed until" in guard_words(state.report("box"))
+        await _powered_off_within(link, marker, 20)
+    assert samples > 30

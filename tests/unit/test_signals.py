@@ -66,3 +66,17 @@ def test_the_guard_and_its_signals_are_standard_library_only() -> None:
     for name in ("guard_script.py", "signals.py"):
         outside = _imports(folder / name) - set(sys.stdlib_module_names)
         assert not outside, f"{name} imports {outside}"
+
+
+def test_guard_extend_takes_a_duration_a_person_writes() -> None:
+    import pytest
+
+    from nbterm.cli.common import CliError
+    from nbterm.cli.guard_cmds import duration_seconds
+
+    assert duration_seconds("3h") == 3 * 3600
+    assert duration_seconds("90m") == 90 * 60
+    assert duration_seconds("1.5d") == 1.5 * 86400
+    for bad in ("", "3", "3 hours", "-1h", "8d", None):
+        with pytest.raises(CliError):
+            duration_seconds(bad)

@@ -244,6 +244,9 @@ def guard_words(report: GuardReport) -> str:
     elif report.stop_at is not None and report.running:
         text += "; powers off at " + time.strftime("%H:%M", time.localtime(report.stop_at))
         text += " unless work starts (a kernel, a GPU, the CPU) or nbterm attaches"
+    if report.extended_until is not None and report.extended_until > time.time():
+        until = time.strftime("%a %H:%M", time.localtime(report.extended_until))
+        text += f"; its idle stop is postponed until {until} (`nbterm guard extend`)"
     if report.failed:
         text += f"; its last power-off FAILED: {shown(report.failed)}"
     return text

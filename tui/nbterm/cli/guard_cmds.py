@@ -1,9 +1,11 @@
-"""``nbterm guard status|off|on HOST``: the idle guard on an EC2 instance."""
+"""``nbterm guard status|off|on|extend HOST``: the idle guard on an EC2 instance."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
+import time
 
 from nbterm.cli.common import CliError, load
 from nbterm.cli.ec2_flow import reach, say
@@ -17,16 +19,37 @@ from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.ssh import SshError, close_quietly, connect
 
 
+def duration_seconds(text: str | None) -> float:
+    """``3h``, ``90m``, ``1d``, ``1.5h``: seconds, at most guard.EXTEND_LIMIT_HOURS."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([mhd])", (text or "").strip())
+    if match is None:
+        raise CliError("guard extend needs a duration: for example 3h, 90m or 1d")
+    seconds = float(match.group(1)) * {"m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    if not 0 < seconds <= guard.EXTEND_LIMIT_HOURS * 3600:
+        raise CliError(f"guard extend: at most {guard.EXTEND_LIMIT_HOURS / 24:g} days")
+    return seconds
+
+
 def cmd_guard(args: argparse.Namespace) -> int:
     config, paths = load(args.config)
     host = ec2_host(config, args.name)
+    extend_for = duration_seconds(args.duration) if args.action == "extend" else None
+    if args.action != "extend" and args.duration is not None:
+        raise CliError(f"guard {args.action} takes no duration (only extend does)")
     return asyncio.run(
-        _guard(config, paths, host, args.action, accept_host_key=args.accept_host_key)
-    )
+        _guard(config, paths, host, args.action, accept_host_key=args.accept_host_key,
+               extend_for=extend_for)
+    )  # fmt: skip
 
 
 async def _guard(
-    config: LoadedConfig, paths: Paths, host: Host, action: str, *, accept_host_key: str | None
+    config: LoadedConfig,
+    paths: Paths,
+    host: Host,
+    action: str,
+    *,
+    accept_host_key: str | None,
+    extend_for: float | None = None,
 ) -> int:
     settings = guard_settings(host, config.templates.get(host.template or ""))
     if action == "on" and settings is None:
@@ -47,6 +70,16 @@ async def _guard(
                 say(host, "idle guard OFF: it stays off until `nbterm guard on " + host.name + "`")
             else:
                 say(host, "no idle guard was ever installed on this instance")
+            return 0
+        if action == "extend":
+            assert extend_for is not None
+            until = time.time() + extend_for
+            if not await guard.extend(link, until):
+                say(host, "no idle guard on this instance: nothing stops it when idle")
+                return 0
+            when = time.strftime("%a %H:%M", time.localtime(until))
+            say(host, f"no idle stop before {when}, by the guard or an attached nbterm; "
+                      "max_hours and the daily budget still apply")  # fmt: skip
             return 0
         if action == "on":
             assert settings is not None

@@ -137,13 +137,19 @@ def register_cloud(commands: Any) -> None:
 def register_guard(commands: Any) -> None:
     guard = commands.add_parser(
         "guard",
-        help="the idle guard on an EC2 instance: status, off (stays off), on",
+        help="the idle guard on an EC2 instance: status, off (stays off), on, extend DURATION",
         description="The idle guard runs on the instance and powers it off (stopped, disk kept) "
-        "when Jupyter has been idle past the template's idle_stop_minutes plus "
-        "guard_grace_minutes and no nbterm has been attached for guard_lease_minutes.",
+        "when nothing on it has been busy (a kernel, a GPU, the CPU) past the template's "
+        "idle_stop_minutes plus guard_grace_minutes and no nbterm has been attached for "
+        "guard_lease_minutes. extend postpones its idle stop in place.",
     )
-    guard.add_argument("action", choices=["status", "off", "on"])
+    guard.add_argument("action", choices=["status", "off", "on", "extend"])
     guard.add_argument("name", help="host name from the config")
+    guard.add_argument(
+        "duration", nargs="?",
+        help="with extend: how long no idle stop may happen, for example 3h, 90m, 1d (at most "
+        "7 days; max_hours and the daily budget still apply)",
+    )  # fmt: skip
     guard.set_defaults(handler="nbterm.cli.guard_cmds:cmd_guard")
     add_accept(guard)
 

@@ -113,6 +113,8 @@ class GuardState:
     """At its last check, some signal said busy (a kernel, a GPU, the CPU: :mod:`signals`)."""
     reason: str = ""
     """What it saw, in a person's words ("busy: GPU 0 97%", "idle: ...")."""
+    extended_until: float | None = None
+    """``nbterm guard extend`` postponed every idle stop until then (epoch seconds)."""
 
     def others_attached(self, laptop: str) -> list[str]:
         """The names of the other nbterms whose lease is fresh (they are attached now)."""
@@ -122,7 +124,8 @@ class GuardState:
 
     def report(self, host: str) -> GuardReport:
         return GuardReport(host, self.armed, self.running, self.idle_minutes, self.stop_at,
-                           self.attached, self.failed, self.user_off, self.reason)  # fmt: skip
+                           self.attached, self.failed, self.user_off, self.reason,
+                           self.extended_until)  # fmt: skip
 
 
 def script_text(name: str = "guard_script.py") -> str:
@@ -314,6 +317,7 @@ def parse_state(config_text: str, state_text: str, user_off: bool, alive: bool) 
         leases=leases,
         busy=state.get("busy") is True,
         reason=_text(state.get("reason")),
+        extended_until=_number(state.get("extended_until"), 0, 10**11),
     )
 
 
@@ -330,6 +334,23 @@ async def turn_off(link: Link) -> bool:
         return False
     if status != 0:
         raise GuardError(f"could not turn the idle guard off: {err.strip()[:200]}")
+    return True
+
+
+EXTEND_LIMIT_HOURS = 7 * 24.0
+
+
+async def extend(link: Link, until: float) -> bool:
+    """``nbterm guard extend``: no idle stop before ``until`` (epoch seconds), by the guard or
+    by an attached nbterm; False if no guard was ever installed here. Spending limits
+    (``max_hours``, the daily budget) still apply."""
+    status, _out, err = await run(
+        link, f"cd {GUARD_DIR} 2>/dev/null || exit 3; printf %s {until:.0f} > extend"
+    )
+    if status == 3:
+        return False
+    if status != 0:
+        raise GuardError(f"could not postpone the idle stop: {err.strip()[:200]}")
     return True
 
 

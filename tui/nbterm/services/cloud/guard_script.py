@@ -177,6 +177,16 @@ def leases(folder: Path, now: float) -> list[dict[str, Any]]:
     return found
 
 
+def _extended_until(folder: Path) -> float:
+    """Until when ``nbterm guard extend`` postponed the idle stop (epoch seconds; 0: never)."""
+    try:
+        with (folder / "extend").open("rb") as file:
+            value = float(file.read(32).decode("ascii", errors="replace").strip())
+    except (OSError, ValueError):
+        return 0.0
+    return value if 0 < value < 1e11 else 0.0
+
+
 def _write_state(folder: Path, state: dict[str, Any]) -> None:
     tmp = folder / "state.json.tmp"
     tmp.write_text(json.dumps(state))
@@ -224,8 +234,9 @@ def run(config_path: Path) -> int:
         lease = min((item["age"] for item in held), default=float("inf"))
         lease_limit = 60 * rules["lease_minutes"]
         stops = []  # when each rule would power off
+        extended = _extended_until(folder)  # `nbterm guard extend`: no idle stop before it
         if rules["idle_limit_minutes"] is not None:
-            stops.append(active_at + 60 * rules["idle_limit_minutes"])
+            stops.append(max(active_at + 60 * rules["idle_limit_minutes"], extended))
         if rules["max_hours"] is not None:
             stops.append(now - _uptime() + 3600 * rules["max_hours"])
         stop_at = min(stops) if stops else float("inf")
@@ -235,6 +246,7 @@ def run(config_path: Path) -> int:
             "stop_at": max(stop_at, now - lease + lease_limit) if stops else None,
             "attached": lease < lease_limit, "seen": seen, "rules": rules,
             "busy": busy, "reason": reason, "signals": signal_list[:16],
+            "extended_until": extended if extended > now else None,
             "leases": [item for item in held if item["age"] < 7 * 86400][:16],
         }  # fmt: skip
         if now >= stop_at and lease >= lease_limit:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -292,9 +293,13 @@ class HostSession:
 
     def _guard_busy(self) -> bool:
         """The guard on the instance saw work at its last check (a GPU, the CPU: the same
-        signals it judges by), as read with the lease."""
+        signals it judges by), or ``nbterm guard extend`` postponed idle stops, as read with
+        the lease."""
         state = self._guard_state
-        return state is not None and state.running and state.busy
+        if state is None or not state.running:
+            return False
+        extended = state.extended_until is not None and state.extended_until > time.time()
+        return state.busy or extended
 
     async def _others_attached(self) -> list[str]:
         """The other nbterms attached to this instance now (their guard leases are fresh), as

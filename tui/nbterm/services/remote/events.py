@@ -111,6 +111,8 @@ class GuardReport(RemoteEvent):
     reason: str = ""
     """What its signals saw at its last check ("busy: GPU 1 97%", "idle: ..."): the remote's
     words, made safe where shown."""
+    extended_until: float | None = None
+    """``nbterm guard extend`` postponed its idle stop until then (epoch seconds)."""
 
 
 @dataclass(frozen=True)
