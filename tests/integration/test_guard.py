@@ -215,3 +215,51 @@ async def test_max_hours_powers_off_even_while_a_kernel_is_busy(
             kernel.ws.close()
         finally:
             await jupyter.stop(link, settings)
+
+
+async def test_the_guard_runs_before_jupyter_so_a_killed_nbterm_leaves_it_guarded(
+    sshd: SshServer, paths: Paths, write_config: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """Before: the guard was armed only once Jupyter ran, so an nbterm killed -9 while Jupyter
+    was being started (or installed) left the instance it had started running unwatched. Now
+    the guard runs as soon as SSH answers: with the up still waiting for a Jupyter that does not
+    come, the guard already runs; the up is then abandoned without any goodbye (as a kill -9
+    leaves it) and the guard powers the machine off once the lease has run out."""
+    marker = f"guard-marker-{uuid.uuid4().hex[:8]}"
+    slow = "sh -c 'sleep 120' sh"  # a Jupyter that never comes (its arguments land in $@)
+    text = remote_config_text(sshd, local_port=30957, command=slow).replace(
+        'tmux_session = "nbterm-test-jupyter"', 'tmux_session = "nbterm-guard-early"'
+    )
+    config = load_config(write_config(text))
+    settings = settings_for(config.hosts["box"].jupyter, marker, lease_minutes=0.05)
+    session = HostSession(config, "box", paths, verifier=trust_all, on_event=lambda e: None,
+                          cloud=Cloud(guard=settings),
+                          timings=Timings(lease_every=0.3))  # fmt: skip
+    async with (
+        own_runtime(sshd, tmp_path, "nbterm-guard-early") as (link, _settings, _folder),
+        guarded(link, marker),
+    ):
+        up = asyncio.create_task(session.up())
+        try:
+            deadline = time.monotonic() + 20
+            state = None
+            while not (state is not None and state.running):
+                assert time.monotonic() < deadline, "no guard while the up waited for Jupyter"
+                assert not up.done(), "the up ended before the test could look"
+                await asyncio.sleep(0.2)
+                state = await guard.read_state(link)
+        finally:
+            up.cancel()  # nbterm gone: nothing renews the lease from now on
+            await asyncio.gather(up, return_exceptions=True)
+            for task in session._tasks:
+                task.cancel()
+            await asyncio.gather(*session._tasks, return_exceptions=True)
+            await session.remote.connection.close()
+        gone = time.monotonic()
+        while not await powered_off(link, marker):
+            assert time.monotonic() - gone < 20, "the guard never acted after nbterm was gone"
+            await asyncio.sleep(0.1)
+        # the slow start the up left behind: its tmux pane's process group, by its pid
+        await run(link, "p=$(tmux list-panes -t =nbterm-guard-early -F '#{pane_pid}' "
+                        '2>/dev/null); [ -n "$p" ] && kill -- -"$p" 2>/dev/null; '
+                        "tmux kill-session -t =nbterm-guard-early 2>/dev/null; true")  # fmt: skip

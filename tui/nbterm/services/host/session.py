@@ -174,6 +174,9 @@ class HostSession:
         self._stopping = False
         """This session is stopping its instance (a limit): the outside watch keeps quiet."""
         self.stopped_elsewhere = False
+        self._guard_armed = False
+        if self.cloud.guard is not None:  # armed as soon as SSH answers, before Jupyter: an
+            self.remote.on_connected = self._arm_early  # nbterm killed meanwhile leaves it guarded
         self.erased_by_a_stop: list[str] = []
         """Synced folders on the instance's instance store: never stopped without a sync."""
         """The instance was stopped under the session by someone else (said in ``reason``)."""
@@ -216,7 +219,7 @@ class HostSession:
             )
         elif self.idle is not None:
             self._keep("the idle watch", self._watch_idle)
-        if self.cloud.guard is not None:
+        if self.cloud.guard is not None and not self._guard_armed:
             await self._arm_guard(self.cloud.guard)
         if self.cloud.max_hours is not None and self.cloud.launched_at is not None:
             hours, launched = self.cloud.max_hours, self.cloud.launched_at
@@ -241,8 +244,13 @@ class HostSession:
                 "completed, a limit's stop neither"
             )
 
+    async def _arm_early(self) -> None:
+        if self.cloud.guard is not None and not self._guard_armed:
+            await self._arm_guard(self.cloud.guard)
+
     async def _arm_guard(self, settings: GuardSettings) -> None:
         """Install the guard (a failure is said: the session goes on without it)."""
+        self._guard_armed = True
         if not settings.laptop:
             settings = dataclasses.replace(settings, laptop=self.laptop.id, by=self.laptop.name)
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -120,6 +120,9 @@ class Session:
         self._left: int | None = None
         """Kernels the dead server left behind (its connection files), counted before a
         restart (None: not known)."""
+        self.on_connected: Callable[[], Awaitable[None]] | None = None
+        """Run once the first connection is open, before Jupyter is found or started (the
+        host's session arms the instance's idle guard there, as early as it can)."""
         self.machine_gone = ""
         """Why the machine itself is down (its instance stopped), or "": no word about its
         Jupyter may then say it keeps running."""
@@ -196,6 +199,8 @@ class Session:
     async def up(self) -> UpResult:
         link = await self.connection.open(wait=self.first_connect_wait)
         try:
+            if self.on_connected is not None:
+                await self.on_connected()
             await self.forward.prepare()  # (a forwarder process connects meanwhile)
             try:
                 self.server = await self._ensure_jupyter(link)
