@@ -14,6 +14,7 @@ from nbterm.locations import Paths
 from nbterm.screens.first_run import FirstRunScreen
 from nbterm.screens.help import HelpScreen
 from nbterm.screens.main import MainScreen
+from nbterm.widgets.sync_log import SyncLogPane
 
 CONFIG = """
 [hosts.gpu]
@@ -91,11 +92,16 @@ async def test_reload_keeps_the_old_config_when_the_new_one_is_bad(
         assert list(app.screen.config.hosts) == ["gpu", "lab"]
         notes = [n.message for n in app._notifications]
         assert any("unknown key 'prot'; did you mean 'port'?" in note for note in notes)
+        app.screen.query_one(SyncLogPane).write("gpu: i-0123 is terminated")  # a record to keep
         write_config('[hosts.other]\nhostname = "other.example.org"\n')
         await pilot.press("r")
         await pilot.pause()
         assert isinstance(app.screen, MainScreen)
         assert list(app.screen.config.hosts) == ["other"]
+        # the reload keeps what the Sync log said (before: the whole log was wiped)
+        lines = app.screen.query_one("#sync-log", Log).lines
+        assert any("gpu: i-0123 is terminated" in line for line in lines), lines
+        assert any("config reloaded" in line for line in lines), lines
 
 
 async def test_first_run_creates_a_private_starter_config(paths: Paths) -> None:

@@ -131,9 +131,19 @@ async def test_sync_now_forget_key_and_a_remapped_key(
         before = len(log.lines)
         await pilot.press("n")  # "sync now", remapped from s by [keymap]
         await wait_until(pilot, lambda: any("now sync" in line for line in log.lines[before:]), 10)
+        await pilot.press("f")  # while it is up: refused, and said (before: forgotten at once)
+        await pilot.pause()
+        assert KnownHosts(paths.known_hosts).knows("box")
+        assert any("is up: press d first" in n.message for n in app._notifications)
         await pilot.press("d")
         await wait_until(pilot, lambda: cell(app, "#tunnels-table", "box", 2) == "down", 20)
-        await pilot.press("f")  # forget the key, on purpose
+        await pilot.press("f")  # forget the key, on purpose: asked first
+        await pilot.pause()
+        assert KnownHosts(paths.known_hosts).knows("box")
+        await pilot.press("n")  # no: kept
+        await pilot.pause()
+        assert KnownHosts(paths.known_hosts).knows("box")
+        await pilot.press("f", "y")
         await wait_until(pilot, lambda: not KnownHosts(paths.known_hosts).knows("box"), 10)
 
 

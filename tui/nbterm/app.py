@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from textual.app import App
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
+from textual.widgets import Log
 
 if TYPE_CHECKING:  # screens shown now and then are imported when shown (start-up stays light)
     from nbterm.screens.first_run import FirstRunScreen
@@ -69,7 +70,10 @@ class NbtermApp(App[None]):
         self.config = config
         self.controller = Controller(self, config, self.paths)
         self._apply_keymap(config.keymap)
-        if isinstance(self.screen, MainScreen) or self.screen.id == "first-run":
+        if isinstance(self.screen, MainScreen):  # a reload: what the log said stays
+            history = list(self.screen.query_one("#sync-log", Log).lines)
+            self.switch_screen(MainScreen(config, history))
+        elif self.screen.id == "first-run":
             self.switch_screen(MainScreen(config))
         else:
             self.push_screen(MainScreen(config))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from textual import on, work
@@ -63,9 +63,11 @@ class MainScreen(Screen[None]):
                 tooltip="Look at EC2 again now"),
     ]  # fmt: skip
 
-    def __init__(self, config: LoadedConfig) -> None:
+    def __init__(self, config: LoadedConfig, history: Sequence[str] = ()) -> None:
+        """``history``: the Sync log's lines from the screen this one replaces (a reload)."""
         super().__init__()
         self.config = config
+        self.history = history
         self._warned_idle_instances: set[str] = set()
         self._up: set[str] = set()
         """Hosts whose session is up, as the screen has been told."""
@@ -84,7 +86,7 @@ class MainScreen(Screen[None]):
         yield Header()
         yield InstancesPane(self.config)
         yield TunnelsPane(self.config)
-        yield SyncLogPane(self.config)
+        yield SyncLogPane(self.config, self.history)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -218,9 +220,25 @@ class MainScreen(Screen[None]):
             self.notify("URL copied (with its token)")
 
     def action_forget_key(self) -> None:
+        """Forgetting a host key is asked first, and never done under an open session (the
+        next connection would ask about the key again while the tunnel still uses it)."""
         name = self._selected()
-        if name is not None:
-            self._forget(name)
+        if name is None:
+            return
+        if name in self.controller.running:
+            self.notify(f"{name} is up: press d first, then f forgets its key", severity="warning")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._forget(name)
+
+        self.app.push_screen(
+            YesNoScreen(f"Forget the host key of {name}?", "nbterm stops trusting the key it "
+                        "stored for this host: the next connection shows the key it presents "
+                        "and asks again. Do this only when you know the host changed its key."),
+            confirmed,
+        )  # fmt: skip
 
     @work(thread=True, group="keys", name="forget key", exit_on_error=False)
     def _forget(self, name: str) -> None:

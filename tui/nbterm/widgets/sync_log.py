@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -33,9 +34,12 @@ class SyncLogPane(Vertical):
     clock = staticmethod(clock)
     """The time shown on each line (screenshots and snapshot tests freeze it)."""
 
-    def __init__(self, config: LoadedConfig) -> None:
+    def __init__(self, config: LoadedConfig, history: Sequence[str] = ()) -> None:
+        """``history``: the lines of the log before a config reload (kept: a reload must not
+        wipe what a person reads, a terminate's record among them)."""
         super().__init__(id="sync", classes="pane")
         self.config = config
+        self.history = list(history)
         self.border_title = "Sync log"
         self.printer = Printer()
         self.last: dict[str, float] = {}
@@ -50,6 +54,9 @@ class SyncLogPane(Vertical):
     def on_mount(self) -> None:
         log = self.query_one(Log)
         self.query_one(ProgressBar).display = False
+        if self.history:
+            log.write_lines(self.history)
+            log.write_line(f"{self.clock()} config reloaded")
         if not self.config.sync:
             log.write_line("no sync rules: add a [[sync]] table to keep local copies of notebooks")
             return
