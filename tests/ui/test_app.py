@@ -256,3 +256,23 @@ async def test_the_daily_budget_warns_then_stops_running_instances_after_a_final
                        "sync" in line for line in log.lines)  # fmt: skip
     finally:
         MainScreen.auto_refresh = True
+
+
+async def test_the_command_palette_names_keys_as_a_person_presses_them(
+    paths: Paths, write_config: Callable[[str], Path]
+) -> None:
+    """Before: "Help (question_mark)"; a key remapped by [keymap] was shown as the default."""
+    from textual.command import CommandPalette
+    from textual.widgets import OptionList
+
+    config = load_config(write_config(CONFIG + '[keymap]\n"host.sync" = "n"\n'))
+    app = NbtermApp(paths, config)
+    async with app.run_test(size=(140, 40)) as pilot:
+        app.action_command_palette()
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, CommandPalette)
+        options = app.screen.query_one(OptionList)
+        titles = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert any(t.startswith("Help (?)") for t in titles), titles
+        assert any(t.startswith("Sync (n)") for t in titles), titles
+        assert not any("question_mark" in t for t in titles), titles

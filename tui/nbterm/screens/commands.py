@@ -26,7 +26,12 @@ class CockpitCommands(Provider):
         self.app.call_later(target.run_action, action)
 
     def _title(self, binding: Binding) -> str:
-        return f"{binding.description} ({binding.key})"
+        """The action and the key as a person presses it now: "Help (?)", not the key's name
+        ("question_mark"), and a key remapped by [keymap] as remapped."""
+        for active in self.screen.active_bindings.values():
+            if active.binding.action == binding.action:
+                return f"{binding.description} ({self.app.get_key_display(active.binding)})"
+        return f"{binding.description} ({self.app.get_key_display(binding)})"
 
     async def discover(self) -> AsyncIterator[DiscoveryHit]:
         for binding in self._bindings():
