@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from textual.app import App
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
-from textual.widgets import Log
 
 if TYPE_CHECKING:  # screens shown now and then are imported when shown (start-up stays light)
     from nbterm.screens.first_run import FirstRunScreen
@@ -15,7 +14,7 @@ if TYPE_CHECKING:  # screens shown now and then are imported when shown (start-u
 from nbterm.config import ConfigError, LoadedConfig, load_config
 from nbterm.locations import Paths, tildify
 from nbterm.safe_text import shown, shown_lines
-from nbterm.screens.main import MainScreen
+from nbterm.screens.main import MainScreen, log_lines
 from nbterm.ui.controller import Controller
 
 
@@ -70,11 +69,8 @@ class NbtermApp(App[None]):
         self.config = config
         self.controller = Controller(self, config, self.paths)
         self._apply_keymap(config.keymap)
-        if isinstance(self.screen, MainScreen):  # a reload: what the log said stays
-            history = list(self.screen.query_one("#sync-log", Log).lines)
-            self.switch_screen(MainScreen(config, history))
-        elif self.screen.id == "first-run":
-            self.switch_screen(MainScreen(config))
+        if isinstance(self.screen, MainScreen) or self.screen.id == "first-run":
+            self.switch_screen(MainScreen(config, log_lines(self.screen)))  # a reload keeps them
         else:
             self.push_screen(MainScreen(config))
 

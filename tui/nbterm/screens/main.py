@@ -11,7 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Footer, Header, Log
 from textual.worker import Worker, WorkerState
 
 from nbterm.config import LoadedConfig
@@ -380,3 +380,10 @@ class MainScreen(Screen[None]):
             self.query_one(TunnelsPane).set_state(host, "failed")
         name = event.worker.name or "work"
         self.notify(str(event.worker.error), title=f"{name} failed", severity="error", timeout=30)
+
+
+def log_lines(screen: Screen[object]) -> list[str]:
+    """What the Sync log of ``screen`` says (a reload's new screen starts with it)."""
+    if not isinstance(screen, MainScreen):
+        return []
+    return list(screen.query_one("#sync-log", Log).lines)
