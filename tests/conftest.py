@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,7 +50,23 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     # (a closed port) instead of leaving the machine.
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     yield home
+    end_sentinels(home / ".local" / "state" / "nbterm")
     _remove_tree(runtime)
+
+
+def end_sentinels(state_dir: Path) -> None:
+    """The sentinels nbterm started in this test and that still run (a test that failed
+    before it disarmed one): ended by the pid each one wrote, never by name."""
+    folder = state_dir / "sentinels"
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{entry.name}/cmdline").read_bytes()
+            if b"nbterm.services.host.sentinel" in command:  # the pid is still that sentinel
+                os.kill(int(entry.name), signal.SIGTERM)
 
 
 def _remove_tree(path: Path) -> None:

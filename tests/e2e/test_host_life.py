@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import asyncssh
 import pytest
 from botocore.stub import ANY, Stubber
 
@@ -31,13 +34,14 @@ from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.cloud.spending import Spend
 from nbterm.services.host.down import SyncedHome, sync_then_stop
 from nbterm.services.host.up import Face, open_host
-from nbterm.services.remote.host_keys import HostKeyQuestion
+from nbterm.services.remote.host_keys import HostKeyQuestion, KnownHosts
 from nbterm.services.remote.jupyter import JupyterError
-from nbterm.services.remote.ssh import SshError
+from nbterm.services.remote.ssh import SshError, close_quietly, connect, target_for
 from tests.harness.cockpit import RecordingScreen, trust_the_test_sshd
+from tests.harness.guard import guard_pid
 from tests.harness.moto_ec2 import MotoEc2
 from tests.harness.procs import free_port
-from tests.harness.remote import ec2_config_text, remote_shell, sync_rule
+from tests.harness.remote import ec2_config_text, end_guard, remote_shell, sync_rule
 from tests.harness.sshd import SshServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sshd, pytest.mark.moto]
@@ -195,6 +199,45 @@ def test_a_launch_that_fails_halfway_cancels_its_spot_request_too(
             lifecycle.launch(Ec2(config.aws, client), config.hosts["gpu"],
                              config.templates["gpu"], note=lambda m: None)  # fmt: skip
         stubber.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize("limits", [True, False], ids=["a template with limits", "no limits"])
+def test_a_cli_launch_ends_with_the_instance_guarded_or_says_it_is_not(
+    limits: bool, moto_ec2: MotoEc2, sshd: SshServer, write_config: Callable[[str], Path],
+    paths: Paths,
+) -> None:  # fmt: skip
+    """Before: `nbterm launch` ended with a running instance and no guard, saying "next: up"."""
+    template = "idle_stop_minutes = 30\n" if limits else ""
+    text = ec2_config_text(moto_ec2.endpoint_url, sshd, local_port=free_port(),
+                           template=template)  # fmt: skip
+    config = load_config(write_config(text))
+    fingerprint = asyncssh.import_public_key(sshd.host_key_pub).get_fingerprint()
+    done = subprocess.run(
+        [sys.executable, "-m", "nbterm", "launch", "gpu", "--accept-host-key", fingerprint],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    [instance] = Ec2(config.aws).managed([])
+    assert instance.state == "running"
+    link_target = target_for(config.hosts["gpu"], config, address="127.0.0.1", alias=instance.id)
+
+    async def guard_there() -> int | None:
+        link = await connect(link_target, KnownHosts(paths.known_hosts), None)
+        try:
+            pid = await guard_pid(link)
+            if pid is not None:
+                await end_guard(link)
+            return pid
+        finally:
+            close_quietly(link)
+
+    if limits:
+        assert f"{instance.id} runs; idle guard armed on the instance" in done.stdout, done.stdout
+        assert asyncio.run(guard_there()) is not None  # from the instance's side
+    else:
+        assert f"{instance.id} runs, with NO idle guard" in done.stdout, done.stdout
+    assert not (paths.state_dir / "sentinel.log").exists()  # disarmed: it ended doing nothing
+    Ec2(config.aws).terminate(instance.id)
 
 
 # --- terminate ----------------------------------------------------------------------------------

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import sys
 
 from nbterm.cli.common import CliError, load
 from nbterm.cli.ec2_flow import say
-from nbterm.cli.hosts import ec2_host
+from nbterm.cli.hosts import ec2_host, verifier_for
 from nbterm.cli.sync_cmds import sync_then
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error
+from nbterm.services.host import sentinel
+from nbterm.services.host.up import arm_guard
 
 
 def _host_for_template(config: LoadedConfig, template: str, name: str | None) -> Host:
@@ -31,16 +35,38 @@ def _host_for_template(config: LoadedConfig, template: str, name: str | None) ->
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    config, _paths = load(args.config)
+    config, paths = load(args.config)
     host = _host_for_template(config, args.template, args.host)
+    note = functools.partial(say, host)
+    watch = sentinel.post(paths, host.name, "terminate")  # killed halfway: nothing is left
     try:
-        lifecycle.launch(
+        instance = lifecycle.launch(
             Ec2(config.aws), host, config.templates[args.template], name=args.name,
-            wait_ssh=not args.no_wait_ssh, note=lambda message: say(host, message),
+            wait_ssh=not args.no_wait_ssh, note=note, on_launched=watch.watch,
         )  # fmt: skip
+    except lifecycle.LaunchLeftOver as exc:
+        watch.release()  # it keeps trying in the background
+        raise CliError(f"{exc} (nbterm keeps trying for {sentinel.PATIENCE / 60:.0f} min in "
+                       "the background)") from None  # fmt: skip
     except Ec2Error as exc:
+        watch.disarm()
         raise CliError(str(exc)) from None
-    say(host, f"next: `nbterm up {host.name}`")
+    except BaseException:
+        watch.release()  # ^C halfway: the sentinel terminates what was launched
+        raise
+    if args.no_wait_ssh:
+        watch.disarm()
+        note(f"{instance.id} runs with NO idle guard until `nbterm up {host.name}` arms it "
+             f"(`nbterm stop {host.name}` stops it)")  # fmt: skip
+        return 0
+    try:
+        ask = verifier_for(args.accept_host_key)
+        console = args.accept_host_key is None  # an explicit fingerprint is the user's word
+        words = asyncio.run(arm_guard(config, paths, host, ask, console_keys=console))
+    finally:
+        watch.disarm()  # guarded, or said not to be: the person decides from here
+    note(f"{instance.id} runs{words}")
+    note(f"next: `nbterm up {host.name}`")
     return 0
 
 

@@ -117,6 +117,7 @@ def register_cloud(commands: Any) -> None:
     launch.add_argument(
         "--no-wait-ssh", action="store_true", help="return once it runs, before SSH answers"
     )
+    add_accept(launch)
     launch.set_defaults(handler="nbterm.cli.cloud_cmds:cmd_launch")
 
     stop = _on_host(

@@ -113,18 +113,10 @@ class MainScreen(Screen[None]):
         dialog: Any = HostKeyScreen(question)  # push_screen_wait is typed for the app's result
         return bool(await self.app.push_screen_wait(dialog))
 
-    def _for_host(
-        self,
-        name: str,
-        work: Coroutine[Any, Any, None],
-        verb: str,
-        group: str,
-        *,
-        exclusive: bool = False,
-    ) -> None:
-        """Run a host's work in a worker that knows its host."""
-        worker = self.run_worker(work, group=group, name=f"{verb} {name}", exclusive=exclusive,
-                                 exit_on_error=False)  # fmt: skip
+    def _for_host(self, name: str, work: Coroutine[Any, Any, None], verb: str, group: str) -> None:
+        """Run a host's work in a worker that knows its host (never one that replaces another:
+        a second u while one comes up would cancel it, and stop what it started)."""
+        worker = self.run_worker(work, group=group, name=f"{verb} {name}", exit_on_error=False)
         self._worker_hosts[worker] = name
 
     # --- selection ----------------------------------------------------------------------------
@@ -141,7 +133,7 @@ class MainScreen(Screen[None]):
         name = self._selected()
         if name is None:
             return
-        self._for_host(name, self.controller.up(name), "up", f"host:{name}", exclusive=True)
+        self._for_host(name, self.controller.up(name), "up", f"host:{name}")
 
     def action_down(self) -> None:
         name = self._selected()
@@ -257,9 +249,13 @@ class MainScreen(Screen[None]):
     def _launch(self, choice: LaunchChoice) -> None:
         template = self.config.templates[choice.template]
         instance = self.controller.launch(choice.host, template, spot=choice.spot, tag=choice.name)
-        self.app.call_from_thread(
-            self.notify, f"launched {instance.id} for {choice.host}: press u to use it"
-        )
+        self.app.call_from_thread(self._up_after_launch, choice.host, instance.id)
+
+    def _up_after_launch(self, name: str, instance_id: str) -> None:
+        """A launch goes straight on to its up: its idle guard is armed as soon as SSH answers,
+        and nothing launched here is left running unwatched."""
+        self.notify(f"launched {instance_id} for {name}: bringing it up")
+        self._for_host(name, self.controller.up(name), "up", f"host:{name}")
 
     def action_refresh(self) -> None:
         if self.auto_refresh:

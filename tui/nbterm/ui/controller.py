@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from nbterm.config.schema import TemplateConfig
     from nbterm.services.host.down import SyncedHome, Why
+    from nbterm.services.host.sentinel import Sentinel
     from nbterm.services.host.session import HostSession
 
 
@@ -60,6 +61,10 @@ class Controller:
         """Hosts waiting for spot capacity to come back; setting the event stops the wait."""
         self.capacity_every = 30.0
         """How often EC2 is asked while waiting (tests shorten it)."""
+        self.coming_up: set[str] = set()
+        """Hosts whose up runs now (its worker is never replaced by a second one)."""
+        self.launched: dict[str, Sentinel] = {}
+        """Instances launched here and not yet up: their sentinels, for the up that follows."""
 
     def attach(self, target: MessagePump, ask: Verifier, confirm: Confirm | None = None) -> None:
         """The screen that shows what happens, its way to ask about a new host key, and its
@@ -83,10 +88,6 @@ class Controller:
 
     async def up(self, name: str) -> None:
         """Bring the host up; after a spot interruption, wait for capacity and go up again."""
-        from nbterm.services.cloud.ec2 import Ec2
-        from nbterm.services.cloud.recovery import after_interruption
-        from nbterm.services.host.up import Face, open_host
-
         if name in self.running:
             running = self.running[name]
             remote = running.session.remote
@@ -102,20 +103,31 @@ class Controller:
                     running.url = remote.server.local_url(running.local_port)
             self._status(name, "up", running.url)
             return
+        if name in self.coming_up:  # a second u (or one after a launch) never restarts it
+            self._note(name, f"{name} is already coming up")
+            return
+        self.coming_up.add(name)
+        try:
+            await self._up(name)
+        finally:
+            self.coming_up.discard(name)
+
+    async def _up(self, name: str) -> None:
+        from nbterm.services.cloud.ec2 import Ec2
+        from nbterm.services.cloud.recovery import after_interruption
+        from nbterm.services.host.up import Face, open_host
+
         while True:
             self._status(name, "starting")
-            opened = await open_host(
-                self.config,
-                self.paths,
-                name,
-                Face(
-                    ask=self.ask,
-                    on_event=self._post,
-                    note=lambda message: self._status(name, "starting", message),  # thread-safe
-                    forward="process",  # drawing the screen must never delay a forwarded packet
-                    install=self.confirm,
-                ),
+            face = Face(
+                ask=self.ask,
+                on_event=self._post,
+                note=lambda message: self._status(name, "starting", message),  # thread-safe
+                forward="process",  # drawing the screen must never delay a forwarded packet
+                install=self.confirm,
             )
+            launched = self.launched.pop(name, None)  # its sentinel: this up owns it now
+            opened = await open_host(self.config, self.paths, name, face, launched=launched)
             session, result = opened.session, opened.result
             self.running[name] = Running(session, result.url, result.local_port, opened.instance)
             self._status(name, "up", result.url)
@@ -262,14 +274,27 @@ class Controller:
         self, name: str, template: TemplateConfig, *, spot: bool, tag: str | None = None
     ) -> Instance:
         """The same launch as `nbterm launch` (refused if the host has an instance already);
-        its steps go to the sync log. SSH is waited for by ``u``, not here."""
+        its steps go to the sync log. SSH is waited for by the up that follows (the screen
+        starts it), which takes over the launch's sentinel: killed before the instance is
+        guarded, the cockpit leaves nothing running."""
         from nbterm.services.cloud import lifecycle
         from nbterm.services.cloud.ec2 import Ec2
+        from nbterm.services.host import sentinel
 
-        instance = lifecycle.launch(
-            Ec2(self.config.aws), self.config.hosts[name], template, name=tag, spot=spot,
-            wait_ssh=False, note=lambda text: self._note(name, text),
-        )  # fmt: skip
+        watch = sentinel.post(self.paths, name, "terminate")
+        try:
+            instance = lifecycle.launch(
+                Ec2(self.config.aws), self.config.hosts[name], template, name=tag, spot=spot,
+                wait_ssh=False, note=lambda text: self._note(name, text),
+                on_launched=watch.watch,
+            )  # fmt: skip
+        except lifecycle.LaunchLeftOver:
+            watch.release()  # it keeps trying in the background
+            raise
+        except BaseException:
+            watch.disarm()
+            raise
+        self.launched[name] = watch
         self.refresh_instances()
         return instance
 

@@ -25,6 +25,10 @@ from nbterm.services.remote.ssh_config import Ec2Address, write_ssh_config
 Note = Callable[[str], None]
 
 
+class LaunchLeftOver(Ec2Error):
+    """A launch failed halfway and what it launched could not be ended: it may still run."""
+
+
 @dataclass(frozen=True)
 class Reach:
     """How to reach a host now: its SSH target and, for EC2, the running instance."""
@@ -60,9 +64,11 @@ def launch(
     wait_ssh: bool = True,
     timeout: float = 600,
     delay: float = 2.0,
+    on_launched: Callable[[str], None] = lambda instance_id: None,
 ) -> Instance:
     """Launch an instance for ``host`` from ``template`` and wait until it runs (and, with
-    ``wait_ssh``, until its SSH answers, unless a jump host is the way in).
+    ``wait_ssh``, until its SSH answers, unless a jump host is the way in). ``on_launched``
+    hears the new instance's id as soon as EC2 answers (the caller's sentinel watches it).
 
     ``spot`` overrides the template's market (an on-demand launch has no spot price cap). A
     host that already has a live instance is refused: two instances for one host would be
@@ -85,6 +91,7 @@ def launch(
         note(f"using nbterm's own key pair {key} ({tildify(host.identity_file)})")
     note(f"launching {template.instance_type} ({market}) from {template.ami}")
     instance = ec2.launch(host, template, name, key_name=key)
+    on_launched(instance.id)
     note(f"launched {instance.id}; waiting for it to run")
     try:
         instance = ec2.wait_for(instance.id, "running", timeout=timeout, delay=delay)
@@ -113,7 +120,7 @@ def undo_launch(ec2: Ec2, instance_id: str, *, note: Note, why: str) -> None:
         if now is not None and now.state not in ("terminated", "shutting-down"):
             ec2.terminate(instance_id)
     except Ec2Error as exc:
-        raise Ec2Error(
+        raise LaunchLeftOver(
             f"the launch failed halfway ({why}), and {instance_id} could NOT be terminated "
             f"({exc}): it may still run and cost; terminate it in the EC2 console"
         ) from exc
@@ -171,11 +178,13 @@ def bring_up(
     state_timeout: float = 600,
     ssh_timeout: float = 300,
     delay: float = 2.0,
+    before_start: Callable[[str], None] = lambda instance_id: None,
     on_start: Callable[[str], None] = lambda instance_id: None,
 ) -> Reach:
     """Start the host's instance if it is stopped, wait until it runs and SSH answers, and
-    rewrite the generated ssh config with its fresh address. ``on_start`` hears the instance
-    id as soon as this started it (whoever started it owns stopping it again on a failure)."""
+    rewrite the generated ssh config with its fresh address. ``before_start`` hears the
+    instance id just before it is started (a sentinel is posted there), ``on_start`` as soon as
+    this started it (whoever started it owns stopping it again on a failure)."""
     instance = find_or_fail(ec2, host)
     problem = own_key_problem(host, instance)
     if problem is not None:  # said before anything starts: nothing would let this laptop in
@@ -186,6 +195,7 @@ def bring_up(
     if instance.state == "stopped":
         note(f"starting {instance.id} ({instance.type})")
         ec2.mark_stopped_by(instance.id, None)  # who stopped it last time is history now
+        before_start(instance.id)
         instance = ec2.start(instance.id)
         on_start(instance.id)
     if instance.state != "running":

@@ -97,6 +97,8 @@ class Cloud:
     """When the instance last started (EC2's launch time): uptime counts from it."""
     final_sync_grace: float = 600.0
     """Seconds a limit's stop retries a failed final sync before it stops anyway."""
+    on_guarded: Callable[[], None] = lambda: None
+    """Heard once the guard is on the instance (the sentinel that covered the start ends)."""
     spend: Callable[[], Awaitable[Spend | None]] | None = None
     """Today's spending against the daily budget (headless: this session applies it to its
     own instance; the cockpit applies it to every instance, so it leaves this None)."""
@@ -259,6 +261,7 @@ class HostSession:
             self._say(f"the idle guard is NOT on the instance: {exc}")
             return
         self._say(said)
+        self.cloud.on_guarded()
         # restarted within a lease period whatever happens: the guard must never lose us
         self._keep("the guard's lease", self._keep_lease, max_delay=self.timings.lease_every)
 

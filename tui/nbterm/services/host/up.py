@@ -24,9 +24,12 @@ from nbterm.services.cloud.console_keys import console_verifier
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.cloud.guard import GuardSettings
 from nbterm.services.cloud.instance import Instance
+from nbterm.services.cloud.laptop import this_laptop
 from nbterm.services.cloud.lifecycle import Reach, reach_for
 from nbterm.services.cloud.spending import Spend
+from nbterm.services.host import sentinel
 from nbterm.services.host.down import STOP_TAG_WORDS, Why
+from nbterm.services.host.sentinel import Sentinel
 from nbterm.services.host.session import Cloud, HostSession, Outside, Sink
 from nbterm.services.remote.connection import Relocation, Relocator
 from nbterm.services.remote.forward import ForwardMode
@@ -198,17 +201,51 @@ def _with_command(config: LoadedConfig, name: str, command: str) -> LoadedConfig
     return replace(config, hosts={**config.hosts, name: changed})
 
 
-async def open_host(config: LoadedConfig, paths: Paths, name: str, face: Face) -> OpenHost:
+class Watch:
+    """The sentinel over the instance this up started (or the launch it took over): posted
+    before the start, ended once the instance is guarded, in use or stopped again. Until then,
+    an nbterm killed in the middle leaves the sentinel to stop the instance."""
+
+    def __init__(self, paths: Paths, name: str, taken: Sentinel | None) -> None:
+        self.paths, self.name = paths, name
+        self.sentinel = taken
+        self.started: list[str] = [taken.instance_id] if taken and taken.instance_id else []
+        if taken is not None:
+            taken.act("stop")  # a launch the up took over keeps its disk on a failure
+
+    def before_start(self, instance_id: str) -> None:
+        if self.sentinel is None:
+            self.sentinel = sentinel.post(self.paths, self.name, "stop")
+        self.sentinel.watch(instance_id)
+
+    def end(self) -> None:
+        if self.sentinel is not None:
+            self.sentinel.disarm()
+
+    def hand_over(self) -> None:
+        """The starter could not stop it: the sentinel keeps trying on its own, now."""
+        if self.sentinel is not None:
+            self.sentinel.release()
+
+
+async def open_host(
+    config: LoadedConfig, paths: Paths, name: str, face: Face, launched: Sentinel | None = None
+) -> OpenHost:
     """Bring ``name`` up; on any failure everything started is closed again, and an instance
     that nbterm started for this up is stopped again (or, with ``face.keep_running``, left
-    running with its guard armed), and the note says which."""
-    started: list[str] = []
+    running with its guard armed), and the note says which. ``launched``: the sentinel of a
+    launch this up takes over (the instance counts as started by it)."""
+    watch = Watch(paths, name, launched)
     try:
-        return await _open_host(config, paths, name, face, started)
+        opened = await _open_host(config, paths, name, face, watch)
     except BaseException as exc:
-        if started:
-            await _after_failed_start(config, paths, name, face, started[0], exc)
+        if watch.started:
+            await _after_failed_start(config, paths, name, face, watch, exc)
+        else:
+            watch.end()
         raise
+    watch.end()  # in use now (and guarded, where its template asks)
+    return opened
 
 
 async def _after_failed_start(
@@ -216,15 +253,17 @@ async def _after_failed_start(
     paths: Paths,
     name: str,
     face: Face,
-    instance_id: str,
+    watch: Watch,
     exc: BaseException,
 ) -> None:
-    """Nothing started is left behind unwatched: nbterm started ``instance_id`` for an up that
+    """Nothing started is left behind unwatched: nbterm started the instance for an up that
     failed, so nothing of the person's ran on it since: stop it again (its disk is kept)."""
     host = config.hosts[name]
+    instance_id = watch.started[0]
     why = shown(str(exc)) or type(exc).__name__
     if face.keep_running:
         face.note(await _guard_left_running(config, paths, host, instance_id, why))
+        watch.end()
         return
     face.note(f"the up failed after nbterm started {instance_id} ({why}): stopping it again")
     try:
@@ -232,8 +271,11 @@ async def _after_failed_start(
         stopped = await asyncio.to_thread(stop, Ec2(config.aws), host, note=face.note)
     except Ec2Error as error:
         face.note(f"{instance_id} could NOT be stopped ({error}): it runs and costs; "
-                  f"`nbterm stop {name}` stops it")  # fmt: skip
+                  f"nbterm keeps trying for {sentinel.PATIENCE / 60:.0f} min in the background "
+                  f"(`nbterm stop {name}` stops it)")  # fmt: skip
+        watch.hand_over()
         return
+    watch.end()
     face.note(f"{stopped.id} is {stopped.state} again (its disk is kept)")
 
 
@@ -242,30 +284,47 @@ async def _guard_left_running(
 ) -> str:
     """--keep-running: the instance stays up after a failed up; the guard is armed if it can
     be (an SSH login that works and a template that sets a limit), and the words say which."""
+    left = f"the up failed ({why}); {instance_id} is left running as asked"
+    return f"{left}{await arm_guard(config, paths, host)}"
+
+
+async def arm_guard(
+    config: LoadedConfig,
+    paths: Paths,
+    host: Host,
+    ask: Verifier | None = None,
+    *,
+    console_keys: bool = True,
+) -> str:
+    """Arm the idle guard on the host's running instance outside any session (after a launch,
+    or an up that failed): the words that follow "it runs", saying whether it is guarded.
+    ``ask``: how a new host key is checked (its console's fingerprints first)."""
     from nbterm.services.cloud import guard
 
     template = config.templates.get(host.template or "")
     settings = guard_settings(host, template)
-    left = f"the up failed ({why}); {instance_id} is left running as asked"
     if settings is None:
-        return f"{left}, with NO idle guard (its template sets no idle_stop_minutes or max_hours)"
+        return ", with NO idle guard (its template sets no idle_stop_minutes or max_hours)"
     try:
         where = await reach_running(config, host)
         if where is None:
-            return f"{instance_id} is not running any more"
-        link = await connect(where.target, KnownHosts(paths.known_hosts), None)
+            return ", but it is not running any more"
+        me = this_laptop(paths)
+        settings = replace(settings, laptop=me.id, by=me.name)
+        verifier = key_check(config, where, ask, console_keys=console_keys)
+        link = await connect(where.target, KnownHosts(paths.known_hosts), verifier)
         try:
             said = await guard.install(link, settings)
         finally:
             close_quietly(link)
     except Exception as error:  # noqa: BLE001 - said: the person decides
-        return f"{left}, and its idle guard could NOT be armed ({shown(str(error))}): stop it " \
-               f"yourself (`nbterm stop {host.name}`)"  # fmt: skip
-    return f"{left}; {said}"
+        return (f", and its idle guard could NOT be armed ({shown(str(error))}): stop it "
+                f"(`nbterm stop {host.name}`), or `nbterm up {host.name}` arms it")  # fmt: skip
+    return f"; {said}"
 
 
 async def _open_host(
-    config: LoadedConfig, paths: Paths, name: str, face: Face, started: list[str]
+    config: LoadedConfig, paths: Paths, name: str, face: Face, watch: Watch
 ) -> OpenHost:
     configured = config.hosts[name].jupyter.command
     earlier = remembered(paths, name, configured)
@@ -274,7 +333,7 @@ async def _open_host(
     install, note = face.install, face.note
     for _ in range(3):  # tmux, then Jupyter, then up
         try:
-            return await _open(config, paths, name, face, started)
+            return await _open(config, paths, name, face, watch)
         except JupyterError as exc:
             if exc.missing is None or install is None:
                 raise
@@ -298,7 +357,7 @@ async def _open_host(
             command = await _install(config, paths, name, packages, note)
             remember(paths, name, configured, command)
             config = _with_command(config, name, command)
-    return await _open(config, paths, name, face, started)
+    return await _open(config, paths, name, face, watch)
 
 
 async def _fix(config: LoadedConfig, paths: Paths, name: str, command: str, note: Note) -> None:
@@ -332,7 +391,7 @@ async def _install(
 
 
 async def _open(
-    config: LoadedConfig, paths: Paths, name: str, face: Face, started: list[str]
+    config: LoadedConfig, paths: Paths, name: str, face: Face, watch: Watch
 ) -> OpenHost:
     host = config.hosts[name]
     if not host.is_ec2:
@@ -342,7 +401,10 @@ async def _open(
         )  # fmt: skip
         return await _up(session, None)
     ec2 = Ec2(config.aws)
-    bring_up = functools.partial(lifecycle.bring_up, note=face.note, on_start=started.append)
+    bring_up = functools.partial(
+        lifecycle.bring_up, note=face.note, before_start=watch.before_start,
+        on_start=watch.started.append,
+    )  # fmt: skip
     ready = await asyncio.to_thread(bring_up, ec2, config, paths, host)
     instance = ready.instance
     assert instance is not None
@@ -364,6 +426,7 @@ async def _open(
         first_connect_wait=JUMPED_SSH_WAIT if host.reached_through else 0.0,
         final_sync_grace=config.aws.final_sync_grace_minutes * 60.0,
         spend=_own_spend(config, paths, host, ec2) if face.budget else None,
+        on_guarded=watch.end,
     )
     verifier = key_check(config, ready, face.ask, console_keys=face.console_keys, ec2=ec2)
     session = HostSession(
