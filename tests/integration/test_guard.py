@@ -67,6 +67,12 @@ async def test_no_power_off_while_a_kernel_is_busy_then_power_off_when_idle(
                     await asyncio.sleep(0.1)
                 state = await guard.read_state(link)
                 assert state is not None and state.armed
+                # the reason of its stop is kept on the disk, for the next nbterm to say
+                assert state.last_stop_at is not None, state
+                assert state.last_stop_why.startswith("idle for "), state.last_stop_why
+                words = state.stopped_before(time.time() + 60)  # the next boot, a minute on
+                assert words is not None and "the idle guard stopped this instance at" in words
+                assert state.stopped_before(state.last_stop_at - 60) is None  # not this run's
                 kernel.ws.close()
         finally:
             await jupyter.stop(link, settings)

@@ -48,13 +48,16 @@ async def test_the_most_patient_laptops_rules_win_and_are_said(
         await guard.install(link, patient)  # alice: 13 s of idleness
         await guard.install(link, hasty)  # then bob: 3 s, which used to replace alice's
         installed = time.monotonic()
+        await asyncio.sleep(1.0)  # a check or two: both laptops' rules are in force
+        state = await guard.read_state(link)
+        assert state is not None and (state.rules_by, state.laptops) == ("alice", 2)
         while time.monotonic() - installed < 9:
             assert not await powered_off(link, marker), (
                 f"powered off after {time.monotonic() - installed:.1f}s: bob's rules, not alice's"
             )
             await asyncio.sleep(0.1)
-        state = await guard.read_state(link)
-        assert state is not None and (state.rules_by, state.laptops) == ("alice", 2)
+        state = await guard.read_state(link)  # bob has been gone longer than his rules ask
+        assert state is not None and (state.rules_by, state.laptops) == ("alice", 1)
         while not await powered_off(link, marker):
             assert time.monotonic() - installed < 30, "alice's rules never powered off"
             await asyncio.sleep(0.1)

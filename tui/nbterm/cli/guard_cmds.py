@@ -96,4 +96,6 @@ async def _guard(
                   "sets idle_stop_minutes)")  # fmt: skip
         return 0
     say(host, "idle guard " + guard_words(state.report(host.name)))
+    if state.last_stop():
+        say(host, f"it last powered the instance off {state.last_stop()}")
     return 0

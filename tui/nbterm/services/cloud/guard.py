@@ -22,6 +22,7 @@ import asyncio
 import json
 import math
 import shlex
+import time
 from dataclasses import dataclass
 from importlib import resources
 
@@ -115,6 +116,25 @@ class GuardState:
     """What it saw, in a person's words ("busy: GPU 0 97%", "idle: ...")."""
     extended_until: float | None = None
     """``nbterm guard extend`` postponed every idle stop until then (epoch seconds)."""
+    last_stop_at: float | None = None
+    """When the guard last powered the machine off (epoch seconds), kept across boots."""
+    last_stop_why: str = ""
+    """Why, as the guard saw it then ("idle for 62 min (...)", "up for 8 h (max_hours)")."""
+
+    def stopped_before(self, booted: float) -> str | None:
+        """The words for the guard's stop that ended the instance's last run, if it did (it
+        stopped the machine before ``booted``, this run's start), else None."""
+        at = self.last_stop_at
+        if at is None or at > booted or booted - at > 30 * 86400:
+            return None
+        return f"the idle guard stopped this instance {self.last_stop()}"
+
+    def last_stop(self) -> str:
+        """When and why it last powered the machine off ("" if it never did)."""
+        if self.last_stop_at is None:
+            return ""
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.last_stop_at))
+        return f"at {when}: {self.last_stop_why or 'idle'}"
 
     def others_attached(self, laptop: str) -> list[str]:
         """The names of the other nbterms whose lease is fresh (they are attached now)."""
@@ -301,6 +321,9 @@ def parse_state(config_text: str, state_text: str, user_off: bool, alive: bool) 
         if isinstance(item, dict) and (age := _number(item.get("age"), 0, 10**9)) is not None
     )
     laptops = _number(rules.get("laptops"), 1, 64)
+    last = state.get("last_stop")
+    if not isinstance(last, dict):
+        last = {}
     return GuardState(
         armed=armed,
         running=alive and armed,
@@ -318,6 +341,8 @@ def parse_state(config_text: str, state_text: str, user_off: bool, alive: bool) 
         busy=state.get("busy") is True,
         reason=_text(state.get("reason")),
         extended_until=_number(state.get("extended_until"), 0, 10**11),
+        last_stop_at=_number(last.get("at"), 0, 10**11),
+        last_stop_why=_text(last.get("why"))[:200],
     )
 
 

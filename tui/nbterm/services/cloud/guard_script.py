@@ -128,13 +128,49 @@ def _minutes(value: Any) -> float | None:
     return number if 0 <= number < 1e9 else None
 
 
-def rules_in_force(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
+NEVER_HORIZON_MINUTES = 24 * 60.0
+"""A laptop that asked never to be stopped for idleness: its word lapses this long after it
+left (its lease stopped being renewed)."""
+
+
+def _horizon_minutes(rule: dict[str, Any]) -> float:
+    """How long after its laptop left a rule still counts: until that rule itself would have
+    let the machine stop (its lease, then its idle limit or its ``max_hours``)."""
+    idle = _minutes(rule.get("idle_minutes"))
+    hours = _minutes(rule.get("max_hours"))
+    lease = _minutes(rule.get("lease_minutes")) or 0.0
+    if idle is None and hours is None:
+        return lease + NEVER_HORIZON_MINUTES
+    limits = [idle + (_minutes(rule.get("grace_minutes")) or 0.0)] if idle is not None else []
+    limits += [60 * hours] if hours is not None else []
+    return lease + max(limits)
+
+
+def _left_since(folder: Path, rule_path: Path, now: float) -> float:
+    """Seconds since the laptop of ``rules/ID.json`` last renewed ``leases/ID`` (or armed)."""
+    newest = 0.0
+    for path in (folder / "leases" / rule_path.stem, rule_path):
+        try:
+            newest = max(newest, path.stat().st_mtime)
+        except OSError:
+            continue
+    return max(0.0, now - newest)
+
+
+def rules_in_force(
+    folder: Path, config: dict[str, Any], now: float | None = None
+) -> dict[str, Any]:
     """The most patient of the rules each laptop armed the guard with (``rules/*.json``; the
-    config's own when there are none): no stop comes sooner than any of them asked."""
+    config's own when there are none): no stop comes sooner than any of them asked. A laptop's
+    rules lapse once it has been gone for longer than they would have kept the machine up, so
+    a patient laptop that left last week does not rule this week's sessions."""
+    now = time.time() if now is None else now
     rules = []
     for path in sorted((folder / "rules").glob("*.json"))[:64]:
         rule = _read_json(path)
-        if isinstance(rule, dict):
+        if isinstance(rule, dict) and (
+            _left_since(folder, path, now) <= 60 * _horizon_minutes(rule)
+        ):
             rules.append(rule)
     if not rules:
         rules = [config]
@@ -214,6 +250,8 @@ def run(config_path: Path) -> int:
     started = time.time()
     active_at = started  # the last moment anything was seen happening
     cpu = signals.CpuSampler(exclude=(os.getpid(),))
+    before = _read_json(folder / "state.json")  # the last stop is kept across runs (and boots)
+    last_stop = before.get("last_stop") if isinstance(before, dict) else None
     while True:
         config = json.loads(config_path.read_text())
         now = time.time()
@@ -229,7 +267,7 @@ def run(config_path: Path) -> int:
         elif last is not None:  # never idle for longer than the guard has been looking
             active_at = max(active_at, min(last, now))
         idle = max(0.0, now - active_at)
-        rules = rules_in_force(folder, config)
+        rules = rules_in_force(folder, config, now)
         held = leases(folder, now)
         lease = min((item["age"] for item in held), default=float("inf"))
         lease_limit = 60 * rules["lease_minutes"]
@@ -248,9 +286,15 @@ def run(config_path: Path) -> int:
             "busy": busy, "reason": reason, "signals": signal_list[:16],
             "extended_until": extended if extended > now else None,
             "leases": [item for item in held if item["age"] < 7 * 86400][:16],
+            "last_stop": last_stop,
         }  # fmt: skip
         if now >= stop_at and lease >= lease_limit:
-            state["powering_off"] = True
+            hours = rules["max_hours"]
+            uptime_up = hours is not None and _uptime() >= 3600 * hours
+            why = (f"up for {hours:g} h (max_hours)" if uptime_up
+                   else f"idle for {idle / 60:.0f} min ({reason})")  # fmt: skip
+            last_stop = {"at": now, "why": why, "by": rules["by"]}
+            state.update(powering_off=True, last_stop=last_stop)
             _write_state(folder, state)
             done = subprocess.run(  # noqa: S602 - the configured command, by design
                 config["power_off"], shell=True, capture_output=True, text=True, check=False

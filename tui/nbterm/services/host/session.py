@@ -172,6 +172,7 @@ class HostSession:
         """This nbterm, as the guard on the instance tells it from other laptops."""
         self._guard_state: GuardState | None = None
         self._said_rules_by = ""
+        self._said_last_stop = False
         self._said_held: tuple[str, ...] = ()
         self._stopping = False
         """This session is stopping its instance (a limit): the outside watch keeps quiet."""
@@ -289,7 +290,19 @@ class HostSession:
                 self._guard_state = state
                 self.on_event(state.report(self.name))
                 self._say_whose_rules(state)
+                self._say_last_stop(state)
             await asyncio.sleep(self.timings.lease_every)
+
+    def _say_last_stop(self, state: GuardState) -> None:
+        """Why the instance was down before this run, when its guard stopped it: said once (the
+        guard keeps its last stop on the instance's disk; EC2 only says "powered off inside")."""
+        booted = self.cloud.launched_at
+        if self._said_last_stop or booted is None:
+            return
+        self._said_last_stop = True
+        words = state.stopped_before(booted.timestamp())
+        if words:
+            self._say(words)
 
     def _say_whose_rules(self, state: GuardState) -> None:
         """Another laptop's rules are the ones in force (they are more patient): said once."""
