@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from nbterm.config.schema import NotifyConfig
+from nbterm.services.desktop import Delivery
+from nbterm.services.desktop import terminal_sequences as desktop_sequences
 from nbterm.services.remote.events import (
     ConnectionChanged,
     IdleWarning,
@@ -12,7 +14,7 @@ from nbterm.services.remote.events import (
     TunnelHealth,
 )
 from nbterm.services.sync.events import SyncFailed, SyncRecovered
-from nbterm.ui.notify import Notifier, desktop_sequences
+from nbterm.ui.notify import Notifier
 
 
 class Terminal:
@@ -24,7 +26,7 @@ class Terminal:
     def notifier(self, **settings: object) -> Notifier:
         config = dataclasses.replace(NotifyConfig(), **settings)  # type: ignore[arg-type]
         return Notifier(config, write=self.write, bell=self.bell, in_tmux=False,
-                        clock=lambda: self.now)  # fmt: skip
+                        clock=lambda: self.now, delivery=Delivery(("terminal",), ""))  # fmt: skip
 
     def write(self, text: str) -> None:
         self.bytes += text

@@ -7,6 +7,7 @@ import asyncio
 import os
 
 from nbterm.cli.common import EXIT_CONFIG, CliError, load
+from nbterm.config import LoadedConfig
 from nbterm.config.starter import ConfigExistsError, write_starter
 from nbterm.locations import resolve_paths
 
@@ -29,6 +30,17 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _notifications(config: LoadedConfig) -> str:
+    """Which path a desktop notification takes from here (in the cockpit's own environment)."""
+    from nbterm.services import desktop
+
+    settings = config.notify
+    bell = "the bell" if settings.bell else "no bell"
+    if not settings.desktop:
+        return f"{bell}, no desktop notification ([notify] desktop = false)"
+    return f"{bell}, and {desktop.choose(settings.desktop_via).why}"
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     config, paths = load(args.config)
     ec2 = [host for host in config.hosts.values() if host.is_ec2]
@@ -45,6 +57,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     for rule in config.sync:
         local = os.path.expanduser(rule.local)
         print(f"  sync {rule.host}:{rule.remote} -> {local} every {rule.interval}s")
+    print(f"  notifications: {_notifications(config)}")
     if not args.online:
         return 0
     from nbterm.safe_text import shown

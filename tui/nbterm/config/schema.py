@@ -15,6 +15,10 @@ from nbterm.config.validate import Length, Pattern, Range
 
 Port = Annotated[int, Range(ge=1, le=65535, says="port must be between 1 and 65535")]
 PositiveInt = Annotated[int, Range(gt=0)]
+NotifyRoute = Annotated[
+    str, Pattern("auto|notify-send|osascript|tmux|terminal",
+                 "auto, notify-send, osascript, tmux or terminal")
+]  # fmt: skip
 NonEmpty = Annotated[str, Length(min=1)]
 Name = Annotated[
     str,
@@ -270,14 +274,18 @@ class SyncRule:
 
 @dataclass(frozen=True, kw_only=True)
 class NotifyConfig:
-    """``[notify]``: what reaches you in another tmux window: the terminal bell (tmux marks
-    the window) and a desktop notification (OSC 9 and OSC 777; through tmux, with
-    ``set -g allow-passthrough on``)."""
+    """``[notify]``: what reaches you in another tmux window or app: the terminal bell (tmux
+    marks the window) and a desktop notification (the laptop's notifier, tmux's status line or
+    the terminal's OSC 9/777)."""
 
     bell: bool = True
     """Ring the terminal bell."""
     desktop: bool = True
-    """Ask the terminal for a desktop notification (terminals without support ignore it)."""
+    """Show a desktop notification (see ``desktop_via``)."""
+    desktop_via: NotifyRoute = "auto"
+    """How: ``auto`` uses the laptop's notifier where a desktop session is there (``notify-send``
+    on Linux, ``osascript`` on macOS), plus tmux's status line inside tmux, else the terminal
+    (OSC 9/777, outside tmux only). ``nbterm config check`` says which is live."""
     spot: bool = True
     """On a spot interruption notice."""
     idle: bool = True

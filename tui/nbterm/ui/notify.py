@@ -3,10 +3,9 @@
 Four things are worth interrupting for: a spot interruption notice, an idle-stop warning (and the
 stop itself), a failing sync (once, until it works again) and a tunnel down for longer than
 ``[notify] tunnel_down_seconds``. Each rings the terminal bell (tmux marks the window in its
-status line) and asks the terminal for a desktop notification with OSC 9 (iTerm2, kitty,
-WezTerm, Windows Terminal) and OSC 777 (foot, VTE terminals such as GNOME Terminal). Inside
-tmux those are wrapped for passthrough (tmux hands them on with ``allow-passthrough on``);
-terminals that know neither ignore them.
+status line) and shows a desktop notification the way :mod:`nbterm.services.desktop` chose:
+the laptop's own notifier where a desktop session is there, tmux's status line inside tmux,
+the terminal's OSC 9/777 outside it.
 
 No Textual here: the screen gives the ``write`` and ``bell`` to use, and a clock.
 """
@@ -18,25 +17,10 @@ from collections.abc import Callable
 
 from nbterm.config.schema import NotifyConfig
 from nbterm.presenters import AlertKind, Event, alert
-from nbterm.safe_text import shown
+from nbterm.services import desktop
+from nbterm.services.desktop import Delivery
 from nbterm.services.remote.events import ConnectionChanged, TunnelHealth
 from nbterm.services.sync.events import SyncFailed, SyncRecovered
-
-MAX_TEXT = 200
-
-
-def _field(text: str) -> str:
-    """Inert text for an OSC field: no control characters (``shown``), no field separator."""
-    return shown(text).replace(";", ",")[:MAX_TEXT]
-
-
-def desktop_sequences(title: str, body: str, *, in_tmux: bool) -> str:
-    """OSC 9 and OSC 777 for one notification, wrapped for tmux's passthrough when inside it."""
-    title, body = _field(title), _field(body)
-    sequences = [f"\x1b]9;{title}: {body}\x07", f"\x1b]777;notify;{title};{body}\x07"]
-    if in_tmux:
-        sequences = ["\x1bPtmux;" + s.replace("\x1b", "\x1b\x1b") + "\x1b\\" for s in sequences]
-    return "".join(sequences)
 
 
 class Notifier:
@@ -48,11 +32,16 @@ class Notifier:
         bell: Callable[[], None],
         in_tmux: bool,
         clock: Callable[[], float] = time.monotonic,
+        delivery: Delivery | None = None,
+        launch: Callable[[list[str]], bool] = desktop.send,
     ) -> None:
         self.settings = settings
         self.write = write
         self.bell = bell
         self.in_tmux = in_tmux
+        self.delivery = delivery or desktop.choose(settings.desktop_via)
+        """Where desktop notifications go (the laptop's notifier, tmux, the terminal)."""
+        self.launch = launch
         self.clock = clock
         self.failing: set[str] = set()
         """Sync rules already notified as failing (said again only after they recover)."""
@@ -73,8 +62,14 @@ class Notifier:
             return
         if self.settings.bell:
             self.bell()
-        if self.settings.desktop:
-            self.write(desktop_sequences(title, body, in_tmux=self.in_tmux))
+        if not self.settings.desktop:
+            return
+        for route in self.delivery.routes:
+            argv = desktop.command(route, title, body)
+            if argv is None:
+                self.write(desktop.terminal_sequences(title, body, in_tmux=self.in_tmux))
+            else:
+                self.launch(argv)
 
     def event(self, event: Event) -> None:
         """A service event: notify if it is one of the kinds worth it (each said once)."""

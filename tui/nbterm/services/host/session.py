@@ -262,7 +262,12 @@ class HostSession:
             self._say(f"the idle guard is NOT on the instance: {exc}")
             return
         self._say(said)
-        self.cloud.on_guarded()
+        try:  # the sentinel that covered the start ends only once the guard is seen running
+            running = await guard.read_state(await self._link())
+        except (OSError, TimeoutError, asyncssh.Error):
+            running = None
+        if running is not None and running.running:
+            self.cloud.on_guarded()
         # restarted within a lease period whatever happens: the guard must never lose us
         self._keep("the guard's lease", self._keep_lease, max_delay=self.timings.lease_every)
 
