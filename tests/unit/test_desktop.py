@@ -79,3 +79,30 @@ def test_tmux_formats_in_a_remote_name_are_shown_never_run(tmp_path: Path) -> No
         assert not marker.exists()
     finally:
         screen.close()
+
+
+@pytest.mark.parametrize(
+    ("tool", "in_tmux", "set_clipboard", "osc52", "says"),
+    [
+        ("xclip", True, "external", False, "copied (xclip)"),
+        (None, True, "on", True, "copied to tmux's buffer"),
+        (None, True, "external", False, "NOT copied: tmux's set-clipboard is external"),
+        (None, False, None, True, "asked your terminal to copy"),
+    ],
+)
+def test_c_claims_a_copy_only_where_one_happens(
+    tool: desktop.Copier | None, in_tmux: bool, set_clipboard: str | None, osc52: bool, says: str
+) -> None:
+    plan = desktop.plan_copy("URL", tool=tool, in_tmux=in_tmux, set_clipboard=set_clipboard)
+    assert plan.osc52 is osc52
+    assert says in plan.words
+
+
+def test_the_clipboard_tool_follows_the_desktop_session() -> None:
+    every = _which("pbcopy", "wl-copy", "xclip", "xsel")
+    assert desktop.copier(env={}, platform="darwin", which=every) == "pbcopy"
+    assert desktop.copier(env={"WAYLAND_DISPLAY": "wayland-0"}, platform="linux",
+                          which=every) == "wl-copy"  # fmt: skip
+    assert desktop.copier(env={"DISPLAY": ":0"}, platform="linux", which=_which("xsel")) == "xsel"
+    over_ssh = {"DISPLAY": ":0", "SSH_TTY": "/dev/pts/3"}  # the laptop's clipboard is elsewhere
+    assert desktop.copier(env=over_ssh, platform="linux", which=every) is None

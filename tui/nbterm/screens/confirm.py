@@ -66,3 +66,26 @@ class YesNoScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class ShownScreen(ModalScreen[None]):
+    """Words, and a line to select by hand (what nbterm could not copy): on one line of its own,
+    as wide as the terminal allows. Any of Escape, Enter or q closes it."""
+
+    BINDINGS = [Binding("escape,enter,q", "close", "Close", id="shown.close")]
+
+    def __init__(self, title: str, text: str, line: str) -> None:
+        super().__init__(classes="dialog-screen")
+        self.title_text = title
+        self.text = text
+        self.line = line
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Static(marked("[b]$title[/b]", title=self.title_text), classes="dialog-title")
+            yield Static(plain(self.text))
+            yield Static(plain(self.line), id="shown-line")
+            yield Static("[b]Escape[/b] closes")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -17,7 +17,7 @@ from textual.worker import Worker, WorkerState
 from nbterm.config import LoadedConfig
 from nbterm.presenters import Printer, budget_words, toast
 from nbterm.screens.commands import CockpitCommands
-from nbterm.screens.confirm import TypedConfirmScreen, YesNoScreen
+from nbterm.screens.confirm import ShownScreen, TypedConfirmScreen, YesNoScreen
 from nbterm.screens.host_key import HostKeyScreen
 from nbterm.screens.launch import LaunchChoice, LaunchScreen
 from nbterm.services.cloud.idle import parse_time
@@ -208,8 +208,26 @@ class MainScreen(Screen[None]):
     def action_copy_url(self) -> None:
         url = self._url()
         if url:
-            self.app.copy_to_clipboard(url)
-            self.notify("URL copied (with its token)")
+            self._copy(url)
+
+    @work(thread=True, exit_on_error=False, group="clipboard")
+    def _copy(self, url: str) -> None:
+        """ "Copied" only where it was: the laptop's clipboard tool, else OSC 52 where tmux lets
+        it through, else the words say how, with the URL to select by hand."""
+        from nbterm.services import desktop
+
+        tool = desktop.copier()
+        if tool is not None and not desktop.copy_with(tool, url):
+            tool = None  # the tool failed: said as not copied by it
+        plan = desktop.plan_copy("URL (with its token)", tool=tool, in_tmux="TMUX" in os.environ,
+                                 set_clipboard=desktop.tmux_set_clipboard())  # fmt: skip
+        if plan.osc52:
+            self.app.call_from_thread(self.app.copy_to_clipboard, url)
+        if plan.tool or plan.osc52:
+            self.app.call_from_thread(self.notify, plan.words)
+        else:  # the URL on a line of its own, to select by hand (tmux: copy mode)
+            shown = ShownScreen("The URL was not copied", plan.words, url)
+            self.app.call_from_thread(self.app.push_screen, shown)
 
     def action_forget_key(self) -> None:
         """Forgetting a host key is asked first, and never done under an open session (the

@@ -124,3 +124,89 @@ def send(argv: list[str]) -> bool:
         return False
     threading.Thread(target=process.wait, name="notifier", daemon=True).start()  # reaped
     return True
+
+
+# --- the clipboard -------------------------------------------------------------------------------
+
+Copier = Literal["pbcopy", "wl-copy", "xclip", "xsel"]
+_COPY_ARGS: dict[Copier, list[str]] = {
+    "pbcopy": ["pbcopy"],
+    "wl-copy": ["wl-copy"],
+    "xclip": ["xclip", "-selection", "clipboard", "-in"],
+    "xsel": ["xsel", "--clipboard", "--input"],
+}
+
+
+def copier(
+    *,
+    env: Mapping[str, str] | None = None,
+    platform: str = sys.platform,
+    which: Callable[[str], str | None] = shutil.which,
+) -> Copier | None:
+    """The laptop's clipboard tool for this desktop session, or None."""
+    env = os.environ if env is None else env
+    if env.get("SSH_CONNECTION") or env.get("SSH_TTY"):
+        return None
+    order: list[Copier] = []
+    if platform == "darwin":
+        order = ["pbcopy"]
+    else:
+        order += ["wl-copy"] if env.get("WAYLAND_DISPLAY") else []
+        order += ["xclip", "xsel"] if env.get("DISPLAY") else []
+    return next((tool for tool in order if which(tool)), None)
+
+
+def copy_with(tool: Copier, text: str, timeout: float = 3.0) -> bool:
+    """Copy ``text`` with the laptop's tool, through its standard input (a token never goes on
+    a command line); True only when the tool said it did."""
+    try:
+        done = subprocess.run(
+            _COPY_ARGS[tool], input=text.encode(), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, timeout=timeout, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def tmux_set_clipboard(env: Mapping[str, str] | None = None) -> str | None:
+    """tmux's ``set-clipboard`` for the server nbterm runs in (None: not in tmux, or unknown).
+    Only ``on`` takes an application's OSC 52 (``external``, the default, ignores it)."""
+    env = os.environ if env is None else env
+    if not env.get("TMUX"):
+        return None
+    try:
+        done = subprocess.run(
+            ["tmux", "show-options", "-gv", "set-clipboard"], capture_output=True, text=True,
+            timeout=3, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+@dataclass(frozen=True)
+class Copy:
+    """How ``c`` copies: with a tool, with OSC 52 (``osc52``), and the words to say after."""
+
+    tool: Copier | None
+    osc52: bool
+    words: str
+
+
+def plan_copy(what: str, *, tool: Copier | None, in_tmux: bool, set_clipboard: str | None) -> Copy:
+    """What ``c`` does and says, from what was just asked of this laptop: "copied" only where
+    it will be, else how to make it work (the caller shows the URL to select by hand)."""
+    if tool is not None:
+        return Copy(tool, False, f"{what} copied ({tool})")
+    if in_tmux and set_clipboard == "on":
+        return Copy(None, True, f"{what} copied to tmux's buffer (and to your terminal's "
+                                "clipboard where it allows OSC 52)")  # fmt: skip
+    if in_tmux:
+        return Copy(None, False, (
+            f"{what} NOT copied: tmux's set-clipboard is {set_clipboard or 'unknown'} here, "
+            "which keeps programs from the clipboard (`set -g set-clipboard on` in "
+            "~/.tmux.conf lets nbterm in); select it by hand"
+        ))  # fmt: skip
+    return Copy(None, True, f"asked your terminal to copy the {what} (OSC 52; a terminal that "
+                            "does not allow it copies nothing)")  # fmt: skip
