@@ -70,7 +70,7 @@ async def test_help_opens_with_question_mark_and_q_closes_only_the_help(
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
-        actions = [row[1] for row in _cells(app.screen.query_one("#help-table", DataTable))]
+        actions = [row[1] for row in app.screen.rows]
         assert {"Quit", "Help", "Reload config"} <= set(actions)
         await pilot.press("q")
         assert isinstance(app.screen, MainScreen)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Static
-
-from nbterm.widgets.cells import CellWriter, Column
+from textual.widgets import Static
 
 
 class HelpScreen(ModalScreen[None]):
@@ -24,17 +23,9 @@ class HelpScreen(ModalScreen[None]):
         self.rows = bindings
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="help-box"):
+        with VerticalScroll(id="help-box"):
             yield Static("[b]nbterm keys[/b]", id="help-title")
-            table: DataTable[Text] = DataTable(
-                id="help-table", cursor_type="none", show_cursor=False
-            )
-            columns = [Column(key, key) for key in ("Key", "Action", "Id (for keymap)",
-                                                     "What it does")]  # fmt: skip
-            cells = CellWriter(table, columns, {str(n) for n in range(len(self.rows))})
-            for number, row in enumerate(self.rows):
-                cells.add_row(str(number), dict(zip((c.key for c in columns), row, strict=True)))
-            yield table
+            yield Static(self.table(), id="help-table")
             yield Static(
                 markup=False,
                 content="Quitting closes the tunnels; Jupyter keeps running on the remote in tmux, "
@@ -42,6 +33,17 @@ class HelpScreen(ModalScreen[None]):
                 "Close this help with q, ? or Escape.",
                 id="help-footer",
             )
+
+    def table(self) -> Table:
+        """Every key, its words whole at any width: the last column wraps, none is cut."""
+        table = Table(box=None, expand=True, show_edge=False, pad_edge=False, header_style="bold")
+        for name, wraps in (("Key", False), ("Action", False), ("Id (for keymap)", False),
+                            ("What it does", True)):  # fmt: skip
+            table.add_column(name, no_wrap=not wraps, ratio=1 if wraps else None,
+                             overflow="fold" if wraps else "ellipsis")  # fmt: skip
+        for row in self.rows:
+            table.add_row(*(Text(cell) for cell in row))  # plain text, never markup
+        return table
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)

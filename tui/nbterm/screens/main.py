@@ -49,7 +49,7 @@ class MainScreen(Screen[None]):
         Binding("u", "up", "Up", id="host.up", tooltip="Start or reattach everything for the host"),
         Binding("o", "open", "Open", id="host.open", tooltip="Open the notebook in the browser"),
         Binding("c", "copy_url", "Copy URL", id="host.copy", show=False,
-                tooltip="Copy the URL with its token (OSC 52: works through tmux and ssh)"),
+                tooltip="Copy the URL with its token (the laptop's clipboard, else OSC 52)"),
         Binding("s", "sync_now", "Sync", id="host.sync", tooltip="Sync the host's notebooks now"),
         Binding("d", "down", "Down", id="host.down",
                 tooltip="Final sync, close the tunnel, stop an EC2 instance"),
