@@ -39,7 +39,7 @@ from nbterm.services.remote.jupyter import JupyterError
 from nbterm.services.remote.ssh import SshError, close_quietly, connect, target_for
 from tests.harness.cockpit import RecordingScreen, trust_the_test_sshd
 from tests.harness.guard import guard_pid
-from tests.harness.moto_ec2 import MotoEc2
+from tests.harness.moto_ec2 import MotoEc2, stopped_instance
 from tests.harness.procs import free_port
 from tests.harness.remote import ec2_config_text, end_guard, remote_shell, sync_rule
 from tests.harness.sshd import SshServer
@@ -72,15 +72,6 @@ def _config(
 def _state(config: LoadedConfig, instance_id: str) -> str:
     found = Ec2(config.aws).get(instance_id)
     return found.state if found else "gone"
-
-
-def _stopped_instance(config: LoadedConfig) -> str:
-    ec2 = Ec2(config.aws)
-    launched = ec2.launch(config.hosts["gpu"], config.templates["gpu"])
-    ec2.wait_for(launched.id, "running", delay=0.1)
-    ec2.stop(launched.id)
-    ec2.wait_for(launched.id, "stopped", delay=0.1)
-    return launched.id
 
 
 def _running_instance(config: LoadedConfig) -> str:
@@ -118,7 +109,7 @@ async def test_an_up_that_fails_after_starting_the_instance_stops_it_again(
 ) -> None:  # fmt: skip
     command, ask, error = UP_FAILURES[step]
     config = _config(moto_ec2, sshd, write_config, command=command)
-    instance_id = _stopped_instance(config)
+    instance_id = stopped_instance(config)
     notes: list[str] = []
     face = Face(ask=ask, on_event=lambda event: None, note=notes.append)
     with pytest.raises(error):
@@ -146,7 +137,7 @@ async def test_keep_running_leaves_it_running_and_says_whether_it_is_guarded(
     moto_ec2: MotoEc2, sshd: SshServer, write_config: Callable[[str], Path], paths: Paths
 ) -> None:
     config = _config(moto_ec2, sshd, write_config, command=BROKEN_JUPYTER)
-    instance_id = _stopped_instance(config)
+    instance_id = stopped_instance(config)
     notes: list[str] = []
     face = Face(ask=trust_the_test_sshd, on_event=lambda e: None, note=notes.append,
                 keep_running=True)  # fmt: skip

@@ -33,7 +33,7 @@ from nbterm.services.host import sentinel
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.ssh import close_quietly, connect, target_for
 from tests.harness.guard import guard_pid
-from tests.harness.moto_ec2 import MotoEc2
+from tests.harness.moto_ec2 import MotoEc2, stopped_instance
 from tests.harness.procs import descendants, free_port
 from tests.harness.remote import ec2_config_text, end_guard
 from tests.harness.sshd import SshServer
@@ -120,15 +120,6 @@ def _sentinel_log(paths: Paths) -> str:
     return (paths.state_dir / "sentinel.log").read_text()
 
 
-def _stopped_instance(config: LoadedConfig) -> str:
-    ec2 = Ec2(config.aws)
-    launched = ec2.launch(config.hosts["gpu"], config.templates["gpu"])
-    ec2.wait_for(launched.id, "running", delay=0.1)
-    ec2.stop(launched.id)
-    ec2.wait_for(launched.id, "stopped", delay=0.1)
-    return launched.id
-
-
 def _state(ec2: Ec2, instance_id: str) -> str:
     found = ec2.get(instance_id)
     return found.state if found else "gone"
@@ -141,7 +132,7 @@ def test_an_up_killed_before_the_guard_is_armed_leaves_the_instance_stopped(
 ) -> None:  # fmt: skip
     """Before: `running`, with nothing on the laptop or the instance to stop it."""
     config = _config(moto_ec2, sshd, write_config, ssh_answers=False)
-    instance_id = _stopped_instance(config)
+    instance_id = stopped_instance(config)
     ec2 = Ec2(config.aws)
     proc = _nbterm(started, "up", "gpu")
     out = _kill_when(proc, lambda: _state(ec2, instance_id) != "stopped", delay)
@@ -184,7 +175,7 @@ def test_an_up_killed_after_the_guard_is_armed_leaves_it_running_and_guarded(
     guard stops it after its lease runs out and the machine is idle)."""
     config = _config(moto_ec2, sshd, write_config, ssh_answers=True,
                      template="idle_stop_minutes = 30\n")  # fmt: skip
-    instance_id = _stopped_instance(config)
+    instance_id = stopped_instance(config)
     ec2 = Ec2(config.aws)
     target = target_for(config.hosts["gpu"], config, address="127.0.0.1", alias=instance_id)
 
