@@ -34,7 +34,7 @@ class BareApp(App[None]):
         with Vertical(id="tunnels", classes="pane"):
             tunnels: DataTable[str] = DataTable()
             tunnels.add_columns("Host", "Local URL", "State", "Latency", "History", "Kernels",
-                                "Activity", "Re")  # fmt: skip
+                                "Activity", "Reconnects")  # fmt: skip
             for host in self.hosts:
                 tunnels.add_row(host, "http://127.0.0.1:8157/", "down", "—", "", "—", "—", "0")
             yield tunnels

@@ -62,7 +62,7 @@ COLUMNS: tuple[Column[TunnelColumn], ...] = (
     Column("history", "History", HISTORY),
     Column("kernels", "Kernels", 7),
     Column("activity", "Activity", 8),
-    Column("reconnects", "Re", 3),
+    Column("reconnects", "Reconnects", 10),
 )
 
 
