@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from rich.table import Table
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from nbterm.widgets.cells import wrapping_table
 
 
 class HelpScreen(ModalScreen[None]):
@@ -25,7 +25,8 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
             yield Static("[b]nbterm keys[/b]", id="help-title")
-            yield Static(self.table(), id="help-table")
+            headers = ("Key", "Action", "Id (for keymap)", "What it does")  # the last one wraps
+            yield Static(wrapping_table(headers, self.rows), id="help-table", markup=False)
             yield Static(
                 markup=False,
                 content="Quitting closes the tunnels; Jupyter keeps running on the remote in tmux, "
@@ -33,17 +34,6 @@ class HelpScreen(ModalScreen[None]):
                 "Close this help with q, ? or Escape.",
                 id="help-footer",
             )
-
-    def table(self) -> Table:
-        """Every key, its words whole at any width: the last column wraps, none is cut."""
-        table = Table(box=None, expand=True, show_edge=False, pad_edge=False, header_style="bold")
-        for name, wraps in (("Key", False), ("Action", False), ("Id (for keymap)", False),
-                            ("What it does", True)):  # fmt: skip
-            table.add_column(name, no_wrap=not wraps, ratio=1 if wraps else None,
-                             overflow="fold" if wraps else "ellipsis")  # fmt: skip
-        for row in self.rows:
-            table.add_row(*(Text(cell) for cell in row))  # plain text, never markup
-        return table
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)

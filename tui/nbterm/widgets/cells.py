@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from rich.table import Table
 from rich.text import Text
 from textual.widgets import DataTable
 
@@ -48,3 +49,16 @@ class CellWriter(Generic[Key]):
             return
         self.cells[(row, column)] = value
         self.table.update_cell(row, column, plain_cell(value))
+
+
+def wrapping_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
+    """A table whose last column wraps (nothing is cut at any width), every cell plain Text:
+    never parsed as markup."""
+    table = Table(box=None, expand=True, show_edge=False, pad_edge=False, header_style="bold")
+    for number, name in enumerate(headers):
+        last = number == len(headers) - 1
+        table.add_column(name, no_wrap=not last, ratio=1 if last else None,
+                         overflow="fold" if last else "ellipsis")  # fmt: skip
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    return table
