@@ -21,6 +21,8 @@ from nbterm.screens.main import MainScreen
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.remote.events import (
     ConnectionChanged,
+    Gpu,
+    GpuSample,
     GuardReport,
     TunnelHealth,
     TunnelOpened,
@@ -96,8 +98,12 @@ async def main_screen(pilot: Pilot[None]) -> None:
         HostStatus("gpu", "up", "http://127.0.0.1:8157/?token=…"),
         InstancesRefreshed({"gpu": _gpu()}, {"gpu": 0.4213}),
         TunnelOpened("gpu", 8157, 8157, 8888, url="http://127.0.0.1:8157/"),
-        GuardReport("gpu", True, True, 12.0, attached=True),  # in charge while nbterm is up
+        GuardReport(
+            "gpu", True, True, 0.0, attached=True, reason="busy: GPU 0 97%", idle_limit_minutes=60.0
+        ),  # in charge while nbterm is up
     )
+    for util, used in ((12, 3100), (41, 9800), (86, 19500), (97, 19980), (97, 20011)):
+        _post(app, GpuSample("gpu", (Gpu(0, util, used, 24564),)))  # a g5's one A10G
     for latency in (4.1, 3.8, 5.2, 4.4, 9.7, 4.0, 3.9, 4.2):
         _post(app, _health("up", latency))
         await pilot.pause()  # one probe at a time: bursts collapse to the newest

@@ -46,9 +46,7 @@ def test_every_keys_words_are_whole_at_any_width(
     width: int, write_config: Callable[[str], Path]
 ) -> None:
     write_config('[hosts.box]\nhostname = "127.0.0.1"\n')
-    # the pane's size, not one a parent process left in COLUMNS / LINES
-    command = f"env -u COLUMNS -u LINES {shlex.quote(sys.executable)} -m nbterm"
-    screen = TmuxScreen(command, width=width, height=70)
+    screen = TmuxScreen(f"{shlex.quote(sys.executable)} -m nbterm", width=width, height=70)
     screen.start()
     try:
         screen.wait_for("Instances", "Tunnels")

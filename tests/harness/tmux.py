@@ -40,7 +40,8 @@ class TmuxScreen:
             str(self.width),
             "-y",
             str(self.height),
-            self.command,
+            # the pane's size is the screen's: a COLUMNS or LINES the tests inherited is not
+            f"env -u COLUMNS -u LINES {self.command}",
         )
         if done.returncode != 0:
             raise RuntimeError(f"tmux did not start: {done.stderr}")

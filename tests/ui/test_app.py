@@ -45,7 +45,7 @@ async def test_main_screen_lists_hosts_tunnels_and_sync_rules(
     paths: Paths, write_config: Callable[[str], Path]
 ) -> None:
     app = NbtermApp(paths, load_config(write_config(CONFIG)))
-    async with app.run_test(size=(120, 36)) as pilot:
+    async with app.run_test(size=(200, 36)) as pilot:  # wide enough for every column
         await pilot.pause()
         assert isinstance(app.screen, MainScreen)
         instances = _cells(app.screen.query_one("#instances-table", DataTable))
@@ -53,7 +53,7 @@ async def test_main_screen_lists_hosts_tunnels_and_sync_rules(
             ["gpu", "EC2", "nb-gpu"],
             ["lab", "SSH", "lab.example.org:2222"],
         ]
-        assert instances[0][4:6] == ["g5.xlarge", "spot"]
+        assert (instances[0][4], instances[0][6]) == ("g5.xlarge", "spot")
         tunnels = _cells(app.screen.query_one("#tunnels-table", DataTable))
         assert [row[:3] for row in tunnels] == [
             ["gpu", "http://127.0.0.1:8157/", "down"],
@@ -183,6 +183,37 @@ async def test_the_guard_column_says_what_the_instance_guard_does(
         stop_at = time.mktime((2026, 11, 27, 23, 45, 0, 0, 0, -1))
         reports = [
             (GuardReport("gpu", True, True, 3.0, stop_at, attached=True), "armed"),
+            (
+                GuardReport(
+                    "gpu",
+                    True,
+                    True,
+                    34.2,
+                    stop_at,
+                    attached=True,
+                    reason="idle: CPU 0.01",
+                    idle_limit_minutes=60.0,
+                ),
+                "idle 34/60 min",
+            ),
+            (
+                GuardReport(
+                    "gpu",
+                    True,
+                    True,
+                    0.0,
+                    stop_at,
+                    attached=True,
+                    reason="busy: GPU 1 97%, CPU 1.0 cores",
+                ),
+                "busy GPU 1 97%",
+            ),
+            (
+                GuardReport(
+                    "gpu", True, True, 0.0, attached=True, reason="busy: [bold]x" + "y" * 300
+                ),
+                "busy [bold]xyy",
+            ),
             (GuardReport("gpu", True, True, 3.0, stop_at), "stops 23:45"),
             (GuardReport("gpu", True, False), "not running"),
             (GuardReport("gpu", True, True, failed="sudo: a password is required"), "CANNOT stop"),

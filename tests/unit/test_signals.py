@@ -15,22 +15,72 @@ from nbterm.services.cloud import signals
 FOUR = "0, 0, 3, 24576\n1, 97, 20011, 24576\n2, [N/A], 0, 24576\n3, 2, 5, 24576\n"
 
 
+IDLE_JUPYTER = {"busy": False, "count": 1, "last": 1000.0}
+
+
 def test_one_and_four_gpus_as_nvidia_smi_prints_them() -> None:
     assert signals.parse_gpus("0, 12, 1024, 24576\n") == [
         {"index": 0, "util": 12, "used": 1024, "total": 24576}
     ]
     cards = signals.parse_gpus(FOUR + "junk\n" + "9, 900, 1, 1\n")
     assert [card["index"] for card in cards] == [0, 1, 3]  # "[N/A]" and nonsense left out
-    busy, seen, reason = signals.judge(False, cards, 0.01, {})
-    assert busy and reason == "busy: GPU 1 97%"
-    assert {s["signal"] for s in seen} == {"kernels", "GPU 0", "GPU 1", "GPU 3", "CPU"}
+    verdict = signals.judge(IDLE_JUPYTER, cards, 0.01, {}, now=2000.0)
+    assert verdict["busy"] and verdict["reason"] == "busy: GPU 1 97%"
+    assert verdict["active_at"] == 2000.0  # busy now
+    names = {s["signal"] for s in verdict["signals"]}
+    assert names == {"kernels", "GPU 0", "GPU 1", "GPU 3", "CPU"}
 
 
 def test_idle_says_what_each_signal_saw() -> None:
-    busy, _seen, reason = signals.judge(False, [], 0.01, {})
-    assert not busy and reason == "idle: kernels idle, CPU 0.01 cores"
-    assert signals.judge(True, None, None, {})[2] == "busy: a kernel is busy"
-    assert signals.judge(False, None, 0.9, {"cpu_busy_cores": 1.0})[0] is False
+    verdict = signals.judge(IDLE_JUPYTER, [], 0.01, {}, sessions=[], now=2000.0)
+    assert not verdict["busy"]
+    assert verdict["reason"] == "idle: kernels 1 idle, CPU 0.01 cores, no SSH session"
+    assert verdict["active_at"] == 1000.0  # Jupyter's last activity
+    busy_kernel = {"busy": True, "count": 2, "last": 1000.0}
+    assert signals.judge(busy_kernel, None, None, {})["reason"] == "busy: a kernel is busy"
+    assert signals.judge(None, None, 0.9, {"cpu_busy_cores": 1.0})["busy"] is False
+    assert signals.judge(None, None, None, {})["reason"] == "idle: kernels no Jupyter"
+
+
+def test_a_terminal_or_an_ssh_keystroke_is_activity_not_a_level() -> None:
+    """Typing in an SSH session or a Jupyter terminal restarts the idle clock; an open session
+    nobody types in does not keep the machine up for ever (its last keystroke ages)."""
+    now = 10_000.0
+    typed = signals.judge(IDLE_JUPYTER, None, None, {}, now=now,
+                          terminals=[{"name": "1", "last": now - 600}],
+                          sessions=[{"tty": "pts/3", "input_at": now - 90}])  # fmt: skip
+    assert not typed["busy"] and typed["active_at"] == now - 90
+    assert "SSH pts/3 typed in 2 min ago" in typed["reason"]
+    assert "terminal 1 used 10 min ago" in typed["reason"]
+    future = signals.judge(None, None, None, {}, now=now,
+                           sessions=[{"tty": "pts/3", "input_at": now + 3600}])  # fmt: skip
+    assert future["active_at"] == now  # a clock ahead never postpones beyond now
+
+
+def _utmp_record(kind: int, pid: int, line: bytes, user: bytes, host: bytes) -> bytes:
+    return signals.UTMP_RECORD.pack(kind, pid, line, b"ts/1", user, host, 0, 0, 0, 0, 0,
+                                    0, 0, 0, 0, b"")  # fmt: skip
+
+
+def test_utmp_remote_logins_of_this_user_with_a_live_process(tmp_path: Path) -> None:
+    import os
+    import pwd
+
+    me = pwd.getpwuid(os.getuid()).pw_name.encode()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    utmp = tmp_path / "utmp"
+    utmp.write_bytes(
+        _utmp_record(7, os.getpid(), b"pts/41", me, b"10.0.0.9")
+        + _utmp_record(7, dead.pid, b"pts/42", me, b"10.0.0.9")  # ended: a stale record
+        + _utmp_record(7, os.getpid(), b"pts/43", b"someone-else", b"10.0.0.9")
+        + _utmp_record(7, os.getpid(), b"tty1", me, b"")  # a console login, not SSH
+        + _utmp_record(6, os.getpid(), b"pts/44", me, b"10.0.0.9")  # not a user process
+        + _utmp_record(7, os.getpid(), b"../../etc/shadow", me, b"10.0.0.9")
+        + b"\x07" * 100  # a torn last record
+    )
+    assert signals._utmp_terminals(me.decode(), str(utmp)) == {"/dev/pts/41"}
+    assert signals._utmp_terminals(me.decode(), str(tmp_path / "none")) == set()
 
 
 def test_a_missing_nvidia_smi_is_no_gpu() -> None:

@@ -11,6 +11,7 @@ messages, reasons) is made safe here, where it becomes text.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,6 +20,8 @@ from nbterm.safe_text import shown
 from nbterm.services.cloud.spending import Spend
 from nbterm.services.remote.events import (
     ConnectionChanged,
+    Decision,
+    Gpu,
     GuardReport,
     HostKeyTrusted,
     IdleStopping,
@@ -28,6 +31,7 @@ from nbterm.services.remote.events import (
     LimitWarning,
     Notice,
     RemoteEvent,
+    Signal,
     SpotInterruption,
     TunnelHealth,
     TunnelOpened,
@@ -154,11 +158,15 @@ def _remote_words(event: RemoteEvent) -> str | None:
             )
         case IdleWarning():
             return (
-                f"idle for {event.idle_minutes:.0f} min: it will be synced and stopped in "
-                f"{event.stop_in_minutes:.0f} min unless Jupyter is used"
+                f"idle for {event.idle_minutes:.0f} min{_seen(event.reason)}: it will be synced "
+                f"and stopped in {event.stop_in_minutes:.0f} min unless it is used (a kernel, "
+                "a terminal, the GPU, the CPU, an SSH session)"
             )
         case IdleStopping():
-            return f"idle for {event.idle_minutes:.0f} min: final sync, then stopping the instance"
+            return (
+                f"idle for {event.idle_minutes:.0f} min{_seen(event.reason)}: final sync, then "
+                "stopping the instance"
+            )
         case LimitWarning():
             if event.stop_in_minutes is None:
                 return f"{event.why}"
@@ -209,6 +217,11 @@ def _connection_words(event: ConnectionChanged) -> str | None:
     return None
 
 
+def _seen(reason: str) -> str:
+    """What the signals saw, in brackets ("" when nothing is known beyond the verdict)."""
+    return f" ({shown(reason.removeprefix('idle: '))[:300]})" if reason.startswith("idle: ") else ""
+
+
 def budget_words(spend: Spend) -> str:
     """Today's spending against the daily budget, as every face says it."""
     return spend.words
@@ -223,8 +236,67 @@ def guard_cell(report: GuardReport) -> str:
     if not report.running:
         return "not running"
     if report.attached or report.stop_at is None:
+        if report.reason.startswith("busy: "):  # what keeps it up, the first of them
+            return shown("busy " + report.reason[6:].split(", ")[0])[:14]
+        if report.idle_minutes is not None and report.idle_limit_minutes is not None:
+            return f"idle {report.idle_minutes:.0f}/{report.idle_limit_minutes:.0f} min"
         return "armed"
     return "stops " + time.strftime("%H:%M", time.localtime(report.stop_at))
+
+
+LEVELS = "▁▂▃▄▅▆▇█"
+
+
+def level(percent: float) -> str:
+    """A percentage as one block of eight heights (0% the lowest, 100% the highest)."""
+    return LEVELS[max(0, min(len(LEVELS) - 1, round(percent / 100 * (len(LEVELS) - 1))))]
+
+
+def gpu_cell(gpus: Sequence[Gpu], history: Sequence[float] = (), width: int = 5) -> str:
+    """A host's GPUs in one short cell: one GPU as its utilisation, a sparkline of the last
+    minutes and its memory ("97% ▂▅███ 19.5/24G"); several as one block each (their
+    utilisation now), the mean and the memory of all ("▁█▁▁ 24% 19.6/96G")."""
+    if not gpus:
+        return ""
+    used = sum(card.used for card in gpus) / 1024
+    total = sum(card.total for card in gpus) / 1024
+    memory = f"{used:.1f}/{total:.0f}G" if used < 100 else f"{used:.0f}/{total:.0f}G"
+    if len(gpus) == 1:
+        recent = list(history)[-width:] or [gpus[0].util]
+        return f"{gpus[0].util}% {''.join(level(value) for value in recent)} {memory}"
+    mean = sum(card.util for card in gpus) / len(gpus)
+    return f"{''.join(level(card.util) for card in gpus[:16])} {mean:.0f}% {memory}"
+
+
+def gpu_lines(gpus: Sequence[Gpu]) -> list[str]:
+    """Each GPU on a line of its own (``nbterm status``)."""
+    return [f"GPU {card.index}: {card.util}% busy, {card.used}/{card.total} MiB" for card in gpus]
+
+
+def signal_lines(signals: Sequence[Signal], now: float | None = None) -> list[str]:
+    """What each signal saw at the guard's last check, as a short table of plain lines
+    (``nbterm guard status``): signal, value, since, busy or idle."""
+    now = time.time() if now is None else now
+    rows = [("signal", "value", "since", "")]
+    for item in signals:
+        since = "-" if item.since is None else _clock(item.since, now)
+        rows.append((shown(item.name), shown(item.value), since, "BUSY" if item.busy else "idle"))
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, [*widths, 0], strict=True)
+                      ).rstrip() for row in rows]  # fmt: skip
+
+
+def _clock(at: float, now: float) -> str:
+    """A moment as a person reads it: the time today, the day and time before."""
+    if now - at > 20 * 3600:
+        return time.strftime("%a %H:%M", time.localtime(at))
+    return time.strftime("%H:%M", time.localtime(at))
+
+
+def decision_lines(decisions: Sequence[Decision], now: float | None = None) -> list[str]:
+    """The guard's last decisions (busy to idle and back, a power-off), oldest first."""
+    now = time.time() if now is None else now
+    return [f"{_clock(item.at, now)}  {shown(item.reason)}" for item in decisions]
 
 
 def guard_words(report: GuardReport) -> str:

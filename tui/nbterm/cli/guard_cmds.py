@@ -12,7 +12,7 @@ from nbterm.cli.ec2_flow import reach, say
 from nbterm.cli.hosts import ec2_host
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths
-from nbterm.presenters import guard_words
+from nbterm.presenters import decision_lines, guard_words, signal_lines
 from nbterm.services.cloud import guard
 from nbterm.services.host.up import guard_settings
 from nbterm.services.remote.host_keys import KnownHosts
@@ -96,6 +96,15 @@ async def _guard(
                   "sets idle_stop_minutes)")  # fmt: skip
         return 0
     say(host, "idle guard " + guard_words(state.report(host.name)))
+    if state.signals:
+        when = time.strftime("%H:%M:%S", time.localtime(state.checked or time.time()))
+        print(f"  what it saw at its last check ({when}):")
+        for line in signal_lines(state.signals):
+            print(f"    {line}")
+    if state.decisions:
+        print("  its last decisions:")
+        for line in decision_lines(state.decisions[-6:]):
+            print(f"    {line}")
     if state.last_stop():
         say(host, f"it last powered the instance off {state.last_stop()}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from dataclasses import dataclass
 
 from nbterm.browser import open_private
 from nbterm.cli.common import CliError, load
@@ -12,7 +13,7 @@ from nbterm.cli.ec2_flow import reach, say
 from nbterm.cli.hosts import get_host, verifier_for
 from nbterm.config import Host, LoadedConfig
 from nbterm.locations import Paths, tildify
-from nbterm.presenters import Printer, guard_words
+from nbterm.presenters import Printer, gpu_lines, guard_words
 from nbterm.safe_text import shown
 from nbterm.services.cloud import guard
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error
@@ -21,8 +22,9 @@ from nbterm.services.cloud.pricing import price_per_hour
 from nbterm.services.cloud.recovery import after_interruption
 from nbterm.services.host.up import FINAL_SYNC_SECONDS, Face, open_host
 from nbterm.services.remote import jupyter, registry
+from nbterm.services.remote.gpu import GpuSampler
 from nbterm.services.remote.host_keys import KnownHosts
-from nbterm.services.remote.ssh import SshError, close_quietly, connect, target_for
+from nbterm.services.remote.ssh import Link, SshError, close_quietly, connect, target_for
 from nbterm.services.remote.tunnel import PortUnavailableError
 
 
@@ -216,13 +218,23 @@ def cmd_status(args: argparse.Namespace) -> int:
     return asyncio.run(_status(config, paths))
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What runs on a host, as ``status`` says it."""
+
+    jupyter: str
+    guard: str | None = None
+    """The idle guard (EC2), None where there is none to ask."""
+    gpus: tuple[str, ...] = ()
+
+
 async def _remote_jupyter(
     config: LoadedConfig, paths: Paths, host: Host, instance: Instance | None
-) -> tuple[str, str | None]:
-    """What runs on the host: its Jupyter, and (EC2) the idle guard beside it."""
+) -> Seen:
+    """What runs on the host: its Jupyter, its GPUs, and (EC2) the idle guard beside it."""
     if host.is_ec2:
         if instance is None or instance.state != "running":
-            return "not running (the instance is not)", None
+            return Seen("not running (the instance is not)")
         address = host.address or instance.address
         target = target_for(host, config, address=address, alias=instance.id)
     else:
@@ -230,22 +242,29 @@ async def _remote_jupyter(
     try:
         link = await asyncio.wait_for(connect(target, KnownHosts(paths.known_hosts), None), 10)
     except SshError as exc:
-        return f"unreachable: {exc}", None
+        return Seen(f"unreachable: {exc}")
     except TimeoutError:
-        return "unreachable: no answer within 10s", None
+        return Seen("unreachable: no answer within 10s")
+
+    async def the_link() -> Link:
+        return link
+
     guarded = None
+    gpus: tuple[str, ...] = ()
     try:
         server = await jupyter.discover(link, host.jupyter)
         if host.is_ec2:
             state = await guard.read_state(link)
             guarded = guard_words(state.report(host.name)) if state else "not installed"
+        cards = await GpuSampler(host.name, the_link, lambda _sample: None).once()
+        gpus = tuple(gpu_lines(cards or ()))
     except Exception as exc:  # noqa: BLE001 - status reports, it does not fail
-        return f"error: {exc}", guarded
+        return Seen(f"error: {exc}", guarded, gpus)
     finally:
         close_quietly(link)
     if server is None:
-        return "not running", guarded
-    return f"running (pid {server.pid}, port {server.port}, {server.root_dir})", guarded
+        return Seen("not running", guarded, gpus)
+    return Seen(f"running (pid {server.pid}, port {server.port}, {server.root_dir})", guarded, gpus)
 
 
 async def _status(config: LoadedConfig, paths: Paths) -> int:
@@ -268,7 +287,7 @@ async def _status(config: LoadedConfig, paths: Paths) -> int:
         )
     )
     total = 0.0
-    for host, (jupyter_state, guard_state) in zip(config.hosts.values(), remote, strict=True):
+    for host, seen in zip(config.hosts.values(), remote, strict=True):
         tunnel = registry.read(paths, host.name)
         if tunnel is not None and tunnel.alive:
             tunnel_text = f"tunnel http://127.0.0.1:{tunnel.local_port}/ (nbterm pid {tunnel.pid})"
@@ -281,9 +300,11 @@ async def _status(config: LoadedConfig, paths: Paths) -> int:
             total += cost
             print(f"  {line}")
         print(f"  {tunnel_text}")
-        print(f"  jupyter: {shown(jupyter_state)}")  # (the remote's words: its root dir, errors)
-        if guard_state is not None:
-            print(f"  idle guard: {shown(guard_state)}")
+        print(f"  jupyter: {shown(seen.jupyter)}")  # (the remote's words: its root dir, errors)
+        if seen.guard is not None:
+            print(f"  idle guard: {shown(seen.guard)}")
+        for line in seen.gpus:
+            print(f"  {line}")
         for rule in config.sync_rules_for(host.name):
             print(f"  sync {rule.remote} -> {tildify(rule.local)} every {rule.interval}s")
     if ec2_hosts:

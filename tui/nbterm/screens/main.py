@@ -24,7 +24,7 @@ from nbterm.services.cloud.idle import parse_time
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.spending import Spend
 from nbterm.services.host.budget import to_stop
-from nbterm.services.remote.events import GuardReport, TunnelHealth
+from nbterm.services.remote.events import GpuSample, GuardReport, TunnelHealth
 from nbterm.services.remote.host_keys import HostKeyQuestion
 from nbterm.services.sync.events import SyncEvent
 from nbterm.ui.messages import HostNote, HostStatus, InstancesRefreshed, ServiceEvent
@@ -292,6 +292,8 @@ class MainScreen(Screen[None]):
             self.query_one(SyncLogPane).apply(event)
         else:
             self.query_one(TunnelsPane).apply(event)
+        if isinstance(event, GpuSample):
+            self.query_one(InstancesPane).set_gpu(event)
         if isinstance(event, GuardReport):  # read every minute: said when what it says changes
             self.query_one(InstancesPane).set_guard(event)
             line = self._guard_words.line(event)
@@ -321,6 +323,8 @@ class MainScreen(Screen[None]):
         else:
             self._up.discard(message.host)
         self.query_one(TunnelsPane).set_state(message.host, message.status)
+        if message.status not in ("up", "starting"):
+            self.query_one(InstancesPane).clear_gpu(message.host)
         if not self.config.hosts[message.host].is_ec2:
             self.query_one(InstancesPane).set_state(message.host, message.status)
         if message.detail and message.status != "up":

@@ -24,31 +24,73 @@ class Column(Generic[Key]):
     key: Key
     label: str
     width: int | None = None
+    drop: int = 0
+    """Where the table is too narrow for every column, those with the highest ``drop`` go
+    first; 0: always shown (the columns a row means nothing without)."""
+
+
+PADDING = 2
+"""What DataTable adds to each column (one cell of padding on either side)."""
 
 
 class CellWriter(Generic[Key]):
-    """Adds one table's columns, then writes its cells by row key and column key."""
+    """Adds one table's columns, then writes its cells by row key and column key. At a width
+    too narrow for every column it shows the most useful ones that fit (``fit``) rather than
+    scroll sideways: the values of a column not shown are kept, for when it is shown again."""
 
     def __init__(
         self, table: DataTable[Text], columns: Sequence[Column[Key]], rows: set[str]
     ) -> None:
         self.table = table
         self.columns = tuple(columns)
+        self.shown = self.columns
         self.rows = rows
+        self.order: list[str] = []
         self.cells: dict[tuple[str, Key], str] = {}
         for column in self.columns:
             table.add_column(column.label, width=column.width, key=column.key)
 
     def add_row(self, row: str, values: Mapping[Key, str]) -> None:
         """A row by its key; a column not in ``values`` shows as unknown."""
-        cells = (plain_cell(values.get(c.key, UNKNOWN)) for c in self.columns)
-        self.table.add_row(*cells, key=row)
+        self.order.append(row)
+        for column in self.columns:
+            self.cells[(row, column.key)] = values.get(column.key, UNKNOWN)
+        self.table.add_row(*(plain_cell(self.cells[(row, c.key)]) for c in self.shown), key=row)
 
     def set(self, row: str, column: Key, value: str) -> None:
         if row not in self.rows or self.cells.get((row, column)) == value:
             return
         self.cells[(row, column)] = value
-        self.table.update_cell(row, column, plain_cell(value))
+        if any(shown.key == column for shown in self.shown):
+            self.table.update_cell(row, column, plain_cell(value))
+
+    def _width(self, column: Column[Key]) -> int:
+        if column.width is not None:
+            return column.width + PADDING
+        values = [self.cells.get((row, column.key), "") for row in self.order]
+        return max([len(column.label), *map(len, values)]) + PADDING
+
+    def fit(self, width: int) -> None:
+        """Show the columns that fit in ``width`` cells, dropping by each column's ``drop``."""
+        if width <= 0:
+            return
+        shown = list(self.columns)
+        for column in sorted(self.columns, key=lambda c: -c.drop):
+            if sum(map(self._width, shown)) <= width or column.drop == 0:
+                break
+            shown.remove(column)
+        if tuple(shown) == self.shown:
+            return
+        self.shown = tuple(shown)
+        cursor = self.table.cursor_row
+        self.table.clear(columns=True)
+        for column in self.shown:
+            self.table.add_column(column.label, width=column.width, key=column.key)
+        for row in self.order:
+            cells = (plain_cell(self.cells[(row, c.key)]) for c in self.shown)
+            self.table.add_row(*cells, key=row)
+        if self.order:
+            self.table.move_cursor(row=min(cursor, len(self.order) - 1))
 
 
 def wrapping_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:

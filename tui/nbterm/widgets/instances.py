@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Literal
 
 from rich.text import Text
@@ -10,29 +11,45 @@ from textual.containers import Vertical
 from textual.widgets import DataTable
 
 from nbterm.config import Host, LoadedConfig
-from nbterm.presenters import guard_cell
+from nbterm.presenters import gpu_cell, guard_cell
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.spending import Spend
-from nbterm.services.remote.events import GuardReport
+from nbterm.services.remote.events import GpuSample, GuardReport
 from nbterm.widgets.cells import UNKNOWN, CellWriter, Column
 from nbterm.widgets.plain import plain
 
 InstanceColumn = Literal[
-    "name", "kind", "where", "state", "type", "market", "price", "cost", "uptime", "idle", "guard"
+    "name",
+    "kind",
+    "where",
+    "state",
+    "type",
+    "gpu",
+    "market",
+    "price",
+    "cost",
+    "uptime",
+    "idle",
+    "guard",
 ]
-COLUMNS: tuple[Column[InstanceColumn], ...] = (
+COLUMNS: tuple[Column[InstanceColumn], ...] = (  # by a narrow width, the highest drop goes first
     Column("name", "Name"),
-    Column("kind", "Kind", 4),
-    Column("where", "Where", 19),
+    Column("kind", "Kind", 4, drop=10),
+    Column("where", "Where", 19, drop=5),
     Column("state", "State", 10),
-    Column("type", "Type", 11),
-    Column("market", "Market", 9),
-    Column("price", "$/h", 7),
-    Column("cost", "Cost", 8),
-    Column("uptime", "Up", 6),
-    Column("idle", "Idle", 7),
-    Column("guard", "Guard", 11),
+    Column("type", "Type", 11, drop=6),
+    Column("gpu", "GPU", 18, drop=2),
+    Column("market", "Market", 9, drop=9),
+    Column("price", "$/h", 7, drop=7),
+    Column("cost", "Cost", 8, drop=3),
+    Column("uptime", "Up", 6, drop=4),
+    Column("idle", "Idle", 7, drop=8),
+    Column("guard", "Guard", 14),
 )
+
+
+GPU_HISTORY = 60
+"""Samples kept for the GPU sparkline (5 min at nvidia-smi's 5 s)."""
 
 
 def hours(value: float) -> str:
@@ -40,8 +57,8 @@ def hours(value: float) -> str:
 
 
 class InstancesPane(Vertical):
-    """Name, kind, where, state, type, market, price, cost, uptime, idle time and the idle
-    guard on the instance, per host."""
+    """Name, kind, where, state, type, its GPUs, market, price, cost, uptime, idle time and the
+    idle guard on the instance, per host."""
 
     def __init__(self, config: LoadedConfig) -> None:
         super().__init__(id="instances", classes="pane")
@@ -49,6 +66,7 @@ class InstancesPane(Vertical):
         self.border_title = "Instances"
         self.costs: dict[str, float] = {}
         self.spend: Spend | None = None
+        self.gpu_history: dict[str, deque[float]] = {}
 
     def compose(self) -> ComposeResult:
         table: DataTable[Text] = DataTable(
@@ -61,6 +79,9 @@ class InstancesPane(Vertical):
 
     def on_mount(self) -> None:
         self._subtitle()
+
+    def on_resize(self) -> None:
+        self._cells.fit(self.content_size.width)
 
     def _subtitle(self) -> None:
         count = len(self.config.hosts)
@@ -93,6 +114,17 @@ class InstancesPane(Vertical):
     def set_idle(self, host: str, minutes: float) -> None:
         self._cells.set(host, "idle", f"{minutes:.0f} min")
 
+    def set_gpu(self, sample: GpuSample) -> None:
+        """The host's GPUs now, and a sparkline of their use over the last minutes."""
+        history = self.gpu_history.setdefault(sample.host, deque(maxlen=GPU_HISTORY))
+        history.append(sum(card.util for card in sample.gpus) / len(sample.gpus))
+        self._cells.set(sample.host, "gpu", gpu_cell(sample.gpus, history))
+
+    def clear_gpu(self, host: str) -> None:
+        """Its machine does not run (or its session ended): no GPU figure from before."""
+        self.gpu_history.pop(host, None)
+        self._cells.set(host, "gpu", UNKNOWN)
+
     def set_guard(self, report: GuardReport) -> None:
         self._cells.set(report.host, "guard", guard_cell(report))
 
@@ -108,6 +140,7 @@ class InstancesPane(Vertical):
                 # a machine that does not run is neither idle nor guarded now: no stale words
                 cell(name, "idle", UNKNOWN)
                 cell(name, "guard", UNKNOWN)
+                self.clear_gpu(name)
             if instance is None:
                 self.set_state(name, "none")
                 self.costs.pop(name, None)

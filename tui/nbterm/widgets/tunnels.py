@@ -12,11 +12,12 @@ from textual.containers import Vertical
 from textual.widgets import DataTable
 
 from nbterm.config import LoadedConfig
+from nbterm.presenters import LEVELS
 from nbterm.services.cloud.idle import parse_time
 from nbterm.services.remote.events import ConnectionChanged, TunnelHealth, TunnelOpened
 from nbterm.widgets.cells import UNKNOWN, CellWriter, Column
 
-SPARKS = "▁▂▃▄▅▆▇█"
+SPARKS = LEVELS
 HISTORY = 12
 
 
@@ -58,11 +59,11 @@ COLUMNS: tuple[Column[TunnelColumn], ...] = (
     Column("host", "Host"),
     Column("url", "Local URL"),
     Column("state", "State", 18),
-    Column("latency", "Latency", 9),
-    Column("history", "History", HISTORY),
-    Column("kernels", "Kernels", 7),
-    Column("activity", "Activity", 8),
-    Column("reconnects", "Reconnects", 10),
+    Column("latency", "Latency", 9, drop=2),
+    Column("history", "History", HISTORY, drop=5),
+    Column("kernels", "Kernels", 7, drop=4),
+    Column("activity", "Activity", 8, drop=3),
+    Column("reconnects", "Reconnects", 10, drop=1),
 )
 
 
@@ -85,6 +86,9 @@ class TunnelsPane(Vertical):
                 {"host": host.name, "url": url, "state": "down", "history": "", "reconnects": "0"},
             )
         yield table
+
+    def on_resize(self) -> None:
+        self._cells.fit(self.content_size.width)
 
     def set_state(self, host: str, state: str) -> None:
         self._cells.set(host, "state", state)

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 
-from nbterm.services.remote.events import GuardReport
+from nbterm.services.remote.events import Decision, GuardReport, Signal
 from nbterm.services.remote.jupyter import REMOTE_DIR
 from nbterm.services.remote.ssh import Link, run
 from nbterm.untrusted_json import Unusable, load_object
@@ -120,6 +120,19 @@ class GuardState:
     """When the guard last powered the machine off (epoch seconds), kept across boots."""
     last_stop_why: str = ""
     """Why, as the guard saw it then ("idle for 62 min (...)", "up for 8 h (max_hours)")."""
+    idle_limit_minutes: float | None = None
+    """The idle limit (with its grace) of the rules in force; None: idleness stops nothing."""
+    checked: float | None = None
+    """When it last looked (epoch seconds)."""
+    signals: tuple[Signal, ...] = ()
+    decisions: tuple[Decision, ...] = ()
+
+    @property
+    def active_at(self) -> float | None:
+        """The last moment the guard saw anything happen (epoch seconds)."""
+        if self.checked is None or self.idle_minutes is None:
+            return None
+        return self.checked - 60 * self.idle_minutes
 
     def stopped_before(self, booted: float) -> str | None:
         """The words for the guard's stop that ended the instance's last run, if it did (it
@@ -145,7 +158,7 @@ class GuardState:
     def report(self, host: str) -> GuardReport:
         return GuardReport(host, self.armed, self.running, self.idle_minutes, self.stop_at,
                            self.attached, self.failed, self.user_off, self.reason,
-                           self.extended_until)  # fmt: skip
+                           self.extended_until, self.idle_limit_minutes)  # fmt: skip
 
 
 def script_text(name: str = "guard_script.py") -> str:
@@ -324,6 +337,20 @@ def parse_state(config_text: str, state_text: str, user_off: bool, alive: bool) 
     last = state.get("last_stop")
     if not isinstance(last, dict):
         last = {}
+    found = state.get("signals")
+    signals = tuple(
+        Signal(_text(item.get("signal"))[:32], _text(item.get("value"))[:80],
+               item.get("busy") is True,
+               _number(item.get("at"), 0, 10**11) or _number(item.get("since"), 0, 10**11))
+        for item in (found[:16] if isinstance(found, list) else [])
+        if isinstance(item, dict) and _text(item.get("signal"))
+    )  # fmt: skip
+    found = state.get("decisions")
+    decisions = tuple(
+        Decision(at, item.get("busy") is True, _text(item.get("reason"))[:200])
+        for item in (found[-20:] if isinstance(found, list) else [])
+        if isinstance(item, dict) and (at := _number(item.get("at"), 0, 10**11)) is not None
+    )
     return GuardState(
         armed=armed,
         running=alive and armed,
@@ -343,6 +370,10 @@ def parse_state(config_text: str, state_text: str, user_off: bool, alive: bool) 
         extended_until=_number(state.get("extended_until"), 0, 10**11),
         last_stop_at=_number(last.get("at"), 0, 10**11),
         last_stop_why=_text(last.get("why"))[:200],
+        idle_limit_minutes=_number(rules.get("idle_limit_minutes"), 0, 10**9),
+        checked=_number(state.get("checked"), 0, 10**11),
+        signals=signals,
+        decisions=decisions,
     )
 
 

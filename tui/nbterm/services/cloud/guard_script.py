@@ -2,12 +2,13 @@
 
 A standalone script: the Python standard library only, no nbterm import, run by the remote's
 ``python3`` as the login user (no root). Every ``check_seconds`` it reads Jupyter's own
-``/api/status`` and ``/api/kernels`` on 127.0.0.1 (the server nbterm runs, found through its
-runtime folder), by the laptop side's rules: a busy kernel is never idle, otherwise Jupyter's
-``last_activity`` says since when nothing happened. It powers the machine off when
+``/api/status``, ``/api/kernels`` and ``/api/terminals`` on 127.0.0.1 (the server nbterm runs,
+found through its runtime folder) and the machine's other signals (GPUs, CPU, SSH sessions:
+``signals.py``, the laptop side's rules too): a busy signal is never idle, otherwise the latest
+activity says since when nothing happened. It powers the machine off when
 
-- Jupyter has been idle ``idle_minutes`` plus ``grace_minutes`` (or the machine has been up
-  ``max_hours``, busy or not), and
+- the machine has been idle ``idle_minutes`` plus ``grace_minutes`` (or up ``max_hours``,
+  busy or not), and
 - no nbterm has been attached for ``lease_minutes`` (an attached nbterm renews its lease file,
   ``leases/ID``, every minute and stays in charge: it warns and makes a final sync).
 
@@ -95,22 +96,32 @@ def _get(info: dict[str, Any], path: str) -> Any:
         return json.loads(answer.read(1_000_000))
 
 
-def look(runtime: Path) -> tuple[float | None, bool, str]:
-    """Jupyter's last activity (epoch seconds), whether a kernel is busy, and what was seen."""
+def look(runtime: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None, str]:
+    """Jupyter as the signals judge it (its kernels: busy, how many, its last activity), its
+    terminals (None: it has none to list), and what was seen."""
     info = _server(runtime)
     if info is None:
-        return None, False, "no Jupyter running"
+        return None, None, "no Jupyter running"
     try:
         status = _get(info, "api/status")
         kernels = _get(info, "api/kernels")
     except Exception as exc:  # noqa: BLE001 - a Jupyter that does not answer is said, not fatal
-        return None, False, f"Jupyter did not answer: {str(exc)[:120]}"
+        return None, None, f"Jupyter did not answer: {str(exc)[:120]}"
     busy = isinstance(kernels, list) and any(
         isinstance(k, dict) and k.get("execution_state") == "busy" for k in kernels
     )
     last = _parse_time(status.get("last_activity") if isinstance(status, dict) else None)
     count = len(kernels) if isinstance(kernels, list) else 0
-    return last, busy, f"{count} kernel(s)" + (", busy" if busy else "")
+    terminals: list[dict[str, Any]] | None = None
+    try:  # a Jupyter without the terminals extension answers 404
+        listed = _get(info, "api/terminals")
+    except Exception:  # noqa: BLE001
+        listed = None
+    if isinstance(listed, list):
+        terminals = [{"name": str(t.get("name"))[:16], "last": _parse_time(t.get("last_activity"))}
+                     for t in listed[:16] if isinstance(t, dict)]  # fmt: skip
+    seen = f"{count} kernel(s)" + (", busy" if busy else "")
+    return {"busy": busy, "count": count, "last": last}, terminals, seen
 
 
 def _read_json(path: Path) -> Any:
@@ -223,6 +234,10 @@ def _extended_until(folder: Path) -> float:
     return value if 0 < value < 1e11 else 0.0
 
 
+DECISIONS = 20
+"""How many of its last decisions (busy to idle and back, a power-off) the guard keeps."""
+
+
 def _write_state(folder: Path, state: dict[str, Any]) -> None:
     tmp = folder / "state.json.tmp"
     tmp.write_text(json.dumps(state))
@@ -251,7 +266,12 @@ def run(config_path: Path) -> int:
     active_at = started  # the last moment anything was seen happening
     cpu = signals.CpuSampler(exclude=(os.getpid(),))
     before = _read_json(folder / "state.json")  # the last stop is kept across runs (and boots)
-    last_stop = before.get("last_stop") if isinstance(before, dict) else None
+    before = before if isinstance(before, dict) else {}
+    last_stop = before.get("last_stop")
+    kept = before.get("decisions")
+    decisions = [d for d in kept if isinstance(d, dict)] if isinstance(kept, list) else []
+    decisions = decisions[-DECISIONS:]
+    previous: dict[str, dict[str, Any]] = {}  # each signal as the last check saw it
     while True:
         config = json.loads(config_path.read_text())
         now = time.time()
@@ -259,13 +279,20 @@ def run(config_path: Path) -> int:
             _write_state(folder, {"version": VERSION, "armed": False, "pid": os.getpid(),
                                   "checked": now, "seen": "disarmed"})  # fmt: skip
             return 0
-        last, kernel_busy, seen = look(folder.parent / config["runtime"])
+        kernels, terminals, seen = look(folder.parent / config["runtime"])
         gpu = signals.gpus(str(config.get("gpu_command") or "nvidia-smi"))
-        busy, signal_list, reason = signals.judge(kernel_busy, gpu, cpu.sample(now), config)
-        if busy:
-            active_at = now
-        elif last is not None:  # never idle for longer than the guard has been looking
-            active_at = max(active_at, min(last, now))
+        verdict = signals.judge(kernels, gpu, cpu.sample(now), config, terminals=terminals,
+                                sessions=signals.ssh_sessions(), now=now)  # fmt: skip
+        busy, reason, signal_list = verdict["busy"], verdict["reason"], verdict["signals"][:16]
+        if verdict["active_at"] is not None:  # never idle longer than the guard has looked
+            active_at = max(active_at, verdict["active_at"])
+        for item in signal_list:  # since when each signal has said what it says
+            was = previous.get(item["signal"])
+            item["since"] = was["since"] if was and was["busy"] == item["busy"] else now
+        previous = {item["signal"]: item for item in signal_list}
+        if not decisions or decisions[-1].get("busy") != busy:
+            decisions = [*decisions, {"at": now, "busy": busy, "reason": reason[:200]}]
+            decisions = decisions[-DECISIONS:]
         idle = max(0.0, now - active_at)
         rules = rules_in_force(folder, config, now)
         held = leases(folder, now)
@@ -286,7 +313,7 @@ def run(config_path: Path) -> int:
             "busy": busy, "reason": reason, "signals": signal_list[:16],
             "extended_until": extended if extended > now else None,
             "leases": [item for item in held if item["age"] < 7 * 86400][:16],
-            "last_stop": last_stop,
+            "last_stop": last_stop, "decisions": decisions,
         }  # fmt: skip
         if now >= stop_at and lease >= lease_limit:
             hours = rules["max_hours"]
@@ -294,7 +321,9 @@ def run(config_path: Path) -> int:
             why = (f"up for {hours:g} h (max_hours)" if uptime_up
                    else f"idle for {idle / 60:.0f} min ({reason})")  # fmt: skip
             last_stop = {"at": now, "why": why, "by": rules["by"]}
-            state.update(powering_off=True, last_stop=last_stop)
+            decisions = [*decisions, {"at": now, "busy": False, "reason": f"powering off: {why}"}]
+            decisions = decisions[-DECISIONS:]
+            state.update(powering_off=True, last_stop=last_stop, decisions=decisions)
             _write_state(folder, state)
             done = subprocess.run(  # noqa: S602 - the configured command, by design
                 config["power_off"], shell=True, capture_output=True, text=True, check=False

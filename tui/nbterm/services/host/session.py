@@ -21,7 +21,7 @@ from nbterm.config import LoadedConfig
 from nbterm.locations import Paths
 from nbterm.services.cloud import guard
 from nbterm.services.cloud.guard import LEASE_EVERY, GuardSettings, GuardState
-from nbterm.services.cloud.idle import IdlePolicy
+from nbterm.services.cloud.idle import IdlePolicy, IdleVerdict
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.laptop import this_laptop
 from nbterm.services.cloud.lifecycle import Reach
@@ -40,6 +40,7 @@ from nbterm.services.remote.events import (
     SpotInterruption,
 )
 from nbterm.services.remote.forward import ForwardMode
+from nbterm.services.remote.gpu import GPU_EVERY, GpuSampler
 from nbterm.services.remote.host_keys import Verifier
 from nbterm.services.remote.probe import ProbeError, busy_kernels, get_status
 from nbterm.services.remote.session import Session, UpResult
@@ -116,6 +117,7 @@ class Timings:
     """rsync's --timeout: a stalled transfer ends after this many seconds."""
     lease_every: float = LEASE_EVERY
     budget_every: float = 60.0
+    gpu_every: float = GPU_EVERY
     retry_first: float = RETRY_FIRST
     """The first wait before a limit's stop tries a failed final sync again."""
 
@@ -231,6 +233,10 @@ class HostSession:
             self._keep("the budget watch", self._watch_budget)
         if self.cloud.outside_check is not None:
             self._keep("the spot watch from outside", self._watch_outside)
+        command = self.cloud.guard.gpu_command if self.cloud.guard else "nvidia-smi"
+        sampler = GpuSampler(self.name, self._link, self.on_event, command=command,
+                             every=self.timings.gpu_every)  # fmt: skip
+        self._keep("the GPU sampler", sampler.run)
         return result
 
     async def _find_instance_store(self, folders: list[str]) -> None:
@@ -320,24 +326,31 @@ class HostSession:
                 "asked"
             )
 
-    def _guard_busy(self) -> bool:
-        """The guard on the instance saw work at its last check (a GPU, the CPU: the same
-        signals it judges by), or ``nbterm guard extend`` postponed idle stops, as read with
-        the lease."""
+    def _guard_view(self) -> tuple[bool, float | None, str]:
+        """What the guard on the instance saw at its last check, as last read: whether some
+        signal was busy (or ``nbterm guard extend`` postponed idle stops), the latest activity
+        it saw (a terminal, an SSH session's keystroke: epoch seconds), and its reason. The
+        guard judges with :mod:`signals`, the one rule of both sides; nothing without a guard."""
         state = self._guard_state
         if state is None or not state.running:
-            return False
+            return False, None, ""
         extended = state.extended_until is not None and state.extended_until > time.time()
-        return state.busy or extended
+        return state.busy or extended, state.active_at, state.reason
 
-    async def _others_attached(self) -> list[str]:
-        """The other nbterms attached to this instance now (their guard leases are fresh), as
-        the guard says at this moment (its last word when it cannot be asked)."""
+    async def _fresh_guard_state(self) -> GuardState | None:
+        """The guard's state as it says it at this moment (its last word when it cannot be
+        asked now)."""
         try:
             state = await guard.read_state(await self._link())
         except (OSError, TimeoutError, asyncssh.Error):
             state = None
-        state = state or self._guard_state
+        if state is not None:
+            self._guard_state = state
+        return state or self._guard_state
+
+    async def _others_attached(self) -> list[str]:
+        """The other nbterms attached to this instance now (their guard leases are fresh)."""
+        state = await self._fresh_guard_state()
         return [] if state is None else state.others_attached(self.laptop.id)
 
     @property
@@ -406,13 +419,16 @@ class HostSession:
                 busy = await busy_kernels(port, server.token, base_url=server.base_url)
             except ProbeError:
                 continue
-            if self._guard_busy():
-                busy += 1  # a GPU or CPU job beside an idle Jupyter is work: the guard saw it
-            verdict = self.idle.judge(status.last_activity, busy)
+            verdict, reason = self._idle_verdict(status.last_activity, busy)
+            if verdict.state == "stop":  # the guard's word of this moment, not of a minute ago
+                await self._fresh_guard_state()
+                verdict, reason = self._idle_verdict(status.last_activity, busy)
             if verdict.state == "warn" and not self.idle.warned:
                 self.idle.warned = True
                 stop_in = self.idle.stop_after_minutes - verdict.idle_minutes
-                self.on_event(IdleWarning(self.name, verdict.idle_minutes, max(0.0, stop_in)))
+                self.on_event(
+                    IdleWarning(self.name, verdict.idle_minutes, max(0.0, stop_in), reason)
+                )
             elif verdict.state == "stop":
                 others = tuple(await self._others_attached())
                 if others:  # idle here, but someone else works on it: never stopped under them
@@ -423,11 +439,24 @@ class HostSession:
                             f"{', '.join(others)} is attached to this instance: not stopping it"
                         )
                     continue
-                self.on_event(IdleStopping(self.name, verdict.idle_minutes))
+                self.on_event(IdleStopping(self.name, verdict.idle_minutes, reason))
                 await self._limit_stop(
                     "idle", f"stopped after {verdict.idle_minutes:.0f} idle minutes"
                 )
                 return
+
+    def _idle_verdict(
+        self, last_activity: str | None, busy_kernels: int
+    ) -> tuple[IdleVerdict, str]:
+        """Jupyter's word (through the tunnel) and the guard's (every signal on the instance):
+        idle only when both are, since the later of their last activities; the reason is the
+        guard's, which saw everything (Jupyter's alone without a guard)."""
+        assert self.idle is not None
+        busy, active_at, reason = self._guard_view()
+        verdict = self.idle.judge(last_activity, busy_kernels + busy, active_at=active_at)
+        if not reason:
+            reason = "idle: Jupyter idle (no guard on the instance sees its GPU, CPU or SSH)"
+        return verdict, reason
 
     async def _watch_uptime(self, max_hours: float, launched_at: dt.datetime) -> None:
         """``max_hours``: a warning ahead of time, then a final sync and a stop, busy or not (a

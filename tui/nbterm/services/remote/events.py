@@ -79,6 +79,9 @@ class SpotInterruption(RemoteEvent):
 class IdleWarning(RemoteEvent):
     idle_minutes: float
     stop_in_minutes: float
+    reason: str = ""
+    """What each signal saw ("kernels 1 idle, GPU 0 0% (...), no SSH session"): the remote's
+    words in part, made safe where shown."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class IdleStopping(RemoteEvent):
     """Idle past idle_stop_minutes: a final sync, then the instance is stopped."""
 
     idle_minutes: float
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,46 @@ class Notice(RemoteEvent):
     """Something the user should know that is not an error of the session itself."""
 
     message: str
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """One GPU as ``nvidia-smi`` reported it."""
+
+    index: int
+    util: int
+    """Utilisation, percent."""
+    used: int
+    """Memory used, MiB."""
+    total: int
+
+
+@dataclass(frozen=True)
+class GpuSample(RemoteEvent):
+    """Every GPU of a host at one moment (services/remote/gpu.py)."""
+
+    gpus: tuple[Gpu, ...]
+
+
+@dataclass(frozen=True)
+class Signal:
+    """What one signal saw at the guard's last check (:mod:`signals`)."""
+
+    name: str
+    """"kernels", "GPU 1", "CPU", "SSH pts/1", "terminal 1"..."""
+    value: str
+    busy: bool
+    since: float | None
+    """Since when it has said so (its last activity, for a terminal or an SSH session)."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One of the guard's last decisions: busy to idle and back, a power-off."""
+
+    at: float
+    busy: bool
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -113,6 +157,8 @@ class GuardReport(RemoteEvent):
     words, made safe where shown."""
     extended_until: float | None = None
     """``nbterm guard extend`` postponed its idle stop until then (epoch seconds)."""
+    idle_limit_minutes: float | None = None
+    """How long idle it may be (its rules, with their grace); None: idleness stops nothing."""
 
 
 @dataclass(frozen=True)
