@@ -53,6 +53,22 @@ async def _stand_in(link: Link, tag: str, csv: str) -> tuple[str, str]:
     return f"{home}/smi-{tag}", f"smi-starts-{tag}"
 
 
+async def _until_ended(link: Link, starts: str) -> None:
+    """Every stand-in started (by the sampler, by the guard's checks) has ended on the remote.
+    The stand-in's loop outlives a closed channel (the real nvidia-smi dies at its next write):
+    only the sampler's own end stops it."""
+    pids = (await run(link, f"cat {starts}"))[1].split()
+    deadline = time.monotonic() + 10
+    while True:
+        alive = [pid for pid in pids if (await run(link, f"kill -0 {pid} 2>/dev/null"))[0] == 0]
+        if not alive:
+            return
+        if time.monotonic() > deadline:
+            await run(link, f"kill {' '.join(alive)} 2>/dev/null; true")
+            raise AssertionError(f"the GPU stream is still running on the remote: {alive}")
+        await asyncio.sleep(0.2)
+
+
 async def _until(samples: list[GpuSample], test: Callable[[GpuSample], bool], wait: float) -> None:
     deadline = time.monotonic() + wait
     while not (samples and test(samples[-1])):
@@ -85,6 +101,7 @@ async def test_one_stream_over_the_connection_carries_every_gpu(
                     await asyncio.sleep(0.2)
             finally:
                 task.cancel()
+            await _until_ended(link, starts)  # the stream on the instance ended with it
             assert all(len(s.gpus) == gpus.count("\n") for s in samples), samples
             # one query at the start, then ONE long-running stream for every sample after it
             started = (await run(link, f"cat {starts}"))[1].split()
@@ -118,7 +135,7 @@ async def test_the_session_reports_its_hosts_gpus(
         own_runtime(sshd, tmp_path, "nbterm-gpu-session") as (link, _settings, _folder),
         guarded(link, marker),
     ):
-        command, _starts = await _stand_in(link, tag, FOUR)
+        command, starts = await _stand_in(link, tag, FOUR)
         settings = settings_for(config.hosts["box"].jupyter, marker, idle_minutes=60.0,
                                 gpu_command=command)  # fmt: skip
         events: list[RemoteEvent | SyncEvent] = []
@@ -126,17 +143,20 @@ async def test_the_session_reports_its_hosts_gpus(
                               cloud=Cloud(guard=settings),
                               timings=Timings(gpu_every=1.0))  # fmt: skip
         try:
-            await session.up()
-            deadline = time.monotonic() + 15
-            while not any(isinstance(e, GpuSample) for e in events):
-                assert time.monotonic() < deadline, "no GPU sample from the session"
-                await asyncio.sleep(0.1)
+            try:
+                await session.up()
+                deadline = time.monotonic() + 15
+                while not any(isinstance(e, GpuSample) for e in events):
+                    assert time.monotonic() < deadline, "no GPU sample from the session"
+                    await asyncio.sleep(0.1)
+            finally:
+                await session.down(final_sync=False)
+            sample = next(e for e in events if isinstance(e, GpuSample))
+            assert [card.util for card in sample.gpus] == [0, 97, 0, 50]
+            # nothing samples after the down: the stream ended with the session, on both sides
+            count = sum(isinstance(e, GpuSample) for e in events)
+            await asyncio.sleep(2.5)
+            assert sum(isinstance(e, GpuSample) for e in events) == count
+            await _until_ended(link, starts)
         finally:
-            await session.down(final_sync=False)
             await run(link, f"rm -f smi-{tag} smi-{tag}.csv smi-starts-{tag}; true")
-        sample = next(e for e in events if isinstance(e, GpuSample))
-        assert [card.util for card in sample.gpus] == [0, 97, 0, 50]
-        # nothing samples after the down: the stream ended with the session
-        count = sum(isinstance(e, GpuSample) for e in events)
-        await asyncio.sleep(2.5)
-        assert sum(isinstance(e, GpuSample) for e in events) == count

@@ -5,6 +5,7 @@ standard-library only (they run on the instance with its python3)."""
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 import time
@@ -130,3 +131,40 @@ def test_guard_extend_takes_a_duration_a_person_writes() -> None:
     for bad in ("", "3", "3 hours", "-1h", "8d", None):
         with pytest.raises(CliError):
             duration_seconds(bad)
+
+
+def test_a_templates_thresholds_reach_the_guard(tmp_path: Path) -> None:
+    from nbterm.config import load_config
+    from nbterm.services.host.up import guard_settings
+
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[hosts.gpu]\ninstance = "nb"\ntemplate = "g"\n[templates.g]\n'
+        'ami = "ami-0abcdef1234567890"\ninstance_type = "g5.xlarge"\nidle_stop_minutes = 30\n'
+        "gpu_busy_percent = 10\ncpu_busy_cores = 2\n"
+    )
+    config = load_config(path)
+    settings = guard_settings(config.hosts["gpu"], config.templates["g"])
+    assert settings is not None
+    assert (settings.gpu_busy_percent, settings.cpu_busy_cores) == (10.0, 2.0)
+    rules = json.loads(settings.as_json(armed=True))
+    cards = [{"index": 0, "util": 8, "used": 1, "total": 2}]
+    assert not signals.judge(None, cards, 1.5, rules)["busy"]  # 8% < 10%, 1.5 < 2 cores
+    assert signals.judge(None, cards, 2.5, rules)["reason"] == "busy: CPU 2.5 cores"
+
+
+def test_what_each_signal_saw_as_a_table_the_remote_text_made_safe() -> None:
+    from nbterm.presenters import decision_lines, signal_lines
+    from nbterm.services.remote.events import Decision, Signal
+
+    now = time.time()
+    lines = signal_lines([Signal("GPU 1", "97% (20011/24576 MiB)", True, now - 60),
+                          Signal("SSH pts/3", "typed in 2 min ago", False, now - 120),
+                          Signal("CPU", "\x1b[2J[bold]x", False, None)], now)  # fmt: skip
+    assert lines[0].split() == ["signal", "value", "since"]
+    assert lines[1].startswith("GPU 1") and lines[1].endswith("BUSY")
+    assert lines[2].endswith("idle") and "typed in 2 min ago" in lines[2]
+    assert "\x1b" not in "".join(lines) and lines[3].split()[2] == "-"
+    assert lines[0].index("value") == lines[1].index("97%") == lines[2].index("typed")  # aligned
+    said = decision_lines([Decision(now - 30, True, "busy: GPU 1 97%")], now)
+    assert said == [time.strftime("%H:%M", time.localtime(now - 30)) + "  busy: GPU 1 97%"]

@@ -228,6 +228,12 @@ class TemplateConfig:
     guard_lease_minutes: PositiveInt = 10
     """The guard acts only when no nbterm has been attached for this long (an attached
     nbterm is in charge: it warns and makes a final sync first)."""
+    gpu_busy_percent: Annotated[float, Range(gt=0, le=100)] = 5.0
+    """A GPU at this utilisation or more is work: the machine is not idle, whatever Jupyter
+    says (a training run started in the remote's tmux). For the guard and an attached nbterm."""
+    cpu_busy_cores: Annotated[float, Range(gt=0)] = 0.5
+    """The login user's processes using this many CPU cores or more are work (a CPU-bound
+    process is one core); nbterm's own guard is left out."""
     power_off_command: CommandLine = "sudo -n shutdown -h now"
     """How the guard powers the instance off (the one step that needs privileges; nbterm
     launches instances with shutdown behaviour "stop", so this stops it, disk kept)."""

@@ -135,6 +135,8 @@ def guard_settings(host: Host, template: TemplateConfig | None) -> GuardSettings
         grace_minutes=template.guard_grace_minutes,
         lease_minutes=template.guard_lease_minutes,
         power_off=template.power_off_command,
+        gpu_busy_percent=template.gpu_busy_percent,
+        cpu_busy_cores=template.cpu_busy_cores,
     )
 
 

@@ -113,4 +113,8 @@ class GpuSampler:
 
             await _lines(process.stdout, group)
         finally:
+            # ended with the session, not left sampling on the instance: a signal first (sshd
+            # passes it on), then the channel closes (a write to it ends the real nvidia-smi)
+            with contextlib.suppress(OSError, asyncssh.Error):
+                process.terminate()
             process.close()
