@@ -9,6 +9,7 @@ itself is killed, it ends too (it never outlives nbterm holding the port).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -22,7 +23,7 @@ import pytest
 
 from nbterm.config import LoadedConfig, load_config
 from nbterm.locations import Paths
-from nbterm.services.remote.events import Notice, TunnelHealth
+from nbterm.services.remote.events import Notice, RemoteEvent, TunnelHealth
 from nbterm.services.remote.forward import ProcessForward
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.session import Session
@@ -59,6 +60,10 @@ async def session(config: LoadedConfig, paths: Paths) -> AsyncIterator[tuple[Ses
         await session.down()
 
 
+def _reconnects_are(count: int, event: RemoteEvent) -> bool:
+    return isinstance(event, TunnelHealth) and event.reconnects == count
+
+
 async def test_a_killed_forwarder_is_said_and_comes_back_on_the_same_port(
     session: tuple[Session, Recorder],
 ) -> None:
@@ -85,6 +90,11 @@ async def test_a_killed_forwarder_is_said_and_comes_back_on_the_same_port(
         assert forward.pid != pid
         assert forward.local_port == result.local_port
         assert listening_addresses(result.local_port) == {"127.0.0.1"}
+        # the Tunnels pane's Reconnects counts it: the row does not stay "up, 0" as if
+        # nothing happened
+        counted = functools.partial(_reconnects_are, kill + 1)
+        health = await recorder.wait_for(counted, 15, mark)
+        assert isinstance(health, TunnelHealth)
 
 
 async def test_down_ends_the_forwarder_and_frees_its_port(

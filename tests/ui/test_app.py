@@ -214,6 +214,14 @@ async def test_the_guard_column_says_what_the_instance_guard_does(
                 ),
                 "busy [bold]xyy",
             ),
+            (
+                GuardReport("gpu", True, True, 0.0, attached=True, reason="busy: CPU 1.0 cores"),
+                "busy CPU 1.0",
+            ),
+            (
+                GuardReport("gpu", True, True, 0.0, attached=True, reason="busy: a kernel is busy"),
+                "busy kernel",
+            ),
             (GuardReport("gpu", True, True, 3.0, stop_at), "stops 23:45"),
             (GuardReport("gpu", True, False), "not running"),
             (GuardReport("gpu", True, True, failed="sudo: a password is required"), "CANNOT stop"),

@@ -237,7 +237,9 @@ def guard_cell(report: GuardReport) -> str:
         return "not running"
     if report.attached or report.stop_at is None:
         if report.reason.startswith("busy: "):  # what keeps it up, the first of them
-            return shown("busy " + report.reason[6:].split(", ")[0])[:14]
+            first = report.reason[6:].split(", ")[0]
+            first = "kernel" if first == "a kernel is busy" else first.removesuffix(" cores")
+            return shown("busy " + first)[:14]
         if report.idle_minutes is not None and report.idle_limit_minutes is not None:
             return f"idle {report.idle_minutes:.0f}/{report.idle_limit_minutes:.0f} min"
         return "armed"

@@ -310,6 +310,8 @@ class MainScreen(Screen[None]):
         if said is not None:
             self.notify(said.text, title=said.title, severity=said.severity, timeout=said.timeout,
                         markup=False)  # fmt: skip
+            if not isinstance(event, SyncEvent):  # a toast leaves; what it said stays
+                self.query_one(SyncLogPane).write(f"{event.host}: {said.text}")
 
     @on(HostNote)
     def _host_note(self, message: HostNote) -> None:

@@ -60,6 +60,7 @@ class TunnelHealth(RemoteEvent):
     connections: int | None = None
     last_activity: str | None = None
     reconnects: int = 0
+    """The SSH connection's reconnects and the tunnel process's restarts, this session."""
     message: str = ""
     needs_password: bool = False
     """Jupyter takes only its password: kernels and activity cannot be read."""

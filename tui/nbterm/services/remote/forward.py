@@ -46,6 +46,8 @@ def _how_it_ended(code: int | None) -> str:
 
 class Forward(Protocol):
     local_port: int
+    restarted: int
+    """How often its process ended by itself and was started again (0 for one that has none)."""
 
     async def prepare(self) -> None:
         """Start what can start before the remote port is known."""
@@ -69,6 +71,7 @@ class InlineForward:
         self.connection = connection
         self.wanted_port = wanted_port
         self.local_port = 0
+        self.restarted = 0
         self.tunnel: Tunnel | None = None
 
     async def prepare(self) -> None:
@@ -115,6 +118,8 @@ class ProcessForward:
         self.local_port = 0
         self.remote_port: int | None = None
         self.restarts = 0
+        """Restarts in a row (the back-off); reset once a restarted process listens."""
+        self.restarted = 0
         self._sock: socket.socket | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._listening: asyncio.Future[int] | None = None
@@ -227,6 +232,7 @@ class ProcessForward:
     async def _restart(self, proc: asyncio.subprocess.Process) -> None:
         delay = RESTART_DELAYS[min(self.restarts, len(RESTART_DELAYS) - 1)]
         self.restarts += 1
+        self.restarted += 1
         self.on_notice(
             f"the tunnel's process ended by itself ({self._last_words(proc)}); restarting it "
             f"on port {self.local_port} in {delay:g}s"

@@ -93,7 +93,11 @@ class GpuSampler:
     async def run(self) -> None:
         """Sample until cancelled; a dropped connection is waited out and the stream started
         again on the new one."""
-        self.has_gpus = await self.once() is not None
+        while self.has_gpus is None:  # asked once it can be (the connection may be down)
+            try:
+                self.has_gpus = await self.once() is not None
+            except (OSError, TimeoutError, asyncssh.Error):
+                await asyncio.sleep(self.every)
         if not self.has_gpus:
             return
         while True:

@@ -372,7 +372,7 @@ class Session:
                 kernels=kernels,
                 connections=connections,
                 last_activity=last_activity,
-                reconnects=self.connection.reconnects,
+                reconnects=self.connection.reconnects + self.forward.restarted,
                 message=message,
                 needs_password=self.auth == "password",
                 kernels_lost=self.kernels_lost,
