@@ -75,3 +75,24 @@ def another_laptop(paths: Paths, base: Path, name: str) -> Paths:
     (state / "laptop.json").write_text(json.dumps({"id": uuid.uuid4().hex[:16], "name": name}))
     (state / "laptop.json").chmod(0o600)
     return dataclasses.replace(paths, state_dir=state)
+
+
+async def never_powered_off(link: Link, marker: str, seconds: float, what: str = "busy") -> int:
+    """Samples taken every 0.1 s over ``seconds``, each asserting no power-off."""
+    samples, started = 0, time.monotonic()
+    while time.monotonic() - started < seconds:
+        assert not await powered_off(link, marker), (
+            f"powered off {time.monotonic() - started:.1f}s into a {what} window"
+        )
+        samples += 1
+        await asyncio.sleep(0.1)
+    return samples
+
+
+async def powered_off_within(link: Link, marker: str, seconds: float) -> float:
+    """How long it took to power off (asserting it did within ``seconds``)."""
+    started = time.monotonic()
+    while not await powered_off(link, marker):
+        assert time.monotonic() - started < seconds, "never powered off once idle"
+        await asyncio.sleep(0.1)
+    return time.monotonic() - started

@@ -32,9 +32,14 @@ from nbterm.services.host.down import Why
 from nbterm.services.host.session import Cloud, HostSession, Timings
 from nbterm.services.remote import jupyter
 from nbterm.services.remote.events import IdleStopping, RemoteEvent
-from nbterm.services.remote.ssh import Link
 from nbterm.services.sync.events import SyncEvent
-from tests.harness.guard import guarded, powered_off, settings_for
+from tests.harness.guard import (
+    guarded,
+    never_powered_off,
+    powered_off,
+    powered_off_within,
+    settings_for,
+)
 from tests.harness.procs import end_process
 from tests.harness.remote import own_runtime, remote_config_text, trust_all
 from tests.harness.sshd import SshServer
@@ -74,25 +79,6 @@ async def typing_session(sshd: SshServer) -> AsyncIterator[Callable[[bool], None
         end_process(proc)
 
 
-async def _never_powered_off(link: Link, marker: str, seconds: float) -> int:
-    samples, started = 0, time.monotonic()
-    while time.monotonic() - started < seconds:
-        assert not await powered_off(link, marker), (
-            f"powered off {time.monotonic() - started:.1f}s into a window of typing"
-        )
-        samples += 1
-        await asyncio.sleep(0.1)
-    return samples
-
-
-async def _powered_off_within(link: Link, marker: str, seconds: float) -> float:
-    started = time.monotonic()
-    while not await powered_off(link, marker):
-        assert time.monotonic() - started < seconds, "never powered off once nobody typed"
-        await asyncio.sleep(0.1)
-    return time.monotonic() - started
-
-
 async def test_typing_in_an_ssh_session_keeps_the_machine_up_an_unused_one_does_not(
     sshd: SshServer, tmp_path: Path
 ) -> None:
@@ -105,7 +91,7 @@ async def test_typing_in_an_ssh_session_keeps_the_machine_up_an_unused_one_does_
         armed = settings_for(settings, marker, idle_minutes=IDLE_MINUTES,
                              gpu_command="/nonexistent", cpu_busy_cores=8.0)  # fmt: skip
         await guard.install(link, armed)
-        samples = await _never_powered_off(link, marker, 2 * 60 * IDLE_MINUTES)
+        samples = await never_powered_off(link, marker, 2 * 60 * IDLE_MINUTES, "typing")
         state = await guard.read_state(link)
         assert state is not None and not state.busy, state
         ssh = [item for item in state.signals if item.name.startswith("SSH pts/")]
@@ -113,7 +99,7 @@ async def test_typing_in_an_ssh_session_keeps_the_machine_up_an_unused_one_does_
         assert any(line.startswith("SSH pts/") for line in signal_lines(state.signals))
         assert state.idle_minutes is not None and state.idle_minutes < IDLE_MINUTES, state
         typing(False)  # the session stays open, unused
-        took = await _powered_off_within(link, marker, 60 * IDLE_MINUTES + 8 + 15)
+        took = await powered_off_within(link, marker, 60 * IDLE_MINUTES + 8 + 15)
         assert took > 60 * IDLE_MINUTES - 8 - 1  # counted from the last keystroke it could see
         state = await guard.read_state(link)
         assert state is not None
@@ -194,7 +180,7 @@ async def test_a_jupyter_terminal_in_use_is_named_in_the_reasons(
                 terminal = [item for item in state.signals if item.name == f"terminal {name}"]
                 assert terminal and terminal[0].value in ("used just now",), state.signals
                 ws.close()
-                await _powered_off_within(link, marker, 25)
+                await powered_off_within(link, marker, 25)
                 assert samples > 50
         finally:
             await jupyter.stop(link, settings)

@@ -26,9 +26,14 @@ from nbterm.services.cloud import guard
 from nbterm.services.host.down import Why
 from nbterm.services.host.session import Cloud, HostSession, Timings
 from nbterm.services.remote.events import RemoteEvent
-from nbterm.services.remote.ssh import Link, run
+from nbterm.services.remote.ssh import run
 from nbterm.services.sync.events import SyncEvent
-from tests.harness.guard import guarded, powered_off, settings_for
+from tests.harness.guard import (
+    guarded,
+    never_powered_off,
+    powered_off_within,
+    settings_for,
+)
 from tests.harness.remote import own_runtime, remote_config_text, trust_all
 from tests.harness.sshd import SshServer
 
@@ -36,26 +41,6 @@ pytestmark = pytest.mark.sshd
 
 IDLE = "0, 0, 3, 24576\n1, 1, 3, 24576\n2, 0, 3, 24576\n3, 0, 3, 24576\n"
 ONE_BUSY = "0, 0, 3, 24576\n1, 97, 20011, 24576\n2, 0, 3, 24576\n3, 0, 3, 24576\n"
-
-
-async def _never_powered_off(link: Link, marker: str, seconds: float) -> int:
-    """Samples taken over ``seconds``, each asserting no power-off."""
-    samples, started = 0, time.monotonic()
-    while time.monotonic() - started < seconds:
-        assert not await powered_off(link, marker), (
-            f"powered off {time.monotonic() - started:.1f}s into a busy window"
-        )
-        samples += 1
-        await asyncio.sleep(0.1)
-    return samples
-
-
-async def _powered_off_within(link: Link, marker: str, seconds: float) -> float:
-    started = time.monotonic()
-    while not await powered_off(link, marker):
-        assert time.monotonic() - started < seconds, "never powered off once idle"
-        await asyncio.sleep(0.1)
-    return time.monotonic() - started
 
 
 async def test_a_busy_gpu_beside_an_idle_jupyter_keeps_the_machine_up(
@@ -73,11 +58,11 @@ async def test_a_busy_gpu_beside_an_idle_jupyter_keeps_the_machine_up(
             home = (await run(link, "echo $HOME"))[1].strip()
             armed = settings_for(settings, marker, gpu_command=f"{home}/{smi}")
             await guard.install(link, armed)  # idle 3 s + grace 1.2 s, lease 3 s
-            samples = await _never_powered_off(link, marker, 8.0)
+            samples = await never_powered_off(link, marker, 8.0)
             state = await guard.read_state(link)
             assert state is not None and state.busy and "GPU 1 97%" in state.reason, state
             await run(link, f"printf %s '{IDLE}' > {csv}")
-            took = await _powered_off_within(link, marker, 20)
+            took = await powered_off_within(link, marker, 20)
             assert took >= 0.05 * 60 - 1.0  # idle counted from the end of the GPU's work
         finally:
             await run(link, f"rm -f {smi} {csv}; true")
@@ -96,10 +81,10 @@ async def test_a_cpu_bound_process_beside_an_idle_jupyter_keeps_the_machine_up(
         pid = (await run(link, spin))[1].strip()
         try:
             await guard.install(link, settings_for(settings, marker, gpu_command="/nonexistent"))
-            samples = await _never_powered_off(link, marker, 8.0)
+            samples = await never_powered_off(link, marker, 8.0)
             state = await guard.read_state(link)
             assert state is not None and state.busy and "CPU" in state.reason, state
-            took = await _powered_off_within(link, marker, 25)
+            took = await powered_off_within(link, marker, 25)
             assert took > 1.0
         finally:
             await run(link, f"kill {pid} 2>/dev/null; true")
@@ -159,9 +144,9 @@ async def test_guard_extend_postpones_the_idle_stop_in_place(
     ):
         await guard.install(link, settings_for(settings, marker, gpu_command="/nonexistent"))
         assert await guard.extend(link, time.time() + 7)
-        samples = await _never_powered_off(link, marker, 6.0)
+        samples = await never_powered_off(link, marker, 6.0)
         state = await guard.read_state(link)
         assert state is not None and state.extended_until is not None
         assert "postponed until" in guard_words(state.report("box"))
-        await _powered_off_within(link, marker, 20)
+        await powered_off_within(link, marker, 20)
     assert samples > 30

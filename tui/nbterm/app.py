@@ -15,6 +15,7 @@ from nbterm.config import ConfigError, LoadedConfig, load_config
 from nbterm.locations import Paths, tildify
 from nbterm.safe_text import shown, shown_lines
 from nbterm.screens.main import MainScreen, log_lines
+from nbterm.services.journal import Journal
 from nbterm.ui.controller import Controller
 
 
@@ -69,10 +70,11 @@ class NbtermApp(App[None]):
         self.config = config
         self.controller = Controller(self, config, self.paths)
         self._apply_keymap(config.keymap)
-        if isinstance(self.screen, MainScreen) or self.screen.id == "first-run":
-            self.switch_screen(MainScreen(config, log_lines(self.screen)))  # a reload keeps them
+        journal = Journal(self.paths)  # what the Sync log says, kept (`nbterm log`)
+        if isinstance(self.screen, MainScreen) or self.screen.id == "first-run":  # a reload
+            self.switch_screen(MainScreen(config, log_lines(self.screen), journal))  # keeps them
         else:
-            self.push_screen(MainScreen(config))
+            self.push_screen(MainScreen(config, journal=journal))
 
     def _apply_keymap(self, keymap: dict[str, str]) -> None:
         known = {b.id for b in [*self.BINDINGS, *MainScreen.BINDINGS] if isinstance(b, Binding)}

@@ -18,10 +18,12 @@ from typing import Literal
 from nbterm.locations import tildify
 from nbterm.safe_text import shown
 from nbterm.services.cloud.spending import Spend
+from nbterm.services.journal import Entry, Journal
 from nbterm.services.remote.events import (
     ConnectionChanged,
     Decision,
     Gpu,
+    GuardDecisions,
     GuardReport,
     HostKeyTrusted,
     IdleStopping,
@@ -377,9 +379,11 @@ class Printer:
     idle guard's report are said when they change. ``line()`` for the sync log; calling it
     prints (the CLI)."""
 
-    def __init__(self) -> None:
+    def __init__(self, journal: Journal | None = None) -> None:
         self.last_state: dict[str, str] = {}
         self.last_guard: dict[str, str | None] = {}
+        self.journal = journal
+        """Where each printed line is kept too (``nbterm log``), with the guard's decisions."""
 
     def line(self, event: Event) -> str | None:
         if isinstance(event, TunnelHealth):
@@ -398,3 +402,26 @@ class Printer:
         text = self.line(event)
         if text:
             print(text, flush=True)
+        if self.journal is not None:
+            host = event.host if isinstance(event, RemoteEvent) else event.rule.partition(":")[0]
+            if isinstance(event, GuardDecisions):
+                journal_decisions(self.journal, event)
+            elif text:
+                self.journal.append(host, text)
+
+
+def journal_decisions(journal: Journal, event: GuardDecisions) -> None:
+    """The guard's decisions into the journal, each at its own time and once."""
+    for decision in event.decisions:
+        journal.guard_decided(event.host, decision.at, f"the idle guard: {decision.reason}")
+
+
+def journal_line(entry: Entry, now: float | None = None) -> str:
+    """One entry as ``nbterm log`` and the Sync log's first lines print it (made safe: part
+    of it may be the remote's words)."""
+    now = time.time() if now is None else now
+    fmt = "%H:%M:%S" if now - entry.at < 20 * 3600 else "%Y-%m-%d %H:%M:%S"
+    text = entry.text if not entry.host or entry.text.startswith(entry.host + ":") else (
+        f"{entry.host}: {entry.text}"
+    )  # fmt: skip
+    return f"{time.strftime(fmt, time.localtime(entry.at))} {shown(text)}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 from nbterm.config import ConfigError, ConfigNotFoundError, LoadedConfig, load_config
@@ -37,3 +38,11 @@ def load(config_file: str | None) -> tuple[LoadedConfig, Paths]:
         raise CliError(f"invalid config\n{exc}", EXIT_CONFIG) from None
     except UnsafeDirectoryError as exc:
         raise CliError(str(exc), EXIT_CONFIG) from None
+
+
+def age_seconds(text: str | None, what: str) -> float:
+    """``30m``, ``12h``, ``2d``, ``1.5h``: seconds (``what`` names the option in the error)."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([mhd])", (text or "").strip())
+    if match is None:
+        raise CliError(f"{what}: for example 3h, 90m or 1d")
+    return float(match.group(1)) * {"m": 60, "h": 3600, "d": 86400}[match.group(2)]

@@ -14,6 +14,7 @@ from nbterm.services.cloud.ec2 import Ec2Error
 from nbterm.services.cloud.lifecycle import Reach
 from nbterm.services.host.down import SyncedHome, sync_alone
 from nbterm.services.host.up import key_check, reach_running
+from nbterm.services.journal import Journal
 from nbterm.services.remote.host_keys import KnownHosts, Verifier
 from nbterm.services.remote.ssh import SshError, close_quietly, connect
 
@@ -62,6 +63,7 @@ async def final_sync(
 ) -> SyncedHome:
     """A bounded final sync of the host's rules over a connection of its own, if it runs."""
     return await sync_alone(
-        config, paths, host, verifier=verifier_for(accept_host_key), on_event=Printer(),
+        config, paths, host, verifier=verifier_for(accept_host_key),
+        on_event=Printer(Journal(paths)),
         console_keys=accept_host_key is None,  # an explicit fingerprint is the user's word
     )  # fmt: skip

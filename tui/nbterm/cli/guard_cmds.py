@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import time
 
-from nbterm.cli.common import CliError, load
+from nbterm.cli.common import CliError, age_seconds, load
 from nbterm.cli.ec2_flow import reach, say
 from nbterm.cli.hosts import ec2_host
 from nbterm.config import Host, LoadedConfig
@@ -21,10 +20,7 @@ from nbterm.services.remote.ssh import SshError, close_quietly, connect
 
 def duration_seconds(text: str | None) -> float:
     """``3h``, ``90m``, ``1d``, ``1.5h``: seconds, at most guard.EXTEND_LIMIT_HOURS."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([mhd])", (text or "").strip())
-    if match is None:
-        raise CliError("guard extend needs a duration: for example 3h, 90m or 1d")
-    seconds = float(match.group(1)) * {"m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    seconds = age_seconds(text, "guard extend needs a duration")
     if not 0 < seconds <= guard.EXTEND_LIMIT_HOURS * 3600:
         raise CliError(f"guard extend: at most {guard.EXTEND_LIMIT_HOURS / 24:g} days")
     return seconds

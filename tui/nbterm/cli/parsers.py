@@ -79,6 +79,14 @@ def register_remote(commands: Any) -> None:
     status = commands.add_parser("status", help="hosts, open tunnels and remote Jupyter servers")
     status.set_defaults(handler="nbterm.cli.remote_cmds:cmd_status")
 
+    log = commands.add_parser(
+        "log", help="what nbterm said about each host, kept: why an instance stopped, what synced"
+    )
+    log.add_argument("name", nargs="?", help="only this host (default: every host)")
+    log.add_argument("--since", metavar="AGE", help="only the last 30m, 12h, 2d... (default: "
+                     "the last 100 lines)")  # fmt: skip
+    log.set_defaults(handler="nbterm.cli.log_cmds:cmd_log")
+
     _on_host(
         commands, "forget-host", "forget a host's stored SSH host key",
         "nbterm.cli.remote_cmds:cmd_forget_host",

@@ -21,6 +21,7 @@ from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.pricing import price_per_hour
 from nbterm.services.cloud.recovery import after_interruption
 from nbterm.services.host.up import FINAL_SYNC_SECONDS, Face, open_host
+from nbterm.services.journal import Journal
 from nbterm.services.remote import jupyter, registry
 from nbterm.services.remote.gpu import GpuSampler
 from nbterm.services.remote.host_keys import KnownHosts
@@ -97,7 +98,7 @@ async def _up_once(
             host.name,
             Face(
                 ask=verifier_for(accept_host_key),
-                on_event=Printer(),
+                on_event=Printer(Journal(paths)),
                 note=lambda message: say(host, message),
                 console_keys=accept_host_key is None,  # an explicit fingerprint is the user's word
                 install=_said_yes if install_jupyter else None,

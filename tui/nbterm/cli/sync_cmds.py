@@ -21,6 +21,7 @@ from nbterm.safe_text import shown
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.host.down import SyncedHome
+from nbterm.services.journal import Journal
 from nbterm.services.remote import registry
 from nbterm.services.remote.connection import HostConnection
 from nbterm.services.remote.ssh import SshError
@@ -90,7 +91,7 @@ async def _sync(
         raise CliError(f"{host.name} is not running: `nbterm up {host.name}` starts it")
     known = await ensure_trusted(where, paths)
     ssh_config = write_ssh_config(config, paths, where.reach.addresses)
-    printer = Printer()
+    printer = Printer(Journal(paths))
     engines = [
         SyncEngine(rule, paths, ssh_config, printer, retries=watch)
         for rule in config.sync_rules_for(host.name)

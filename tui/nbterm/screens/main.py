@@ -15,7 +15,7 @@ from textual.widgets import Footer, Header, Log
 from textual.worker import Worker, WorkerState
 
 from nbterm.config import LoadedConfig
-from nbterm.presenters import Printer, budget_words, toast
+from nbterm.presenters import Printer, budget_words, journal_decisions, toast
 from nbterm.screens.commands import CockpitCommands
 from nbterm.screens.confirm import ShownScreen, TypedConfirmScreen, YesNoScreen
 from nbterm.screens.host_key import HostKeyScreen
@@ -24,7 +24,8 @@ from nbterm.services.cloud.idle import parse_time
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.spending import Spend
 from nbterm.services.host.budget import to_stop
-from nbterm.services.remote.events import GpuSample, GuardReport, TunnelHealth
+from nbterm.services.journal import Journal
+from nbterm.services.remote.events import GpuSample, GuardDecisions, GuardReport, TunnelHealth
 from nbterm.services.remote.host_keys import HostKeyQuestion
 from nbterm.services.sync.events import SyncEvent
 from nbterm.ui.messages import HostNote, HostStatus, InstancesRefreshed, ServiceEvent
@@ -63,11 +64,15 @@ class MainScreen(Screen[None]):
                 tooltip="Look at EC2 again now"),
     ]  # fmt: skip
 
-    def __init__(self, config: LoadedConfig, history: Sequence[str] = ()) -> None:
-        """``history``: the Sync log's lines from the screen this one replaces (a reload)."""
+    def __init__(
+        self, config: LoadedConfig, history: Sequence[str] = (), journal: Journal | None = None
+    ) -> None:
+        """``history``: the Sync log's lines from the screen this one replaces (a reload);
+        ``journal``: where what the Sync log says is kept (``nbterm log``)."""
         super().__init__()
         self.config = config
         self.history = history
+        self.journal = journal
         self._warned_idle_instances: set[str] = set()
         self._up: set[str] = set()
         """Hosts whose session is up, as the screen has been told."""
@@ -86,7 +91,7 @@ class MainScreen(Screen[None]):
         yield Header()
         yield InstancesPane(self.config)
         yield TunnelsPane(self.config)
-        yield SyncLogPane(self.config, self.history)
+        yield SyncLogPane(self.config, self.history, self.journal)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -294,6 +299,8 @@ class MainScreen(Screen[None]):
             self.query_one(TunnelsPane).apply(event)
         if isinstance(event, GpuSample):
             self.query_one(InstancesPane).set_gpu(event)
+        if isinstance(event, GuardDecisions) and self.journal is not None:
+            journal_decisions(self.journal, event)
         if isinstance(event, GuardReport):  # read every minute: said when what it says changes
             self.query_one(InstancesPane).set_guard(event)
             line = self._guard_words.line(event)
@@ -311,7 +318,7 @@ class MainScreen(Screen[None]):
             self.notify(said.text, title=said.title, severity=said.severity, timeout=said.timeout,
                         markup=False)  # fmt: skip
             if not isinstance(event, SyncEvent):  # a toast leaves; what it said stays
-                self.query_one(SyncLogPane).write(f"{event.host}: {said.text}")
+                self.query_one(SyncLogPane).write(said.text)
 
     @on(HostNote)
     def _host_note(self, message: HostNote) -> None:

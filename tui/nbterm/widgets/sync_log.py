@@ -11,8 +11,9 @@ from textual.widgets import Log, ProgressBar
 
 from nbterm.config import LoadedConfig
 from nbterm.locations import tildify
-from nbterm.presenters import Printer
+from nbterm.presenters import Printer, journal_line
 from nbterm.safe_text import shown
+from nbterm.services.journal import Journal, host_of
 from nbterm.services.sync.events import (
     CycleDone,
     CycleStarted,
@@ -24,6 +25,7 @@ from nbterm.services.sync.events import (
 from nbterm.widgets.plain import plain
 
 MAX_LINES = 2000
+JOURNAL_LINES = 8
 
 
 def clock() -> str:
@@ -34,12 +36,16 @@ class SyncLogPane(Vertical):
     clock = staticmethod(clock)
     """The time shown on each line (screenshots and snapshot tests freeze it)."""
 
-    def __init__(self, config: LoadedConfig, history: Sequence[str] = ()) -> None:
+    def __init__(
+        self, config: LoadedConfig, history: Sequence[str] = (), journal: Journal | None = None
+    ) -> None:
         """``history``: the lines of the log before a config reload (kept: a reload must not
-        wipe what a person reads, a terminate's record among them)."""
+        wipe what a person reads, a terminate's record among them). ``journal``: where every
+        line is kept too, whose last lines open the log (``nbterm log`` prints more)."""
         super().__init__(id="sync", classes="pane")
         self.config = config
         self.history = list(history)
+        self.journal = journal
         self.border_title = "Sync log"
         self.printer = Printer()
         self.last: dict[str, float] = {}
@@ -57,6 +63,10 @@ class SyncLogPane(Vertical):
         if self.history:
             log.write_lines(self.history)
             log.write_line(f"{self.clock()} config reloaded")
+        elif self.journal is not None and (earlier := self.journal.entries()[-JOURNAL_LINES:]):
+            log.write_line(f"the journal's last {len(earlier)} lines (`nbterm log` prints more):")
+            log.write_lines([journal_line(entry) for entry in earlier])
+            log.write_line("--")
         if not self.config.sync:
             log.write_line("no sync rules: add a [[sync]] table to keep local copies of notebooks")
             return
@@ -69,6 +79,8 @@ class SyncLogPane(Vertical):
 
     def write(self, text: str) -> None:
         self.query_one(Log).write_line(f"{self.clock()} {shown(text)}")
+        if self.journal is not None:
+            self.journal.append(host_of(text, set(self.config.hosts)), text)
 
     def apply(self, event: SyncEvent) -> None:
         bar = self.query_one(ProgressBar)

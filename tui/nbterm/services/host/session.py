@@ -31,6 +31,7 @@ from nbterm.services.host.down import RETRY_FIRST, SyncedHome, Why, sync_then_st
 from nbterm.services.remote import storage
 from nbterm.services.remote.connection import Relocator
 from nbterm.services.remote.events import (
+    GuardDecisions,
     IdleStopping,
     IdleWarning,
     LimitStopping,
@@ -173,6 +174,8 @@ class HostSession:
         self.laptop = this_laptop(paths)
         """This nbterm, as the guard on the instance tells it from other laptops."""
         self._guard_state: GuardState | None = None
+        self._decided_at = 0.0
+        """The time of the guard's newest decision already handed on (GuardDecisions)."""
         self._said_rules_by = ""
         self._said_last_stop = False
         self._said_held: tuple[str, ...] = ()
@@ -300,6 +303,9 @@ class HostSession:
             if state is not None:
                 self._guard_state = state
                 self.on_event(state.report(self.name))
+                if state.decisions and state.decisions[-1].at != self._decided_at:
+                    self._decided_at = state.decisions[-1].at
+                    self.on_event(GuardDecisions(self.name, state.decisions))
                 self._say_whose_rules(state)
                 self._say_last_stop(state)
             await asyncio.sleep(self.timings.lease_every)

@@ -141,6 +141,14 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class GuardDecisions(RemoteEvent):
+    """The idle guard's last decisions, as read at an attach (for the journal: what it decided
+    while no nbterm was there, each at its own time)."""
+
+    decisions: tuple[Decision, ...]
+
+
+@dataclass(frozen=True)
 class GuardReport(RemoteEvent):
     """The idle guard on the instance, as it last described itself (read with each lease)."""
 
