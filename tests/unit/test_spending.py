@@ -63,3 +63,37 @@ def test_a_ledger_it_cannot_read_starts_afresh_and_old_days_go(tmp_path: Path) -
     path.write_text(json.dumps({"1999-01-01": {"i-9@x": 500.0}}))
     assert Ledger(path).observe({}, {}, budget=None, now=now).today == 0.0
     assert list(json.loads(path.read_text())) == [now.date().isoformat()]
+
+
+def test_the_configs_own_prices_come_before_aws(tmp_path: Path) -> None:
+    """``on_demand_prices`` and ``spot_prices``: a private rate, or an endpoint with no Pricing
+    API and no real price history (the demo's); AWS is not asked for a type they name."""
+    from nbterm.config import load_config
+    from nbterm.services.cloud.pricing import price_per_hour
+
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[aws]\nendpoint_url = "http://127.0.0.1:9"\n'
+        'on_demand_prices = { "g5.xlarge" = 1.006 }\nspot_prices = { "g5.xlarge" = 0.4213 }\n'
+    )
+    aws = load_config(path).aws
+
+    class NoEc2:
+        def spot_price(self, instance_type: str, az: str) -> float | None:
+            raise AssertionError("EC2 was asked for a price the config gives")
+
+    def instance(spot: bool, itype: str = "g5.xlarge") -> Instance:
+        return Instance("i-1", "nb", "gpu", "running", itype, spot, "us-east-1a", None, "", "", "")
+
+    cache = tmp_path / "prices.json"
+    assert price_per_hour(NoEc2(), aws, instance(True), cache) == 0.4213  # type: ignore[arg-type]
+    assert price_per_hour(NoEc2(), aws, instance(False), cache) == 1.006  # type: ignore[arg-type]
+    # a type it does not name: unknown at an endpoint with no Pricing API, never a guess
+    assert price_per_hour(NoEc2(), aws, instance(False, "m7i.large"), cache) is None  # type: ignore[arg-type]
+    path.write_text('[aws]\non_demand_prices = { "g5.xlarge" = -1 }\n')
+    import pytest
+
+    from nbterm.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"config.toml:2:\d+: aws.on_demand_prices"):
+        load_config(path)

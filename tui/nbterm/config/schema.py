@@ -70,6 +70,13 @@ class AwsConfig:
     """When a limit stops an instance (the daily budget, `max_hours`, idle) and its final sync
     fails, nbterm retries it this long, then stops anyway (the disk keeps the notebooks; the
     next up brings them home). A stop you ask for is refused instead."""
+    on_demand_prices: dict[NonEmpty, Annotated[float, Range(gt=0)]] = field(default_factory=dict)
+    """USD an hour by instance type (``{ "g5.xlarge" = 1.006 }``), used instead of the AWS
+    Pricing API's list price: a private rate, or an endpoint with no Pricing API (the demo's).
+    Costs, the daily budget and its stops go by it."""
+    spot_prices: dict[NonEmpty, Annotated[float, Range(gt=0)]] = field(default_factory=dict)
+    """USD an hour by instance type for spot instances, used instead of the zone's latest spot
+    price (an endpoint whose price history is not real, as the demo's)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -156,7 +156,10 @@ class DemoWorld:
         local = self.root / "local-notebooks"
         self.config_file.write_text(
             "# The demo's config: everything on 127.0.0.1 (see `nbterm --help`).\n"
-            f'[aws]\nregion = "us-east-1"\nendpoint_url = "{endpoint}"\nconsole_key_wait = 0\n\n'
+            f'[aws]\nregion = "us-east-1"\nendpoint_url = "{endpoint}"\nconsole_key_wait = 0\n'
+            "# the demo's own prices (moto has none worth showing), near us-east-1's list prices\n"
+            'on_demand_prices = { "g5.xlarge" = 1.006, "m7i.large" = 0.1008 }\n'
+            'spot_prices = { "g5.xlarge" = 0.4213 }\ndaily_budget = 5.0\n\n'
             f'[defaults]\nuser = "{user}"\nidentity_file = "{identity}"\nport = {port}\n\n'
             f'[jupyter]\ncommand = "{jupyter}"\nremote_port = {_free_port()}\n'
             f"local_port = {_free_port()}\n"

@@ -88,7 +88,13 @@ def on_demand_price(
 
 
 def price_per_hour(ec2: Ec2, aws: AwsConfig, instance: Instance, cache: Path) -> float | None:
+    """The hourly price the instance runs at: the config's own price for its type when it
+    sets one (``on_demand_prices``, ``spot_prices``), else AWS's."""
     if instance.spot:
+        if instance.type in aws.spot_prices:
+            return aws.spot_prices[instance.type]
         return ec2.spot_price(instance.type, instance.az)
+    if instance.type in aws.on_demand_prices:
+        return aws.on_demand_prices[instance.type]
     region = instance.az[:-1] if instance.az else (aws.region or "us-east-1")
     return on_demand_price(aws, region, instance.type, cache)
