@@ -143,6 +143,23 @@ async def mid_transfer(pilot: Pilot[None]) -> None:
     await _settle(pilot)
 
 
+async def several_gpus(pilot: Pilot[None]) -> None:
+    """The lab machine up beside the instance: four GPUs in one cell, a block each."""
+    await main_screen(pilot)
+    _post(
+        pilot.app,
+        HostStatus("lab-box", "up", "http://127.0.0.1:8200/?token=…"),
+        TunnelOpened("lab-box", 8200, 8200, 8888, url="http://127.0.0.1:8200/"),
+    )
+    for cards in (
+        ((0, 3), (0, 3), (0, 3), (0, 3)),
+        ((100, 70110), (99, 70020), (0, 3), (51, 8012)),
+    ):
+        gpus = tuple(Gpu(index, util, used, 81559) for index, (util, used) in enumerate(cards))
+        _post(pilot.app, GpuSample("lab-box", gpus))  # four A100 80GB
+    await _settle(pilot)
+
+
 async def launch_dialog(pilot: Pilot[None]) -> None:
     await main_screen(pilot)
     await pilot.press("l")
@@ -160,6 +177,7 @@ SCENES: dict[str, Scene] = {
     "reconnecting": reconnecting,
     "mid-transfer": mid_transfer,
     "help": help_screen,
+    "several-gpus": several_gpus,
 }
 
 

@@ -18,11 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from nbterm.cli import remote_cmds
 from nbterm.config import load_config
 from nbterm.locations import Paths
 from nbterm.presenters import gpu_cell
 from nbterm.services.host.session import Cloud, HostSession, Timings
 from nbterm.services.remote.events import GpuSample, RemoteEvent
+from nbterm.services.remote import gpu
 from nbterm.services.remote.gpu import GpuSampler
 from nbterm.services.remote.ssh import Link, run
 from nbterm.services.sync.events import SyncEvent
@@ -158,5 +160,35 @@ async def test_the_session_reports_its_hosts_gpus(
             await asyncio.sleep(2.5)
             assert sum(isinstance(e, GpuSample) for e in events) == count
             await _until_ended(link, starts)
+        finally:
+            await run(link, f"rm -f smi-{tag} smi-{tag}.csv smi-starts-{tag}; true")
+
+
+async def test_status_prints_each_gpu_of_a_host(
+    sshd: SshServer, paths: Paths, write_config: Callable[[str], Path],
+    trust_sshd: Callable[[str], None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """`nbterm status` asks the GPUs once, over the host's own connection, and prints a line
+    for each of them (four here, then none once the host has no nvidia-smi)."""
+    tag = uuid.uuid4().hex[:8]
+    config = load_config(write_config(remote_config_text(sshd, local_port=30862)))
+    trust_sshd("box")
+    async with own_runtime(sshd, tmp_path, "nbterm-gpu-status") as (link, _settings, _folder):
+        command, _starts = await _stand_in(link, tag, FOUR)
+        try:
+            monkeypatch.setattr(gpu, "GPU_COMMAND", command)
+            assert await remote_cmds._status(config, paths) == 0
+            printed = capsys.readouterr().out
+            assert [line.strip() for line in printed.splitlines() if "GPU" in line] == [
+                "GPU 0: 0% busy, 3/24576 MiB",
+                "GPU 1: 97% busy, 20011/24576 MiB",
+                "GPU 2: 0% busy, 3/24576 MiB",
+                "GPU 3: 50% busy, 8000/24576 MiB",
+            ], printed
+            assert printed.startswith("box  [") and "  jupyter: " in printed
+            monkeypatch.setattr(gpu, "GPU_COMMAND", f"{command}-absent")
+            assert await remote_cmds._status(config, paths) == 0
+            assert "GPU" not in capsys.readouterr().out
         finally:
             await run(link, f"rm -f smi-{tag} smi-{tag}.csv smi-starts-{tag}; true")

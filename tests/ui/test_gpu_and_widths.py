@@ -3,6 +3,8 @@ key columns at 80, 120 and 200 columns instead of scrolling sideways."""
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from nbterm.locations import Paths
 from nbterm.presenters import gpu_cell, level
 from nbterm.screens.main import MainScreen
 from nbterm.services.cloud.instance import Instance
-from nbterm.services.remote.events import Gpu, GpuSample
+from nbterm.services.remote.events import Gpu, GpuSample, GuardReport, TunnelHealth
 from nbterm.ui.messages import InstancesRefreshed, ServiceEvent
 from tests.ui.test_app import CONFIG
 
@@ -73,5 +75,66 @@ async def test_the_key_columns_fit_at_every_width(
             app.screen.post_message(InstancesRefreshed({"gpu": stopped}, {"gpu": None}))
             await pilot.pause()
             assert _row(instances, "GPU")["GPU"] == "—"
+    finally:
+        MainScreen.auto_refresh = True
+
+
+async def test_a_machine_with_four_gpus_shows_each_beside_one_with_one(
+    paths: Paths, write_config: Callable[[str], Path]
+) -> None:
+    """Each host's row has its own GPUs: one block per card where there are several, the
+    newest sample only (no figure of one host on another's row)."""
+    MainScreen.auto_refresh = False
+    try:
+        app = NbtermApp(paths, load_config(write_config(CONFIG)))
+        async with app.run_test(size=(120, 36)) as pilot:
+            instances = app.screen.query_one("#instances-table", DataTable)
+            hosts = [str(instances.get_row_at(i)[0]) for i in range(instances.row_count)]
+            one, four = hosts[0], hosts[1]
+            idle = tuple(Gpu(index, 0, 3, 81920) for index in range(4))
+            busy = (Gpu(0, 100, 70000, 81920), Gpu(1, 99, 70000, 81920), Gpu(2, 0, 3, 81920),
+                    Gpu(3, 51, 8000, 81920))  # fmt: skip
+            for sample in (GpuSample(four, idle), GpuSample(one, (Gpu(0, 12, 900, 24576),)),
+                           GpuSample(four, busy)):  # fmt: skip
+                app.screen.post_message(ServiceEvent(sample))
+            await pilot.pause()
+            column = _header(instances).index("GPU")
+            cells = {str(instances.get_row_at(i)[0]): str(instances.get_row_at(i)[column])
+                     for i in range(instances.row_count)}  # fmt: skip
+            assert cells[four] == "██▁▅ 62% 145/320G", cells
+            assert cells[one] == "12% ▂ 0.9/24G", cells
+    finally:
+        MainScreen.auto_refresh = True
+
+
+async def test_the_idle_cell_counts_from_what_the_guard_saw_too(
+    paths: Paths, write_config: Callable[[str], Path]
+) -> None:
+    """Jupyter idle for 40 min while a person typed over SSH 2 min ago (the guard saw it): the
+    Idle cell says 2 min, as the guard and the laptop's idle stop count, not Jupyter's 40."""
+    MainScreen.auto_refresh = False
+    try:
+        app = NbtermApp(paths, load_config(write_config(CONFIG)))
+        async with app.run_test(size=(200, 36)) as pilot:
+            instances = app.screen.query_one("#instances-table", DataTable)
+            running = Instance("i-0123", "nb-gpu", "gpu", "running", "g5.xlarge", True,
+                               "us-east-1a", None, "", "", "")  # fmt: skip
+            app.screen.post_message(InstancesRefreshed({"gpu": running}, {"gpu": 1.0}))
+            jupyter_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=40)
+            health = TunnelHealth("gpu", "up", 8157, latency_ms=3.0, kernels=1, connections=1,
+                                  last_activity=jupyter_at.isoformat())  # fmt: skip
+            app.screen.post_message(ServiceEvent(health))
+            await pilot.pause()
+            assert _row(instances)["Idle"] == "40 min"
+            report = GuardReport("gpu", True, True, 2.0, attached=True, idle_limit_minutes=60.0,
+                                 reason="idle: SSH pts/1 typed in 2 min ago",
+                                 active_at=time.time() - 120)  # fmt: skip
+            app.screen.post_message(ServiceEvent(report))
+            await pilot.pause()
+            assert _row(instances)["Idle"] == "2 min"
+            assert _row(instances)["Guard"] == "idle 2/60 min"
+            app.screen.post_message(ServiceEvent(health))  # Jupyter's older moment: still 2
+            await pilot.pause()
+            assert _row(instances)["Idle"] == "2 min"
     finally:
         MainScreen.auto_refresh = True

@@ -310,8 +310,7 @@ class MainScreen(Screen[None]):
         if isinstance(event, TunnelHealth) and event.last_activity:
             since = parse_time(event.last_activity)
             if since is not None:
-                idle = (dt.datetime.now(dt.UTC) - since).total_seconds() / 60
-                self.query_one(InstancesPane).set_idle(event.host, max(0.0, idle))
+                self.query_one(InstancesPane).set_jupyter_activity(event.host, since.timestamp())
         self.notifier.event(event)
         said = toast(event)
         if said is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Literal
 
@@ -67,6 +68,8 @@ class InstancesPane(Vertical):
         self.costs: dict[str, float] = {}
         self.spend: Spend | None = None
         self.gpu_history: dict[str, deque[float]] = {}
+        self.active: dict[str, tuple[float | None, float | None]] = {}
+        """Per host, the last activity Jupyter saw and the guard saw (epoch seconds)."""
 
     def compose(self) -> ComposeResult:
         table: DataTable[Text] = DataTable(
@@ -111,8 +114,19 @@ class InstancesPane(Vertical):
     def set_state(self, host: str, state: str) -> None:
         self._cells.set(host, "state", state)
 
-    def set_idle(self, host: str, minutes: float) -> None:
-        self._cells.set(host, "idle", f"{minutes:.0f} min")
+    def set_jupyter_activity(self, host: str, at: float) -> None:
+        """Jupyter's own last activity (epoch seconds): one of the moments the Idle cell
+        counts from."""
+        self.active[host] = (at, self.active.get(host, (None, None))[1])
+        self._show_idle(host)
+
+    def _show_idle(self, host: str) -> None:
+        """Idle since the latest activity anything saw: Jupyter's, or any signal of the guard
+        (an SSH session, the GPU, the CPU), the moment the laptop's own idle stop counts from."""
+        moments = [at for at in self.active.get(host, (None, None)) if at is not None]
+        if moments:
+            idle = max(0.0, time.time() - max(moments)) / 60
+            self._cells.set(host, "idle", f"{idle:.0f} min")
 
     def set_gpu(self, sample: GpuSample) -> None:
         """The host's GPUs now, and a sparkline of their use over the last minutes."""
@@ -127,6 +141,10 @@ class InstancesPane(Vertical):
 
     def set_guard(self, report: GuardReport) -> None:
         self._cells.set(report.host, "guard", guard_cell(report))
+        if report.running and report.active_at is not None:
+            self.active[report.host] = (self.active.get(report.host, (None, None))[0],
+                                        report.active_at)  # fmt: skip
+            self._show_idle(report.host)
 
     def apply_instances(
         self,
@@ -139,6 +157,7 @@ class InstancesPane(Vertical):
             if instance is None or instance.state != "running":
                 # a machine that does not run is neither idle nor guarded now: no stale words
                 cell(name, "idle", UNKNOWN)
+                self.active.pop(name, None)
                 cell(name, "guard", UNKNOWN)
                 self.clear_gpu(name)
             if instance is None:

@@ -158,7 +158,8 @@ class GuardState:
     def report(self, host: str) -> GuardReport:
         return GuardReport(host, self.armed, self.running, self.idle_minutes, self.stop_at,
                            self.attached, self.failed, self.user_off, self.reason,
-                           self.extended_until, self.idle_limit_minutes)  # fmt: skip
+                           self.extended_until, self.idle_limit_minutes,
+                           self.active_at)  # fmt: skip
 
 
 def script_text(name: str = "guard_script.py") -> str:

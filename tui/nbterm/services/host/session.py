@@ -236,7 +236,7 @@ class HostSession:
             self._keep("the budget watch", self._watch_budget)
         if self.cloud.outside_check is not None:
             self._keep("the spot watch from outside", self._watch_outside)
-        command = self.cloud.guard.gpu_command if self.cloud.guard else "nvidia-smi"
+        command = self.cloud.guard.gpu_command if self.cloud.guard else None
         sampler = GpuSampler(self.name, self._link, self.on_event, command=command,
                              every=self.timings.gpu_every)  # fmt: skip
         self._keep("the GPU sampler", sampler.run)

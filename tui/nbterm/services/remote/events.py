@@ -168,6 +168,8 @@ class GuardReport(RemoteEvent):
     """``nbterm guard extend`` postponed its idle stop until then (epoch seconds)."""
     idle_limit_minutes: float | None = None
     """How long idle it may be (its rules, with their grace); None: idleness stops nothing."""
+    active_at: float | None = None
+    """The last moment any of its signals saw activity (epoch seconds, the instance's clock)."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ from nbterm.services.cloud.signals import GPU_QUERY, parse_gpus
 from nbterm.services.remote.events import Gpu, GpuSample
 from nbterm.services.remote.ssh import Link, run
 
+GPU_COMMAND = "nvidia-smi"
+"""What asks the GPUs, on the remote's PATH (NVIDIA's driver puts it in /usr/bin)."""
 GPU_EVERY = 5
 """Seconds between samples (``nvidia-smi -l``)."""
 LINE_LIMIT = 512
@@ -66,13 +68,13 @@ class GpuSampler:
         link: Callable[[], Awaitable[Link]],
         on_event: Callable[[GpuSample], None],
         *,
-        command: str = "nvidia-smi",
+        command: str | None = None,
         every: float = GPU_EVERY,
     ) -> None:
         self.host = host
         self.link = link
         self.on_event = on_event
-        self.command = command
+        self.command = command or GPU_COMMAND
         self.every = every
         self.has_gpus: bool | None = None
         """None until asked; False: no nvidia-smi or no GPU there (the sampler ended)."""
