@@ -41,7 +41,7 @@ class TmuxScreen:
             "-y",
             str(self.height),
             # the pane's size is the screen's: a COLUMNS or LINES the tests inherited is not
-            f"env -u COLUMNS -u LINES {self.command}",
+            f"unset COLUMNS LINES; {self.command}",
         )
         if done.returncode != 0:
             raise RuntimeError(f"tmux did not start: {done.stderr}")

@@ -23,8 +23,8 @@ from nbterm.config import load_config
 from nbterm.locations import Paths
 from nbterm.presenters import gpu_cell
 from nbterm.services.host.session import Cloud, HostSession, Timings
-from nbterm.services.remote.events import GpuSample, RemoteEvent
 from nbterm.services.remote import gpu
+from nbterm.services.remote.events import GpuSample, RemoteEvent
 from nbterm.services.remote.gpu import GpuSampler
 from nbterm.services.remote.ssh import Link, run
 from nbterm.services.sync.events import SyncEvent
