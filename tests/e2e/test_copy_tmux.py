@@ -4,13 +4,15 @@ The cockpit runs in real tmux and brings the loopback host up; `c` then copies i
 tmux's default ``set-clipboard external`` an application's OSC 52 is ignored: before, the
 cockpit said "URL copied (with its token)" and nothing arrived (no buffer). With the laptop's
 clipboard tool (a stand-in ``xclip`` first on PATH, a desktop session in DISPLAY) the URL goes
-through its standard input, never its command line.
+through its standard input, never its command line, and tmux is not asked about its clipboard
+(a ``tmux`` first on the cockpit's PATH records each call, then runs the real one).
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -32,7 +34,14 @@ def _cockpit(tmp_path: Path, *, with_xclip: bool) -> tuple[TmuxScreen, Path]:
     stub.write_text(f'#!/bin/sh\necho "$@" > {shlex.quote(str(received))}.args\n'
                     f"cat > {shlex.quote(str(received))}\n")  # fmt: skip
     stub.chmod(0o755)
-    env = f'env DISPLAY=:99 PATH={shlex.quote(str(stubs))}:"$PATH" ' if with_xclip else ""
+    real_tmux = shutil.which("tmux")
+    assert real_tmux is not None
+    spy = stubs / "tmux"
+    spy.write_text(f'#!/bin/sh\necho "$@" >> {shlex.quote(str(stubs / "tmux calls"))}\n'
+                   f'exec {shlex.quote(real_tmux)} "$@"\n')  # fmt: skip
+    spy.chmod(0o755)
+    display = "DISPLAY=:99 " if with_xclip else ""
+    env = f'env {display}PATH={shlex.quote(str(stubs))}:"$PATH" '
     command = f"{env}{shlex.quote(sys.executable)} -m nbterm"
     return TmuxScreen(command, width=120, height=36), received
 
@@ -57,6 +66,8 @@ def test_c_says_copied_only_where_the_url_was_copied(
             url = received.read_text()
             assert url.startswith("http://127.0.0.1:") and "token=" in url, url
             assert "token" not in Path(f"{received}.args").read_text()  # stdin, not argv
+            calls = tmp_path / "bin" / "tmux calls"
+            assert "set-clipboard" not in (calls.read_text() if calls.exists() else "")
         else:
             screen.wait_for("The URL was not copied", "set-clipboard is external", timeout=10)
             # shown whole on one line, to select by hand
@@ -64,6 +75,7 @@ def test_c_says_copied_only_where_the_url_was_copied(
                 r"http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9_-]{20,}", screen.capture()
             )
             assert screen.tmux("show-buffer").returncode != 0  # and indeed nothing arrived
+            assert "show-options -gv set-clipboard" in (tmp_path / "bin" / "tmux calls").read_text()
             screen.send("Escape")
     finally:
         screen.send("q")

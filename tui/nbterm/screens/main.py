@@ -224,8 +224,9 @@ class MainScreen(Screen[None]):
         tool = desktop.copier()
         if tool is not None and not desktop.copy_with(tool, url):
             tool = None  # the tool failed: said as not copied by it
+        asked = None if tool else desktop.tmux_set_clipboard()  # tmux only when no tool copied
         plan = desktop.plan_copy("URL (with its token)", tool=tool, in_tmux="TMUX" in os.environ,
-                                 set_clipboard=desktop.tmux_set_clipboard())  # fmt: skip
+                                 set_clipboard=asked)  # fmt: skip
         if plan.osc52:
             self.app.call_from_thread(self.app.copy_to_clipboard, url)
         if plan.tool or plan.osc52:
