@@ -237,6 +237,14 @@ async def test_the_guard_column_says_what_the_instance_guard_does(
             log = app.screen.query_one("#sync-log", Log)
             assert any("could NOT power the instance off: sudo: a password" in line
                        for line in log.lines)  # fmt: skip
+            # a guard not running (the next up starts it) is a warning that leaves soon; one that
+            # cannot power off stays a minute; both stay in the Sync log
+            notes = {n.message: n for n in app._notifications if n.title == "Idle guard"}
+            quiet = notes["gpu: the idle guard is armed but not running (the next up starts it)"]
+            assert (quiet.severity, quiet.timeout) == ("warning", 10)
+            loud = [n for m, n in notes.items() if "could NOT power" in m]
+            assert [(n.severity, n.timeout) for n in loud] == [("error", 60)]
+            assert any("armed but not running" in line for line in log.lines)
             # stopped (by d, t, a limit or elsewhere): neither idle nor guarded now
             app.screen.post_message(ServiceEvent(GuardReport("gpu", True, True, 3.0, stop_at)))
             await pilot.pause()

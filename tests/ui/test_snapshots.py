@@ -33,11 +33,15 @@ def test_first_run(snap_compare: Callable[..., bool]) -> None:
     assert snap_compare(NbtermApp(resolve_paths(), None), terminal_size=SIZE)
 
 
-def test_main_screen_at_80x24(snap_compare: Callable[..., bool], isolated_home: Path) -> None:
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)], ids=["80x24", "200x50"])
+def test_main_screen_at(
+    size: tuple[int, int], snap_compare: Callable[..., bool], isolated_home: Path
+) -> None:
+    """The scenes are at 120x36; the smallest terminal and a wide one keep every key column."""
     install_example(isolated_home)
 
     async def run_before(pilot: Any) -> None:
         await pilot.pause()
         await SCENES["main"](pilot)
 
-    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)

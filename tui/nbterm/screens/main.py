@@ -307,7 +307,9 @@ class MainScreen(Screen[None]):
             line = self._guard_words.line(event)
             if line:
                 self.query_one(SyncLogPane).write(line)
-                self.notify(line, title="Idle guard", severity="error", timeout=60, markup=False)
+                failed = bool(event.failed)  # a guard that cannot stop it: until seen
+                self.notify(line, title="Idle guard", severity="error" if failed else "warning",
+                            timeout=60 if failed else 10, markup=False)  # fmt: skip
         if isinstance(event, TunnelHealth) and event.last_activity:
             since = parse_time(event.last_activity)
             if since is not None:
