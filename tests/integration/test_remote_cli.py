@@ -108,7 +108,8 @@ def test_up_prints_a_working_url_and_ctrl_c_leaves_jupyter_running(
 
     status = nbterm("status")
     assert status.returncode == 0, status.stderr
-    assert f"tunnel http://127.0.0.1:{parsed.port}/ (nbterm pid {up.proc.pid})" in status.stdout
+    said = f"tunnel http://127.0.0.1:{parsed.port}/ (nbterm up, pid {up.proc.pid}; listening)"
+    assert said in status.stdout
     assert "jupyter: running (pid" in status.stdout
     assert token not in status.stdout
 

@@ -20,6 +20,7 @@ from nbterm.config import load_config
 from nbterm.locations import Paths
 from nbterm.screens.host_key import HostKeyScreen
 from nbterm.screens.main import MainScreen
+from nbterm.services.remote import registry
 from nbterm.services.remote.host_keys import KnownHosts
 from tests.harness.remote import (
     api_status,
@@ -93,9 +94,19 @@ async def test_up_asks_about_the_key_then_syncs_and_down_closes(
         )
         assert (local / "seen.ipynb").read_text() == notebook
 
+        assert registry.read_cockpit(paths, "box") is not None  # what `nbterm status` reads
         await pilot.press("d")
         await wait_until(pilot, lambda: "box" not in app.controller.running, 20)  # type: ignore[union-attr]
         await wait_until(pilot, lambda: cell(app, "#tunnels-table", "box", 2) == "down", 10)
+        assert registry.read_cockpit(paths, "box") is None
+        # its up worker ended with it (it had waited for ever, and a second u said "already
+        # coming up" and did nothing): u brings the host up again
+        await wait_until(pilot, lambda: "box" not in app.controller.coming_up, 5)  # type: ignore[union-attr]
+        await pilot.press("u")
+        await wait_until(pilot, lambda: "box" in app.controller.running, 20)  # type: ignore[union-attr]
+        await wait_until(pilot, lambda: cell(app, "#tunnels-table", "box", 2) == "up", 20)
+        await pilot.press("d")
+        await wait_until(pilot, lambda: "box" not in app.controller.running, 20)  # type: ignore[union-attr]
 
 
 async def test_a_refused_key_is_not_stored_and_says_so(

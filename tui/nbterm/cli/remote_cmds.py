@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import socket
 from dataclasses import dataclass
 
 from nbterm.browser import open_private
@@ -268,6 +269,24 @@ async def _remote_jupyter(
     return Seen(f"running (pid {server.pid}, port {server.port}, {server.root_dir})", guarded, gpus)
 
 
+def _tunnel_words(paths: Paths, name: str) -> str:
+    """Whose tunnel this host has on this laptop (an `nbterm up`'s or the cockpit's), and
+    whether its port takes a connection now."""
+    tunnel = registry.read(paths, name)
+    whose = f"nbterm up, pid {tunnel.pid}" if tunnel is not None else ""
+    if tunnel is None or not tunnel.alive:
+        tunnel = registry.read_cockpit(paths, name)
+        whose = f"the cockpit, pid {tunnel.pid}" if tunnel is not None else ""
+    if tunnel is None:
+        return "no tunnel"
+    try:
+        socket.create_connection(("127.0.0.1", tunnel.local_port), timeout=1.0).close()
+        answers = "listening"
+    except OSError as exc:
+        answers = f"NOT listening now: {exc.strerror or exc}"
+    return f"tunnel http://127.0.0.1:{tunnel.local_port}/ ({whose}; {answers})"
+
+
 async def _status(config: LoadedConfig, paths: Paths) -> int:
     if not config.hosts:
         print(f"no hosts in {tildify(config.path)}")
@@ -289,11 +308,7 @@ async def _status(config: LoadedConfig, paths: Paths) -> int:
     )
     total = 0.0
     for host, seen in zip(config.hosts.values(), remote, strict=True):
-        tunnel = registry.read(paths, host.name)
-        if tunnel is not None and tunnel.alive:
-            tunnel_text = f"tunnel http://127.0.0.1:{tunnel.local_port}/ (nbterm pid {tunnel.pid})"
-        else:
-            tunnel_text = "no tunnel"
+        tunnel_text = _tunnel_words(paths, host.name)
         kind = "EC2" if host.is_ec2 else f"{host.user + '@' if host.user else ''}{host.hostname}"
         print(f"{host.name}  [{kind}]")
         if host.is_ec2:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from nbterm.config import LoadedConfig
 from nbterm.locations import Paths
 from nbterm.services.cloud.instance import Instance
+from nbterm.services.remote import registry
 from nbterm.services.remote.events import RemoteEvent
 from nbterm.services.remote.host_keys import KnownHosts, Verifier
 from nbterm.services.sync.events import SyncEvent
@@ -44,6 +45,8 @@ class Running:
     local_port: int = 0
     instance: Instance | None = None
     closing: bool = field(default=False)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once ``d``, ``t`` or quit closed it here: its up worker ends (the closer says how)."""
 
 
 class Controller:
@@ -130,9 +133,12 @@ class Controller:
             opened = await open_host(self.config, self.paths, name, face, launched=launched)
             session, result = opened.session, opened.result
             self.running[name] = Running(session, result.url, result.local_port, opened.instance)
+            registry.record_cockpit(self.paths, name, result.local_port, result.server.port)
             self._status(name, "up", result.url)
-            await session.ended.wait()  # an idle stop, or the instance stopped under the session
-            await self._close(name, final_sync=False)
+            running = self.running[name]
+            if not await _first(session.ended, running.closed):
+                return  # closed here (d, t, quit): nothing more for this up to do
+            await self._close(name, final_sync=False)  # an idle stop, or stopped under it
             if opened.instance is None:
                 self._status(name, "down", session.reason)
                 return
@@ -162,7 +168,11 @@ class Controller:
         running.closing = True
         from nbterm.services.host.up import FINAL_SYNC_SECONDS
 
-        result = await running.session.down(final_sync=final_sync, timeout=FINAL_SYNC_SECONDS)
+        try:
+            result = await running.session.down(final_sync=final_sync, timeout=FINAL_SYNC_SECONDS)
+        finally:
+            registry.drop_cockpit(self.paths, name)
+            running.closed.set()
         return result.ok
 
     async def _final_sync(self, name: str) -> SyncedHome:
@@ -318,3 +328,14 @@ class Controller:
             instances, prices, budget=self.config.aws.daily_budget
         )
         self.target.post_message(InstancesRefreshed(instances, prices, spend))  # thread-safe
+
+
+async def _first(ended: asyncio.Event, closed: asyncio.Event) -> bool:
+    """Wait for the session to end by itself (True) or to be closed here (False)."""
+    waits = [asyncio.ensure_future(event.wait()) for event in (ended, closed)]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+    return ended.is_set() and not closed.is_set()

@@ -4,6 +4,10 @@
 final sync, which ``nbterm down`` reads. ``nbterm status`` reads the records and checks that the
 process is still alive. Records hold no token.
 
+The cockpit keeps records of its own kind, in a folder of their own (``cockpit/``): ``status``
+reads them to say which tunnels the cockpit holds, and nothing ever signals their pid (the
+cockpit closes its tunnels itself, after their final sync).
+
 A record names a pid that ``down``, ``stop`` and ``terminate`` signal, so it is trusted only
 when it is nbterm's own file (a regular 0600 file of this user, in nbterm's private runtime
 folder) and the pid still is the process that wrote it: the same start time and an
@@ -96,6 +100,10 @@ def _dir(paths: Paths) -> Path:
     return paths.runtime_dir / "tunnels"
 
 
+def _cockpit_dir(paths: Paths) -> Path:
+    return paths.runtime_dir / "cockpit"
+
+
 def _private_file(path: Path) -> bool:
     """A regular file of this user that no one else may write: one nbterm wrote."""
     try:
@@ -112,6 +120,33 @@ def _private_file(path: Path) -> bool:
 def record(paths: Paths, host: str, local_port: int, remote_port: int) -> Path:
     ensure_private_tree(paths.runtime_dir, _dir(paths))
     path = _dir(paths) / f"{host}.json"
+    write_private(path, _this_process(host, local_port, remote_port))
+    (_dir(paths) / f"{host}.done.json").unlink(missing_ok=True)
+    return path
+
+
+def record_cockpit(paths: Paths, host: str, local_port: int, remote_port: int) -> None:
+    """The cockpit holds this host's tunnel (until ``drop_cockpit``, or its process ends)."""
+    ensure_private_tree(paths.runtime_dir, _cockpit_dir(paths))
+    path = _cockpit_dir(paths) / f"{host}.json"
+    write_private(path, _this_process(host, local_port, remote_port))
+
+
+def drop_cockpit(paths: Paths, host: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (_cockpit_dir(paths) / f"{host}.json").unlink()
+
+
+def read_cockpit(paths: Paths, host: str) -> TunnelRecord | None:
+    """The cockpit's record for this host, only while the process that wrote it still runs (a
+    cockpit killed -9 leaves a record whose pid is gone, or is another process now)."""
+    found = _read(_cockpit_dir(paths) / f"{host}.json")
+    if found is None or not found.identity or process_identity(found.pid) != found.identity:
+        return None
+    return found if found.alive else None
+
+
+def _this_process(host: str, local_port: int, remote_port: int) -> str:
     data = {
         "host": host,
         "pid": os.getpid(),
@@ -120,9 +155,7 @@ def record(paths: Paths, host: str, local_port: int, remote_port: int) -> Path:
         "started": time.time(),
         "identity": process_identity(os.getpid()) or "",
     }
-    write_private(path, json.dumps(data))
-    (_dir(paths) / f"{host}.done.json").unlink(missing_ok=True)
-    return path
+    return json.dumps(data)
 
 
 def finish(paths: Paths, host: str, *, final_sync_ok: bool | None) -> None:
@@ -155,7 +188,10 @@ def remove(paths: Paths, host: str) -> None:
 
 
 def read(paths: Paths, host: str) -> TunnelRecord | None:
-    path = _dir(paths) / f"{host}.json"
+    return _read(_dir(paths) / f"{host}.json")
+
+
+def _read(path: Path) -> TunnelRecord | None:
     if not _private_file(path):
         return None
     try:
