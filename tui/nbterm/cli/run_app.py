@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from nbterm.cli.common import EXIT_CONFIG, fail
 from nbterm.config import ConfigError, ConfigNotFoundError, LoadedConfig, load_config
 from nbterm.locations import resolve_paths
@@ -22,6 +24,7 @@ def run_app(config_file: str | None, *, demo: bool = False) -> int:
     from nbterm.app import NbtermApp
 
     NbtermApp(paths, config).run()
+    _skip_the_last_collections()
     return 0
 
 
@@ -41,4 +44,17 @@ def _run_demo() -> int:
     finally:
         world.close()
     print("nbterm demo: everything it started has been stopped and removed")
+    _skip_the_last_collections()
     return 0
+
+
+def _skip_the_last_collections() -> None:
+    """Leave the objects alive now out of the collections the interpreter runs as it exits.
+
+    By here every process, connection and file nbterm opened has been closed and written (the
+    journal writes through ``os.write`` per event; logging flushes its handlers at exit, after
+    this). What is left is memory the operating system takes back whole, and the collector's
+    passes over it at exit took 0.7-0.85 s after the demo (250,000 objects, most of them moto's
+    and botocore's): the wait between ``q`` and the shell.
+    """
+    gc.freeze()
