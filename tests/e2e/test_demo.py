@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -12,12 +14,17 @@ from pathlib import Path
 import pytest
 
 from nbterm.config import load_config
-from nbterm.demo.world import DemoWorld
+from nbterm.demo.world import WARN_AFTER, DemoWorld
 from nbterm.locations import resolve_paths
+from nbterm.screens.main import REFRESH_SECONDS
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.ec2 import Ec2
+from nbterm.services.cloud.instance import Instance
+from nbterm.services.cloud.pricing import price_per_hour
+from nbterm.services.cloud.spending import Ledger
 from nbterm.services.host.session import Cloud, HostSession
 from nbterm.services.host.up import guard_settings
+from nbterm.services.journal import Journal
 from tests.harness.remote import api_status, trust_all
 
 pytestmark = pytest.mark.e2e
@@ -48,6 +55,38 @@ def started_under(root: Path, wait: float = 10) -> list[str]:
         time.sleep(0.2)
 
 
+def the_budget_warns_within_a_minute(world: DemoWorld, ec2: Ec2, gpu: Instance) -> None:
+    """The demo's day: below 80% of the budget at the start, past it ``WARN_AFTER`` seconds
+    after the gpu instance started, so the cockpit's next refresh warns within a minute."""
+    config = load_config(world.config_file)
+    paths = resolve_paths(world.config_file)
+    price = price_per_hour(ec2, config.aws, gpu, paths.state_dir / "prices.json")
+    assert price == 0.4213  # the demo's own spot price, as the cockpit reads it
+    assert config.aws.daily_budget == 5.0
+    assert gpu.launch_time is not None
+    ledger = Ledger(paths.state_dir / "spend.json")
+    assert stat.S_IMODE(ledger.path.stat().st_mode) == 0o600
+    started = gpu.launch_time
+    before = ledger.observe({"gpu": gpu}, {"gpu": price}, budget=5.0,
+                            now=started + dt.timedelta(seconds=WARN_AFTER - 5))  # fmt: skip
+    # by hand: 4.00 - 0.4213 * 20 / 3600 = 3.99766 seeded, + 0.4213 * 15 / 3600 = 3.99941
+    assert round(before.today, 4) == 3.9994
+    assert before.verdict == "ok"
+    assert before.words == "today's spending $3.99 is 79% of the daily budget ($5.00)"
+    after = ledger.observe({"gpu": gpu}, {"gpu": price}, budget=5.0,
+                           now=started + dt.timedelta(seconds=WARN_AFTER + 1))  # fmt: skip
+    assert after.verdict == "warn"
+    assert after.words == "today's spending $4.00 is 80% of the daily budget ($5.00)"
+    # the crossing comes before the cockpit's second look (it looks at once, then every 30 s)
+    assert WARN_AFTER + REFRESH_SECONDS <= 60
+    said = [entry.text for entry in Journal(paths).entries("gpu")]
+    assert len(said) == 1
+    assert said == [
+        "demo: a seeded earlier run today (not charged) cost $3.9977: the daily budget warns "
+        "within a minute"
+    ]
+
+
 async def test_the_demo_world_serves_the_real_services_and_cleans_up() -> None:
     world = DemoWorld()
     await asyncio.to_thread(world.start)
@@ -61,6 +100,7 @@ async def test_the_demo_world_serves_the_real_services_and_cleans_up() -> None:
         assert gpu is not None
         assert cpu is not None
         assert (gpu.state, gpu.spot, cpu.state) == ("running", True, "stopped")
+        await asyncio.to_thread(the_budget_warns_within_a_minute, world, ec2, gpu)
         ready = await asyncio.to_thread(
             lifecycle.bring_up, ec2, config, paths, config.hosts["gpu"], note=lambda m: None,
             delay=0.1,

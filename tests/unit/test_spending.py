@@ -53,6 +53,12 @@ def test_the_verdicts_and_their_words() -> None:
     assert budget_words(Spend(20.5, 20.0)) == (
         "today's spending $20.50 reached the daily budget ($20.00)"
     )
+    # rounded down, as the ledger is a floor: never "$4.00" or "80%" before the warning
+    assert Spend(3.998, 5.0).verdict == "ok"
+    assert budget_words(Spend(3.998, 5.0)) == (
+        "today's spending $3.99 is 79% of the daily budget ($5.00)"
+    )
+    assert budget_words(Spend(0.29, 5.0)).startswith("today's spending $0.29 is 5% ")
 
 
 def test_a_ledger_it_cannot_read_starts_afresh_and_old_days_go(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -26,8 +27,19 @@ from typing import Any
 import asyncssh
 
 from nbterm.demo.ssh_server import DemoSshServer, shell_env
+from nbterm.files import write_private
+from nbterm.locations import ensure_private_dir, resolve_paths
+from nbterm.services.cloud.spending import WARN_AT
+from nbterm.services.journal import Journal
 
 GPU_AMI = "ami-0abcdef1234567890"
+GPU_SPOT_PRICE = 0.4213
+"""The demo's own price of a g5.xlarge spot hour (near us-east-1's; moto's is $0.00001)."""
+DAILY_BUDGET = 5.0
+WARN_AFTER = 20.0
+"""Seconds after the demo's gpu instance started when today's spending reaches 80% of the daily
+budget: the seeded earlier run is priced for it, so the warning comes at the cockpit's first
+refresh after that, well within a minute of the start."""
 
 
 def _free_port() -> int:
@@ -84,7 +96,7 @@ class DemoWorld:
         self._start_loop()
         port = self._call(self._ssh.start())
         endpoint = self._start_moto()
-        self._seed_ec2(endpoint)
+        gpu = self._seed_ec2(endpoint)
         self._write_config(endpoint, port, identity)
         os.environ.update(
             NBTERM_STATE_DIR=str(self.root / "state"),
@@ -92,6 +104,7 @@ class DemoWorld:
             AWS_ACCESS_KEY_ID="demo",
             AWS_SECRET_ACCESS_KEY="demo",  # noqa: S106 - moto accepts anything
         )
+        self._seed_spending(gpu)
 
     def _start_loop(self) -> None:
         loop = asyncio.new_event_loop()
@@ -140,7 +153,7 @@ class DemoWorld:
             _notebook("Training run", ["losses = [1 / (n + 1) for n in range(10)]", "losses[-1]"])
         )
 
-    def _seed_ec2(self, endpoint: str) -> None:
+    def _seed_ec2(self, endpoint: str) -> str:
         import boto3
 
         ec2: Any = boto3.client(
@@ -163,9 +176,34 @@ class DemoWorld:
             )  # fmt: skip
             return str(raw["Instances"][0]["InstanceId"])
 
-        run("nb-gpu", "gpu", "g5.xlarge", spot=True)
+        gpu = run("nb-gpu", "gpu", "g5.xlarge", spot=True)
         cpu = run("nb-cpu", "cpu", "m7i.large", spot=False)
         ec2.stop_instances(InstanceIds=[cpu])
+        return gpu
+
+    def _seed_spending(self, gpu: str) -> None:
+        """An earlier run of today, the demo's own, so that the daily budget can be seen at work.
+
+        What it cost is chosen so that with the gpu instance's spot hours the day reaches 80% of
+        the budget ``WARN_AFTER`` seconds after that instance started (the warning) and 100%
+        about 2.4 h later (the budget's stop, each after a final sync). The Sync log says so
+        when the cockpit opens (its first lines are the journal's).
+        """
+        cost = WARN_AT * DAILY_BUDGET - GPU_SPOT_PRICE * WARN_AFTER / 3600
+        now = dt.datetime.now().astimezone()
+        earlier = max(now.replace(hour=0, minute=0, second=0, microsecond=0),
+                      now - dt.timedelta(hours=9.5))  # fmt: skip
+        day = earlier.date().isoformat()
+        paths = resolve_paths(self.config_file)
+        ensure_private_dir(paths.state_dir)
+        runs = {f"i-0demo0earlier0run@{earlier.isoformat()}": round(cost, 6)}
+        write_private(paths.state_dir / "spend.json", json.dumps({day: runs}))
+        Journal(paths).append(
+            "gpu",
+            f"demo: a seeded earlier run today (not charged) cost ${cost:.4f}: the daily budget "
+            "warns within a minute",
+            at=now.timestamp(),
+        )
 
     def _write_config(self, endpoint: str, port: int, identity: Path) -> None:
         jupyter = f"{Path(sys.executable).parent / 'jupyter'} server"
@@ -177,7 +215,8 @@ class DemoWorld:
             f'[aws]\nregion = "us-east-1"\nendpoint_url = "{endpoint}"\nconsole_key_wait = 0\n'
             "# the demo's own prices (moto has none worth showing), near us-east-1's list prices\n"
             'on_demand_prices = { "g5.xlarge" = 1.006, "m7i.large" = 0.1008 }\n'
-            'spot_prices = { "g5.xlarge" = 0.4213 }\ndaily_budget = 5.0\n\n'
+            f'spot_prices = {{ "g5.xlarge" = {GPU_SPOT_PRICE} }}\n'
+            f"daily_budget = {DAILY_BUDGET}\n\n"
             f'[defaults]\nuser = "{user}"\nidentity_file = "{identity}"\nport = {port}\n\n'
             f'[jupyter]\ncommand = "{jupyter}"\nremote_port = {_free_port()}\n'
             f"local_port = {_free_port()}\n"

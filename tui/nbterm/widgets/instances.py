@@ -14,7 +14,7 @@ from textual.widgets import DataTable
 from nbterm.config import Host, LoadedConfig
 from nbterm.presenters import gpu_cell, guard_cell
 from nbterm.services.cloud.instance import Instance
-from nbterm.services.cloud.spending import Spend
+from nbterm.services.cloud.spending import Spend, dollars_down
 from nbterm.services.remote.events import GpuSample, GuardReport
 from nbterm.widgets.cells import UNKNOWN, CellWriter, Column
 from nbterm.widgets.plain import plain
@@ -95,7 +95,7 @@ class InstancesPane(Vertical):
         if self.costs:
             text += f" · running EC2 so far ${sum(self.costs.values()):.2f}"
         if self.spend is not None and self.spend.budget is not None:
-            text += f" · today ${self.spend.today:.2f} of ${self.spend.budget:.2f}"
+            text += f" · today {dollars_down(self.spend.today)} of ${self.spend.budget:.2f}"
         self.border_subtitle = plain(text)
 
     def _row(self, host: Host) -> dict[InstanceColumn, str]:

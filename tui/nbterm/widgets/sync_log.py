@@ -64,7 +64,8 @@ class SyncLogPane(Vertical):
             log.write_lines(self.history)
             log.write_line(f"{self.clock()} config reloaded")
         elif self.journal is not None and (earlier := self.journal.entries()[-JOURNAL_LINES:]):
-            log.write_line(f"the journal's last {len(earlier)} lines (`nbterm log` prints more):")
+            count = f"{len(earlier)} lines" if len(earlier) != 1 else "line"
+            log.write_line(f"the journal's last {count} (`nbterm log` prints more):")
             log.write_lines([journal_line(entry) for entry in earlier])
             log.write_line("--")
         if not self.config.sync:

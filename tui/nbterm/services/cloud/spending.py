@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +42,19 @@ class Spend:
     @property
     def words(self) -> str:
         """Today's spending against the daily budget (the event a limit carries says this)."""
-        text = f"today's spending ${self.today:.2f}"
+        text = f"today's spending {dollars_down(self.today)}"
         if self.budget is None:
             return text
         if self.verdict == "stop":
             return f"{text} reached the daily budget (${self.budget:.2f})"
-        return f"{text} is {self.today / self.budget:.0%} of the daily budget (${self.budget:.2f})"
+        share = math.floor(100 * self.today / self.budget + 1e-9)
+        return f"{text} is {share}% of the daily budget (${self.budget:.2f})"
+
+
+def dollars_down(amount: float) -> str:
+    """A day's spending in dollars, rounded down to the cent, as the ledger is a floor: $3.997 is
+    "$3.99", so that "$4.00 of $5.00" is never on screen before the warning at 80% has come."""
+    return f"${math.floor(100 * amount + 1e-6) / 100:.2f}"
 
 
 def _midnight(now: dt.datetime) -> dt.datetime:
