@@ -11,6 +11,7 @@ from textual.notifications import SeverityLevel
 if TYPE_CHECKING:  # screens shown now and then are imported when shown (start-up stays light)
     from nbterm.screens.first_run import FirstRunScreen
 
+from nbterm import startup
 from nbterm.config import ConfigError, LoadedConfig, load_config
 from nbterm.locations import Paths, tildify
 from nbterm.safe_text import shown, shown_lines
@@ -65,6 +66,9 @@ class NbtermApp(App[None]):
             self.push_screen(FirstRunScreen(self.paths.config_file))
         else:
             self._open(self.config)
+
+    def on_ready(self) -> None:
+        startup.resume()  # the first frame is on screen: collections go on (nbterm/startup.py)
 
     def _open(self, config: LoadedConfig) -> None:
         self.config = config
@@ -122,15 +126,8 @@ class NbtermApp(App[None]):
 
         if isinstance(self.screen, HelpScreen):
             return
-        rows = [
-            (
-                binding.key_display or binding.key,
-                binding.description,
-                binding.id or "",
-                binding.tooltip or "",
-            )
-            for binding in self._visible_bindings()
-        ]
+        rows = [(binding.key_display or binding.key, binding.description, binding.id or "",
+                 binding.tooltip or "") for binding in self._visible_bindings()]  # fmt: skip
         rows += [
             ("tab / shift+tab", "Next pane", "", "Move between the panes"),
             ("arrows", "Move", "", "Move the selection in a pane"),

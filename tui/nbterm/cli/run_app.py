@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 
+from nbterm import startup
 from nbterm.cli.common import EXIT_CONFIG, fail
 from nbterm.config import ConfigError, ConfigNotFoundError, LoadedConfig, load_config
 from nbterm.locations import resolve_paths
@@ -13,6 +14,7 @@ def run_app(config_file: str | None, *, demo: bool = False) -> int:
     """The cockpit on ``config_file`` (None: the default one), or on the demo's own world."""
     if demo:
         return _run_demo()
+    startup.hold()  # until the first frame (nbterm/startup.py)
     paths = resolve_paths(config_file)
     config: LoadedConfig | None
     try:
@@ -20,6 +22,7 @@ def run_app(config_file: str | None, *, demo: bool = False) -> int:
     except ConfigNotFoundError:
         config = None  # the app opens on its first-run screen
     except ConfigError as exc:
+        startup.resume()
         return fail(f"invalid config\n{exc}", EXIT_CONFIG)
     from nbterm.app import NbtermApp
 

@@ -17,16 +17,12 @@ from textual.worker import Worker, WorkerState
 from nbterm.config import LoadedConfig
 from nbterm.presenters import Printer, budget_words, journal_decisions, toast
 from nbterm.screens.commands import CockpitCommands
-from nbterm.screens.confirm import ShownScreen, TypedConfirmScreen, YesNoScreen
-from nbterm.screens.host_key import HostKeyScreen
-from nbterm.screens.launch import LaunchChoice, LaunchScreen
 from nbterm.services.cloud.idle import parse_time
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.spending import Spend
 from nbterm.services.host.budget import to_stop
 from nbterm.services.journal import Journal
 from nbterm.services.remote.events import GpuSample, GuardDecisions, GuardReport, TunnelHealth
-from nbterm.services.remote.host_keys import HostKeyQuestion
 from nbterm.services.sync.events import SyncEvent
 from nbterm.ui.messages import HostNote, HostStatus, InstancesRefreshed, ServiceEvent
 from nbterm.ui.notify import Notifier
@@ -34,7 +30,9 @@ from nbterm.widgets.instances import InstancesPane
 from nbterm.widgets.sync_log import SyncLogPane
 from nbterm.widgets.tunnels import TunnelsPane
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the dialogs are imported when first shown (start-up stays light)
+    from nbterm.screens.launch import LaunchChoice
+    from nbterm.services.remote.host_keys import HostKeyQuestion
     from nbterm.ui.controller import Controller
 
 REFRESH_SECONDS = 30.0
@@ -104,6 +102,8 @@ class MainScreen(Screen[None]):
 
     async def _confirm(self, question: str) -> bool:
         """A yes/no question from a host's worker (install Jupyter on a host that has none)."""
+        from nbterm.screens.confirm import YesNoScreen
+
         dialog: Any = YesNoScreen("Install Jupyter?", question)
         return bool(await self.app.push_screen_wait(dialog))
 
@@ -115,6 +115,8 @@ class MainScreen(Screen[None]):
 
     async def _ask_host_key(self, question: HostKeyQuestion) -> bool:
         """Asked from a host's worker: the dialog shows the fingerprint to compare."""
+        from nbterm.screens.host_key import HostKeyScreen
+
         dialog: Any = HostKeyScreen(question)  # push_screen_wait is typed for the app's result
         return bool(await self.app.push_screen_wait(dialog))
 
@@ -152,6 +154,8 @@ class MainScreen(Screen[None]):
                 self._for_host(name, work, "down", f"down:{name}")
 
         if host.is_ec2:
+            from nbterm.screens.confirm import YesNoScreen
+
             self.app.push_screen(
                 YesNoScreen(f"Down {name}?", "Final sync, close the tunnel, then stop the "
                             "instance (its disk is kept; Jupyter's kernels end)."),
@@ -171,6 +175,8 @@ class MainScreen(Screen[None]):
         def confirmed(yes: bool | None) -> None:
             if yes:
                 self._for_host(name, self.controller.terminate(name), "terminate", f"down:{name}")
+
+        from nbterm.screens.confirm import TypedConfirmScreen
 
         self.app.push_screen(
             TypedConfirmScreen(
@@ -232,6 +238,8 @@ class MainScreen(Screen[None]):
         if plan.tool or plan.osc52:
             self.app.call_from_thread(self.notify, plan.words)
         else:  # the URL on a line of its own, to select by hand (tmux: copy mode)
+            from nbterm.screens.confirm import ShownScreen
+
             shown = ShownScreen("The URL was not copied", plan.words, url)
             self.app.call_from_thread(self.app.push_screen, shown)
 
@@ -248,6 +256,8 @@ class MainScreen(Screen[None]):
         def confirmed(yes: bool | None) -> None:
             if yes:
                 self._forget(name)
+
+        from nbterm.screens.confirm import YesNoScreen
 
         self.app.push_screen(
             YesNoScreen(f"Forget the host key of {name}?", "nbterm stops trusting the key it "
@@ -266,6 +276,8 @@ class MainScreen(Screen[None]):
         def chosen(choice: LaunchChoice | None) -> None:
             if choice is not None:
                 self._launch(choice)
+
+        from nbterm.screens.launch import LaunchScreen
 
         self.app.push_screen(LaunchScreen(self.config), chosen)
 
