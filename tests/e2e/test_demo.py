@@ -20,7 +20,7 @@ from nbterm.screens.main import REFRESH_SECONDS
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.ec2 import Ec2
 from nbterm.services.cloud.instance import Instance
-from nbterm.services.cloud.pricing import price_per_hour
+from nbterm.services.cloud.pricing import Rate, price_per_hour
 from nbterm.services.cloud.spending import Ledger
 from nbterm.services.host.session import Cloud, HostSession
 from nbterm.services.host.up import guard_settings
@@ -67,13 +67,13 @@ def the_budget_warns_within_a_minute(world: DemoWorld, ec2: Ec2, gpu: Instance) 
     ledger = Ledger(paths.state_dir / "spend.json")
     assert stat.S_IMODE(ledger.path.stat().st_mode) == 0o600
     started = gpu.launch_time
-    before = ledger.observe({"gpu": gpu}, {"gpu": price}, budget=5.0,
+    before = ledger.observe({"gpu": gpu}, {"gpu": Rate.flat(price)}, budget=5.0,
                             now=started + dt.timedelta(seconds=WARN_AFTER - 5))  # fmt: skip
     # by hand: 4.00 - 0.4213 * 20 / 3600 = 3.99766 seeded, + 0.4213 * 15 / 3600 = 3.99941
     assert round(before.today, 4) == 3.9994
     assert before.verdict == "ok"
     assert before.words == "today's spending $3.99 is 79% of the daily budget ($5.00)"
-    after = ledger.observe({"gpu": gpu}, {"gpu": price}, budget=5.0,
+    after = ledger.observe({"gpu": gpu}, {"gpu": Rate.flat(price)}, budget=5.0,
                            now=started + dt.timedelta(seconds=WARN_AFTER + 1))  # fmt: skip
     assert after.verdict == "warn"
     assert after.words == "today's spending $4.00 is 80% of the daily budget ($5.00)"

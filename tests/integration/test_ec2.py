@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.stub import ANY, Stubber
@@ -17,7 +19,7 @@ from nbterm.locations import Paths
 from nbterm.services.cloud import lifecycle
 from nbterm.services.cloud.aws import ec2_client
 from nbterm.services.cloud.ec2 import HOST_TAG, Ec2, Ec2Error
-from nbterm.services.cloud.pricing import parse_price_list
+from nbterm.services.cloud.pricing import parse_price_list, rate_of
 from tests.harness.moto_ec2 import MotoEc2
 from tests.harness.procs import free_port
 
@@ -266,3 +268,49 @@ def test_status_says_an_open_spot_request_with_no_instance(config: LoadedConfig)
     assert len(lines) == 1
     assert lines[0].startswith("an open spot request with no instance: sir-open0001 (open)")
     assert "--spot-instance-request-ids sir-open0001" in lines[0]
+
+
+def test_a_spot_runs_cost_is_the_prices_it_ran_at(config: LoadedConfig, paths: Paths) -> None:
+    """Three spot prices over the hours of a moto instance (moto's history is one fixed fake
+    price, so the zone's history comes from Stubber, in two pages as EC2 may send it)."""
+    ec2 = Ec2(config.aws)
+    launched = ec2.launch(config.hosts["gpu"], config.templates["gpu"])
+    instance = ec2.wait_for(launched.id, "running", delay=0.1)
+    assert instance.spot
+    assert instance.launch_time is not None
+    started = instance.launch_time
+    now = started + dt.timedelta(hours=5)
+    hour = dt.timedelta(hours=1)
+    asked = {
+        "InstanceTypes": ["g5.xlarge"], "AvailabilityZone": instance.az,
+        "ProductDescriptions": ["Linux/UNIX"], "StartTime": started, "EndTime": now,
+    }  # fmt: skip
+
+    def record(at: dt.datetime, price: str) -> dict[str, Any]:
+        return {"Timestamp": at, "SpotPrice": price, "InstanceType": "g5.xlarge",
+                "AvailabilityZone": instance.az, "ProductDescription": "Linux/UNIX"}  # fmt: skip
+
+    with Stubber(ec2.client) as stubber:  # newest first, as EC2 sends them
+        stubber.add_response(
+            "describe_spot_price_history",
+            {"SpotPriceHistory": [record(started + 3 * hour, "0.4000"),
+                                  record(started + hour, "0.5000")], "NextToken": "page-2"},
+            asked,
+        )  # fmt: skip
+        # the last change before the start: the price the run began at
+        stubber.add_response(
+            "describe_spot_price_history",
+            {"SpotPriceHistory": [record(started - 2 * hour, "0.3000")]},
+            {**asked, "NextToken": "page-2"},
+        )
+        rate = rate_of(ec2, config.aws, instance, paths.state_dir / "prices.json", now)
+        stubber.assert_no_pending_responses()
+    assert rate is not None
+    assert rate.now == 0.40  # the $/h column: the price from now on
+    # by hand: 1 h at $0.30 + 2 h at $0.50 + 2 h at $0.40 = $2.10 (the latest price times the
+    # hours, as before, said $2.00)
+    assert round(rate.cost(started, now), 6) == 2.10
+    assert round(rate.cost(started + 2 * hour, now), 6) == 0.50 + 0.80  # from 2 h in: $1.30
+    with Stubber(ec2.client) as stubber:  # EC2 cannot say: unknown, never a guess
+        stubber.add_client_error("describe_spot_price_history", service_error_code="Throttling")
+        assert rate_of(ec2, config.aws, instance, paths.state_dir / "prices.json", now) is None

@@ -61,13 +61,16 @@ async def test_the_key_columns_fit_at_every_width(
             app.screen.post_message(ServiceEvent(GpuSample("gpu", (Gpu(0, 97, 20011, 24576),))))
             running = Instance("i-0123", "nb-gpu", "gpu", "running", "g5.xlarge", True,
                                "us-east-1a", None, "", "", "")  # fmt: skip
-            app.screen.post_message(InstancesRefreshed({"gpu": running}, {"gpu": 1.006}))
+            # the run's cost at the prices it ran at (a spot run's history), not $/h x hours
+            app.screen.post_message(InstancesRefreshed({"gpu": running}, {"gpu": 1.006}, None,
+                                                       {"gpu": 2.1}))  # fmt: skip
             await pilot.pause()
             assert _row(instances, "GPU")["GPU"].startswith("97% ")
             await pilot.resize_terminal(200, 36)
             await pilot.pause()
             row = _row(instances, "GPU")
             assert row["Market"] == "spot" and row["$/h"] == "1.006", row
+            assert row["Cost"] == "$2.10", row
             assert instances.cursor_row == 0
             # a stopped machine has no GPU figure from before
             stopped = Instance("i-0123", "nb-gpu", "gpu", "stopped", "g5.xlarge", True,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from nbterm.presenters import budget_words
 from nbterm.services.cloud.instance import Instance
+from nbterm.services.cloud.pricing import Rate
 from nbterm.services.cloud.spending import Ledger, Spend
 
 
@@ -23,7 +24,8 @@ def test_running_time_today_at_the_shown_price_adds_up(tmp_path: Path) -> None:
     runs = {"gpu": instance("i-1", "running", yesterday),
             "cpu": instance("i-2", "running", now - dt.timedelta(hours=2)),
             "old": instance("i-3", "stopped", now - dt.timedelta(hours=5))}  # fmt: skip
-    prices: dict[str, float | None] = {"gpu": 1.0, "cpu": 0.5, "old": 9.0}
+    prices: dict[str, Rate | None] = {"gpu": Rate.flat(1.0), "cpu": Rate.flat(0.5),
+                                      "old": Rate.flat(9.0)}  # fmt: skip
     spend = ledger.observe(runs, prices, budget=20.0, now=now)
     assert round(spend.today, 4) == 12 * 1.0 + 2 * 0.5
     assert spend.verdict == "ok"
@@ -36,9 +38,9 @@ def test_running_time_today_at_the_shown_price_adds_up(tmp_path: Path) -> None:
     assert round(spend.today, 4) == 12 + 1 + 1  # 12 h before, 1 h of cpu, 1 h of the new run
     assert spend.verdict == "ok"
     # the price went up (spot): each run keeps the most it was seen to cost
-    spend = ledger.observe(again, {"gpu": 4.0}, budget=20.0, now=later)
+    spend = ledger.observe(again, {"gpu": Rate.flat(4.0)}, budget=20.0, now=later)
     assert (round(spend.today, 4), spend.verdict) == (12 + 1 + 4, "warn")
-    spend = ledger.observe(again, {"gpu": 8.0}, budget=20.0, now=later)
+    spend = ledger.observe(again, {"gpu": Rate.flat(8.0)}, budget=20.0, now=later)
     assert (round(spend.today, 4), spend.verdict) == (12 + 1 + 8, "stop")
 
 
@@ -85,7 +87,7 @@ def test_the_configs_own_prices_come_before_aws(tmp_path: Path) -> None:
     aws = load_config(path).aws
 
     class NoEc2:
-        def spot_price(self, instance_type: str, az: str) -> float | None:
+        def spot_price_history(self, *args: object) -> list[tuple[dt.datetime, float]] | None:
             raise AssertionError("EC2 was asked for a price the config gives")
 
     def instance(spot: bool, itype: str = "g5.xlarge") -> Instance:
@@ -103,3 +105,20 @@ def test_the_configs_own_prices_come_before_aws(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"config.toml:2:\d+: aws.on_demand_prices"):
         load_config(path)
+
+
+def test_todays_spend_of_a_spot_run_is_the_prices_it_ran_at_since_midnight(
+    tmp_path: Path,
+) -> None:
+    midnight = dt.datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+    started = midnight - dt.timedelta(hours=2)  # yesterday at 22:00
+    rate = Rate(((midnight - dt.timedelta(hours=3), 0.30),  # the price it started at
+                 (midnight + dt.timedelta(hours=1), 0.50),
+                 (midnight + dt.timedelta(hours=2, minutes=30), 0.40)))  # fmt: skip
+    now = midnight + dt.timedelta(hours=3)
+    spend = Ledger(tmp_path / "spend.json").observe(
+        {"gpu": instance("i-1", "running", started)}, {"gpu": rate}, budget=20.0, now=now
+    )
+    # by hand, since midnight: 1 h at $0.30 + 1.5 h at $0.50 + 0.5 h at $0.40 = $1.25 (at the
+    # latest price times the hours: $1.20)
+    assert round(spend.today, 6) == 1.25

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import signal
 import socket
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from nbterm.safe_text import shown
 from nbterm.services.cloud import guard
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.cloud.instance import Instance
-from nbterm.services.cloud.pricing import price_per_hour
+from nbterm.services.cloud.pricing import rate_of
 from nbterm.services.cloud.recovery import after_interruption
 from nbterm.services.host.up import FINAL_SYNC_SECONDS, Face, open_host
 from nbterm.services.journal import Journal
@@ -371,9 +372,11 @@ def _describe(config: LoadedConfig, paths: Paths, instance: Instance | None) -> 
     text = f"{instance.id} {instance.state} {instance.type} {market} {instance.az}"
     if instance.state != "running":
         return text, 0.0
-    price = price_per_hour(Ec2(config.aws), config.aws, instance, paths.state_dir / "prices.json")
-    hours = instance.uptime_hours()
-    if price is None:
+    now = dt.datetime.now(dt.UTC)
+    rate = rate_of(Ec2(config.aws), config.aws, instance, paths.state_dir / "prices.json", now)
+    hours = instance.uptime_hours(now)
+    if rate is None:
         return f"{text}, up {hours:.1f} h, price unknown", 0.0
-    cost = price * hours
-    return f"{text}, ${price:.4f}/h, up {hours:.1f} h, ${cost:.2f} so far", cost
+    started = instance.launch_time or now  # EC2 always says when; undated, nothing is guessed
+    cost = rate.cost(started, now)  # at the prices it ran at (spot: its zone's history)
+    return f"{text}, ${rate.now:.4f}/h, up {hours:.1f} h, ${cost:.2f} so far", cost

@@ -75,8 +75,8 @@ class AwsConfig:
     Pricing API's list price: a private rate, or an endpoint with no Pricing API (the demo's).
     Costs, the daily budget and its stops go by it."""
     spot_prices: dict[NonEmpty, Annotated[float, Range(gt=0)]] = field(default_factory=dict)
-    """USD an hour by instance type for spot instances, used instead of the zone's latest spot
-    price (an endpoint whose price history is not real, as the demo's)."""
+    """USD an hour by instance type for spot instances, used instead of the zone's spot price
+    history (an endpoint whose price history is not real, as the demo's)."""
 
 
 @dataclass(frozen=True, kw_only=True)

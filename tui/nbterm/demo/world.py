@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,11 @@ class DemoWorld:
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._moto.start()
         self._moto_port = port
+        # moto keeps its state per process, not per server: the demo's world starts empty, even
+        # in a process that used moto before (a test run)
+        reset = urllib.request.Request(f"http://127.0.0.1:{port}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(reset, timeout=10) as answer:  # noqa: S310 - loopback
+            answer.read()
         return f"http://127.0.0.1:{port}"
 
     def _stop_moto(self) -> None:

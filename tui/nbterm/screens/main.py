@@ -368,7 +368,7 @@ class MainScreen(Screen[None]):
     @on(InstancesRefreshed)
     def _instances(self, message: InstancesRefreshed) -> None:
         self.query_one(InstancesPane).apply_instances(message.instances, message.prices,
-                                                      message.spend)  # fmt: skip
+                                                      message.spend, message.costs)  # fmt: skip
         if message.spend is not None:
             self._budget(message.spend, message.instances)
         for name, instance in message.instances.items():

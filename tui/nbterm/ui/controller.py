@@ -309,25 +309,33 @@ class Controller:
         return instance
 
     def refresh_instances(self) -> None:
+        import datetime as dt
+
         from nbterm.services.cloud.ec2 import Ec2
-        from nbterm.services.cloud.pricing import price_per_hour
+        from nbterm.services.cloud.pricing import Rate, rate_of
         from nbterm.services.cloud.spending import Ledger
 
         hosts = [h for h in self.config.hosts.values() if h.is_ec2]
         if not hosts:
             return
         ec2 = Ec2(self.config.aws)
+        now = dt.datetime.now(dt.UTC)
         instances: dict[str, Instance | None] = {h.name: ec2.find(h) for h in hosts}
-        prices: dict[str, float | None] = {}
+        rates: dict[str, Rate | None] = {}
         for name, instance in instances.items():
             if instance is not None and instance.state == "running":
-                prices[name] = price_per_hour(
-                    ec2, self.config.aws, instance, self.paths.state_dir / "prices.json"
-                )
+                rates[name] = rate_of(ec2, self.config.aws, instance,
+                                      self.paths.state_dir / "prices.json", now)  # fmt: skip
+        prices = {name: None if rate is None else rate.now for name, rate in rates.items()}
+        costs = {  # this run's, at the prices it ran at
+            name: rate.cost(instance.launch_time, now)
+            for name, rate in rates.items()
+            if rate is not None and (instance := instances[name]) and instance.launch_time
+        }
         spend = Ledger(self.paths.state_dir / "spend.json").observe(
-            instances, prices, budget=self.config.aws.daily_budget
+            instances, rates, budget=self.config.aws.daily_budget, now=now
         )
-        self.target.post_message(InstancesRefreshed(instances, prices, spend))  # thread-safe
+        self.target.post_message(InstancesRefreshed(instances, prices, spend, costs))  # thread-safe
 
 
 async def _first(ended: asyncio.Event, closed: asyncio.Event) -> bool:

@@ -31,19 +31,22 @@ class ServiceEvent(Message):
 
 
 class InstancesRefreshed(Message):
-    """A fresh look at EC2: instance per host name (None: no live instance), with prices, and
-    what running instances have cost today (None: not known)."""
+    """A fresh look at EC2: instance per host name (None: no live instance), with prices now,
+    what each run has cost so far at the prices it ran at (a host not in ``costs``: its price
+    now times its hours), and what running instances have cost today (None: not known)."""
 
     def __init__(
         self,
         instances: dict[str, Instance | None],
         prices: dict[str, float | None],
         spend: Spend | None = None,
+        costs: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.instances = instances
         self.prices = prices
         self.spend = spend
+        self.costs = costs or {}
 
 
 HostState = Literal["starting", "up", "waiting", "closing", "down", "failed", "terminated"]

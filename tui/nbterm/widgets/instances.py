@@ -151,7 +151,10 @@ class InstancesPane(Vertical):
         instances: dict[str, Instance | None],
         prices: dict[str, float | None],
         spend: Spend | None = None,
+        costs: dict[str, float] | None = None,
     ) -> None:
+        """``costs``: each run's so far at the prices it ran at (a spot run's from its zone's
+        history); a host not in it costs its price now times its hours."""
         cell = self._cells.set
         for name, instance in instances.items():
             if instance is None or instance.state != "running":
@@ -177,9 +180,10 @@ class InstancesPane(Vertical):
                 cell(name, "price", "unknown" if instance.state == "running" else UNKNOWN)
                 self.costs.pop(name, None)
             else:
+                cost = (costs or {}).get(name, price * uptime)
                 cell(name, "price", f"{price:.3f}")
-                cell(name, "cost", f"${price * uptime:.2f}")
-                self.costs[name] = price * uptime
+                cell(name, "cost", f"${cost:.2f}")
+                self.costs[name] = cost
         self.spend = spend
         self._subtitle()
 

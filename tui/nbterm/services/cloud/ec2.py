@@ -7,6 +7,7 @@ AWS error a user can meet becomes an :class:`Ec2Error` that says what to do.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import time
@@ -36,6 +37,8 @@ STOPPED_BY_TAG = "nbterm:stopped-by"
 """Which nbterm stopped the instance and why (``NAME|WHY|EPOCH``): every attached nbterm reads
 it and says who stopped the instance under it."""
 LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
+SPOT_HISTORY_PAGES = 10
+"""Pages of spot price history read for one run's cost (10,000 price changes at most)."""
 
 
 class Ec2Error(Exception):
@@ -371,17 +374,30 @@ class Ec2:
         except Exception as exc:
             raise self._explain(exc, f"reading the console of {instance_id}") from exc
 
-    def spot_price(self, instance_type: str, az: str) -> float | None:
+    def spot_price_history(
+        self, instance_type: str, az: str, start: dt.datetime, end: dt.datetime
+    ) -> list[tuple[dt.datetime, float]] | None:
+        """The zone's Linux spot prices from ``start`` to ``end``, oldest first: each price holds
+        from its time until the next one. EC2 includes the last change before ``start``, so the
+        first price is the one a run that started then was charged. None when EC2 cannot say.
+        Bounded: ``SPOT_HISTORY_PAGES`` pages of at most 1,000 changes (a price changes a few
+        times a day)."""
+        changes: list[tuple[dt.datetime, float]] = []
+        asked: dict[str, Any] = {
+            "InstanceTypes": [instance_type], "AvailabilityZone": az,
+            "ProductDescriptions": ["Linux/UNIX"], "StartTime": start, "EndTime": end,
+        }  # fmt: skip
         try:
-            history = self.client.describe_spot_price_history(
-                InstanceTypes=[instance_type],  # type: ignore[list-item]
-                AvailabilityZone=az,
-                ProductDescriptions=["Linux/UNIX"],
-                MaxResults=1,
-            )["SpotPriceHistory"]
+            for _ in range(SPOT_HISTORY_PAGES):
+                page = self.client.describe_spot_price_history(**asked)
+                for record in page["SpotPriceHistory"]:
+                    changes.append((record["Timestamp"], float(record["SpotPrice"])))
+                asked["NextToken"] = page.get("NextToken", "")
+                if not asked["NextToken"]:
+                    break
         except Exception:  # noqa: BLE001 - a price is information: unknown rather than a failure
             return None
-        return float(history[0]["SpotPrice"]) if history else None
+        return sorted(changes) or None
 
 
 def wait_for_ssh(address: str, port: int, timeout: float = 300, delay: float = 2.0) -> None:

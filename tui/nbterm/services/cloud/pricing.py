@@ -1,10 +1,13 @@
-"""What an instance costs: spot from the price history of its zone and type, on-demand from the
-AWS Pricing API (cached for a week). Unknown rather than a guess when a price cannot be had."""
+"""What an instance costs: spot from the price history of its zone and type (a run's cost is the
+prices it was charged over its hours, not the latest price times them), on-demand from the AWS
+Pricing API (cached for a week). Unknown rather than a guess when a price cannot be had."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,14 +90,58 @@ def on_demand_price(
     return price
 
 
-def price_per_hour(ec2: Ec2, aws: AwsConfig, instance: Instance, cache: Path) -> float | None:
-    """The hourly price the instance runs at: the config's own price for its type when it
-    sets one (``on_demand_prices``, ``spot_prices``), else AWS's."""
+@dataclass(frozen=True)
+class Rate:
+    """What an instance's hours cost: the prices it ran at, each from its time until the next
+    (oldest first). A list price or the config's own is one price for all time; a spot price
+    is the zone's history, as EC2 charges it."""
+
+    changes: tuple[tuple[dt.datetime, float], ...]
+
+    @classmethod
+    def flat(cls, price: float) -> Rate:
+        return cls(((dt.datetime.min.replace(tzinfo=dt.UTC), price),))
+
+    @property
+    def now(self) -> float:
+        """The price an hour from now on (the latest)."""
+        return self.changes[-1][1]
+
+    def cost(self, start: dt.datetime, end: dt.datetime) -> float:
+        """USD for the hours from ``start`` to ``end``: each price times the part of them it
+        held. Before the first known change (a history EC2 no longer keeps: 90 days), the
+        first known price."""
+        total = 0.0
+        for index, (since, price) in enumerate(self.changes):
+            until = self.changes[index + 1][0] if index + 1 < len(self.changes) else end
+            begin = start if index == 0 else max(since, start)
+            seconds = (min(until, end) - begin).total_seconds()
+            if seconds > 0:
+                total += price * seconds / 3600
+        return total
+
+
+def rate_of(
+    ec2: Ec2, aws: AwsConfig, instance: Instance, cache: Path, now: dt.datetime | None = None
+) -> Rate | None:
+    """The prices the instance has run at since it last started: the config's own price for
+    its type when it sets one (``on_demand_prices``, ``spot_prices``), else AWS's (for spot,
+    the zone's history since the start). None when no price can be had."""
     if instance.spot:
         if instance.type in aws.spot_prices:
-            return aws.spot_prices[instance.type]
-        return ec2.spot_price(instance.type, instance.az)
+            return Rate.flat(aws.spot_prices[instance.type])
+        now = now or dt.datetime.now(dt.UTC)
+        start = instance.launch_time or now
+        history = ec2.spot_price_history(instance.type, instance.az, start, now)
+        return Rate(tuple(history)) if history else None
     if instance.type in aws.on_demand_prices:
-        return aws.on_demand_prices[instance.type]
+        return Rate.flat(aws.on_demand_prices[instance.type])
     region = instance.az[:-1] if instance.az else (aws.region or "us-east-1")
-    return on_demand_price(aws, region, instance.type, cache)
+    price = on_demand_price(aws, region, instance.type, cache)
+    return None if price is None else Rate.flat(price)
+
+
+def price_per_hour(ec2: Ec2, aws: AwsConfig, instance: Instance, cache: Path) -> float | None:
+    """The hourly price the instance runs at now (see ``rate_of``)."""
+    rate = rate_of(ec2, aws, instance, cache)
+    return None if rate is None else rate.now

@@ -2,10 +2,10 @@
 
 What running instances cost today is kept in a small ledger in nbterm's state folder
 (``spend.json``, 0600): for each run of an instance (its id and the time it last started), the
-most it was seen to have cost since local midnight, at the price nbterm shows. A run that
-nbterm never saw running (the laptop was off all day) is not in it: the ledger is a floor, and
-the README says so. At 80% of ``[aws] daily_budget`` the cockpit warns; at 100% it stops every
-running instance, each after a final sync.
+most it was seen to have cost since local midnight, at the prices it ran at (a spot run's from
+the zone's price history). A run that nbterm never saw running (the laptop was off all day) is
+not in it: the ledger is a floor, and the README says so. At 80% of ``[aws] daily_budget`` the
+cockpit warns; at 100% it stops every running instance, each after a final sync.
 """
 
 from __future__ import annotations
@@ -16,10 +16,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from nbterm.files import write_private
 from nbterm.services.cloud.instance import Instance
+
+if TYPE_CHECKING:
+    from nbterm.services.cloud.pricing import Rate
 
 WARN_AT = 0.8
 Verdict = Literal["ok", "warn", "stop"]
@@ -82,7 +85,7 @@ class Ledger:
     def observe(
         self,
         instances: Mapping[str, Instance | None],
-        prices: Mapping[str, float | None],
+        rates: Mapping[str, Rate | None],
         *,
         budget: float | None,
         now: dt.datetime | None = None,
@@ -93,13 +96,12 @@ class Ledger:
         day = midnight.date().isoformat()
         runs = self._read().get(day, {})
         for name, instance in instances.items():
-            price = prices.get(name)
-            if instance is None or instance.state != "running" or price is None:
+            rate = rates.get(name)
+            if instance is None or instance.state != "running" or rate is None:
                 continue
             if instance.launch_time is None:
                 continue  # EC2 always says; a run nbterm cannot date is not guessed at
-            since = max(instance.launch_time, midnight)
-            cost = price * max(0.0, (now - since).total_seconds()) / 3600
+            cost = rate.cost(max(instance.launch_time, midnight), now)  # the prices charged
             key = f"{instance.id}@{instance.launch_time.isoformat()}"
             runs[key] = max(runs.get(key, 0.0), round(cost, 6))
         write_private(self.path, json.dumps({day: runs}))  # earlier days are not kept

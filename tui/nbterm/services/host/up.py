@@ -447,18 +447,18 @@ def _own_spend(
         return None
 
     def look() -> Spend | None:
-        from nbterm.services.cloud.pricing import price_per_hour
+        from nbterm.services.cloud.pricing import rate_of
         from nbterm.services.cloud.spending import Ledger
 
         hosts = [h for h in config.hosts.values() if h.is_ec2]
         instances = {h.name: ec2.find(h) for h in hosts}
-        prices = {
-            name: price_per_hour(ec2, config.aws, i, paths.state_dir / "prices.json")
+        rates = {
+            name: rate_of(ec2, config.aws, i, paths.state_dir / "prices.json")
             for name, i in instances.items()
             if i is not None and i.state == "running"
         }
         ledger = Ledger(paths.state_dir / "spend.json")
-        return ledger.observe(instances, prices, budget=config.aws.daily_budget)
+        return ledger.observe(instances, rates, budget=config.aws.daily_budget)
 
     async def spend() -> Spend | None:
         return await asyncio.to_thread(look)
