@@ -20,7 +20,7 @@ from nbterm.safe_text import shown
 from nbterm.services.cloud import guard
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.cloud.instance import Instance
-from nbterm.services.cloud.pricing import rate_of
+from nbterm.services.cloud.pricing import rate_of, run_cost
 from nbterm.services.cloud.recovery import after_interruption
 from nbterm.services.host.up import FINAL_SYNC_SECONDS, Face, open_host
 from nbterm.services.journal import Journal
@@ -377,6 +377,5 @@ def _describe(config: LoadedConfig, paths: Paths, instance: Instance | None) -> 
     hours = instance.uptime_hours(now)
     if rate is None:
         return f"{text}, up {hours:.1f} h, price unknown", 0.0
-    started = instance.launch_time or now  # EC2 always says when; undated, nothing is guessed
-    cost = rate.cost(started, now)  # at the prices it ran at (spot: its zone's history)
+    cost = run_cost(rate, instance, now)  # at the prices it ran at (spot: its zone's history)
     return f"{text}, ${rate.now:.4f}/h, up {hours:.1f} h, ${cost:.2f} so far", cost

@@ -312,7 +312,7 @@ class Controller:
         import datetime as dt
 
         from nbterm.services.cloud.ec2 import Ec2
-        from nbterm.services.cloud.pricing import Rate, rate_of
+        from nbterm.services.cloud.pricing import Rate, rate_of, run_cost
         from nbterm.services.cloud.spending import Ledger
 
         hosts = [h for h in self.config.hosts.values() if h.is_ec2]
@@ -327,10 +327,10 @@ class Controller:
                 rates[name] = rate_of(ec2, self.config.aws, instance,
                                       self.paths.state_dir / "prices.json", now)  # fmt: skip
         prices = {name: None if rate is None else rate.now for name, rate in rates.items()}
-        costs = {  # this run's, at the prices it ran at
-            name: rate.cost(instance.launch_time, now)
+        costs = {  # each run's, at the prices it ran at
+            name: run_cost(rate, instance, now)
             for name, rate in rates.items()
-            if rate is not None and (instance := instances[name]) and instance.launch_time
+            if rate is not None and (instance := instances[name]) is not None
         }
         spend = Ledger(self.paths.state_dir / "spend.json").observe(
             instances, rates, budget=self.config.aws.daily_budget, now=now

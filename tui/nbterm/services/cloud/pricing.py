@@ -121,6 +121,12 @@ class Rate:
         return total
 
 
+def run_cost(rate: Rate, instance: Instance, now: dt.datetime) -> float:
+    """What the instance's run has cost so far, from its last start (EC2 always dates it; an
+    undated run is not guessed at)."""
+    return rate.cost(instance.launch_time, now) if instance.launch_time else 0.0
+
+
 def rate_of(
     ec2: Ec2, aws: AwsConfig, instance: Instance, cache: Path, now: dt.datetime | None = None
 ) -> Rate | None:
