@@ -2,11 +2,12 @@
 
 from nbterm.config.errors import ConfigError, Problem
 from nbterm.config.loader import ConfigNotFoundError, load_config, parse_config
-from nbterm.config.model import Host, JupyterSettings, LoadedConfig
+from nbterm.config.model import Forward, Host, JupyterSettings, LoadedConfig
 
 __all__ = [
     "ConfigError",
     "ConfigNotFoundError",
+    "Forward",
     "Host",
     "JupyterSettings",
     "LoadedConfig",

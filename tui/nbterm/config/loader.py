@@ -16,8 +16,8 @@ from pathlib import Path
 
 from nbterm.config.errors import ConfigError, Problem
 from nbterm.config.locate import KeyPath, locate
-from nbterm.config.model import Host, JupyterSettings, LoadedConfig
-from nbterm.config.schema import Config
+from nbterm.config.model import Forward, Host, JupyterSettings, LoadedConfig
+from nbterm.config.schema import Config, ForwardConfig, TemplateConfig
 from nbterm.config.validate import Invalid, parse
 from nbterm.locations import own_key_file
 
@@ -260,8 +260,50 @@ def _resolve_hosts(
             certificate_file=_identity_path(certificate, config_path) if certificate else None,
             own_key=own_key,
             proxy_command=host.proxy_command,
+            forwards=_forwards(config, name, template, local_port, problems),
         )
     return resolved
+
+
+def _forwards(
+    config: Config,
+    name: str,
+    template: TemplateConfig | None,
+    jupyter_port: int,
+    problems: _Problems,
+) -> tuple[Forward, ...]:
+    """The host's own ``forwards``, else its template's, else ``defaults.forwards``; their names
+    and explicit local ports checked where they were written."""
+    chosen: tuple[ForwardConfig, ...] = ()
+    where: KeyPath = ()
+    for candidate, path in (
+        (config.hosts[name].forwards, ("hosts", name, "forwards")),
+        (template.forwards if template is not None else None,
+         ("templates", config.hosts[name].template or "", "forwards")),
+        (config.defaults.forwards, ("defaults", "forwards")),
+    ):  # fmt: skip
+        if candidate is not None:
+            chosen, where = candidate, path
+            break
+    names: dict[str, int] = {}
+    ports: dict[int, str] = {jupyter_port: "the Jupyter tunnel"}
+    out: list[Forward] = []
+    for index, spec in enumerate(chosen):
+        at = (*where, index)
+        if spec.name == "jupyter":
+            problems.add((*at, "name"), "jupyter names the Jupyter tunnel itself: choose another "
+                         "name", at_value=True)  # fmt: skip
+        elif spec.name in names:
+            problems.add((*at, "name"), f"{where[-1]}[{names[spec.name]}] is named {spec.name!r} "
+                         "already", at_value=True)  # fmt: skip
+        names.setdefault(spec.name, index)
+        local = spec.local_port or spec.remote_port
+        if spec.local_port is not None and local in ports:
+            problems.add((*at, "local_port"), f"local port {local} is taken by {ports[local]} of "
+                         f"host {name!r}: each forward needs its own", at_value=True)  # fmt: skip
+        ports.setdefault(local, f"forward {spec.name!r}")
+        out.append(Forward(spec.name, spec.remote_port, local, spec.open_on_up))
+    return tuple(out)
 
 
 def _identity_path(value: str, config_path: Path) -> Path:

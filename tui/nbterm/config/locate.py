@@ -74,7 +74,8 @@ def _scan(source: str) -> list[_Entry]:
     table: KeyPath = ()
     array_counts: dict[tuple[str | int, ...], int] = {}
     in_multiline: str | None = None
-    for number, line in enumerate(source.splitlines(), start=1):
+    lines = source.splitlines()
+    for number, line in enumerate(lines, start=1):
         if in_multiline is not None:
             if in_multiline in line:
                 in_multiline = None
@@ -113,6 +114,41 @@ def _scan(source: str) -> list[_Entry]:
                 in_multiline = marker
         if rest.startswith("{"):
             entries.extend(_inline_table(path, line, value_start + 1, number))
+        elif rest.startswith("["):
+            entries.extend(_inline_tables_in_array(path, lines, number, value_start + 1))
+    return entries
+
+
+def _inline_tables_in_array(
+    parent: KeyPath, lines: list[str], number: int, start: int
+) -> list[_Entry]:
+    """``forwards = [{ name = "a" }, { name = "b" }]``, on one line or several: each inline table
+    of the array by its index (strings holding brackets are not looked into)."""
+    entries: list[_Entry] = []
+    depth, index, quote = 1, 0, ""  # (start: just after the opening bracket)
+    for at in range(number - 1, len(lines)):
+        line = lines[at]
+        column = start if at == number - 1 else 0
+        while column < len(line):
+            char = line[column]
+            if quote:
+                quote = "" if char == quote else quote
+            elif char in "\"'":
+                quote = char
+            elif char == "#":
+                break
+            elif char == "[":
+                depth += 1
+            elif char == "]":
+                depth -= 1
+                if depth == 0:
+                    return entries
+            elif char == "{" and depth == 1:
+                path = (*parent, index)
+                entries.append(_Entry(path, at + 1, column + 1, column + 1))
+                entries.extend(_inline_table(path, line, column + 1, at + 1))
+                index += 1
+            column += 1
     return entries
 
 

@@ -21,6 +21,22 @@ class JupyterSettings:
 
 
 @dataclass(frozen=True)
+class Forward:
+    """A port of the remote besides Jupyter's, reached on the laptop's 127.0.0.1."""
+
+    name: str
+    remote_port: int
+    local_port: int
+    """The port nbterm tries first (it falls back to the next free one)."""
+    open_on_up: bool = False
+
+    @property
+    def key(self) -> str:
+        """Its row in the Tunnels pane (a host's name has no '/')."""
+        return f"/{self.name}"
+
+
+@dataclass(frozen=True)
 class Host:
     """One host with its settings resolved (host value, else ``[defaults]``, else OpenSSH's)."""
 
@@ -42,6 +58,9 @@ class Host:
     identity_agent: Path | None = None
     certificate_file: Path | None = None
     proxy_command: str | None = None
+    forwards: tuple[Forward, ...] = ()
+    """Its ports besides Jupyter's (the host's ``forwards``, else its template's, else
+    ``defaults.forwards``)."""
     own_key: bool = False
     """An EC2 host launched from a template with no ``key_name`` and given no
     ``identity_file``: it uses nbterm's own key (``identity_file`` points at it)."""

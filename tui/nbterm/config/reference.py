@@ -18,6 +18,7 @@ from nbterm.config import schema
 from nbterm.config.schema import (
     AwsConfig,
     DefaultsConfig,
+    ForwardConfig,
     HostConfig,
     HostJupyterConfig,
     JupyterConfig,
@@ -36,6 +37,7 @@ SECTIONS: list[tuple[str, type[Any]]] = [
     ("[jupyter]", JupyterConfig),
     ("[hosts.NAME]", HostConfig),
     ("[hosts.NAME.jupyter]", HostJupyterConfig),
+    ("forwards = [{ ... }]", ForwardConfig),
     ("[templates.NAME]", TemplateConfig),
     ("[[sync]]", SyncRule),
     ("[notify]", NotifyConfig),

@@ -80,6 +80,22 @@ class AwsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ForwardConfig:
+    """``forwards = [{ name = "tensorboard", remote_port = 6006 }]``: one more port of the remote
+    reached on the laptop's 127.0.0.1 (TensorBoard, MLflow, a Dask dashboard, an app started from
+    a cell), through the host's SSH connection and its healing, with a health probe of its own."""
+
+    name: Name
+    """Its name in the Tunnels pane, the ``o``/``c`` choice and ``nbterm up``'s output."""
+    remote_port: Port
+    """Port on the remote's 127.0.0.1."""
+    local_port: Port | None = None
+    """Port on the laptop's 127.0.0.1; default: the remote port. Taken: the next free one."""
+    open_on_up: bool = False
+    """Open it in the browser once the host is up (the cockpit's ``u``, ``nbterm up``)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class DefaultsConfig:
     """``[defaults]``: SSH settings every host inherits unless it sets its own."""
 
@@ -101,6 +117,9 @@ class DefaultsConfig:
     """Seconds between SSH keepalives; a dead link is noticed after interval x count."""
     keepalive_count_max: PositiveInt = 3
     """Unanswered keepalives before the connection is declared dead."""
+    forwards: tuple[ForwardConfig, ...] | None = None
+    """Ports of the remote besides Jupyter's for every host (see ``forwards = [{ ... }]``); a host
+    or its template that sets its own replaces these."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,6 +193,9 @@ class HostConfig:
     --parameters portNumber=%p``."""
     jupyter: HostJupyterConfig = field(default_factory=HostJupyterConfig)
     """Overrides of ``[jupyter]`` for this host."""
+    forwards: tuple[ForwardConfig, ...] | None = None
+    """Ports of the remote besides Jupyter's (see ``forwards = [{ ... }]``); default: the
+    template's, else ``defaults.forwards``. ``[]``: none."""
 
     def validate(self) -> Iterator[tuple[str, str]]:
         ec2 = self.instance is not None or self.template is not None
@@ -251,6 +273,9 @@ class TemplateConfig:
     """cloud-init user data passed at launch."""
     tags: dict[NonEmpty, str] = field(default_factory=dict)
     """Extra tags for the instance (nbterm adds Name and its own tag)."""
+    forwards: tuple[ForwardConfig, ...] | None = None
+    """Ports of its hosts besides Jupyter's (see ``forwards = [{ ... }]``), unless a host sets its
+    own; default: ``defaults.forwards``."""
 
     def validate(self) -> Iterator[tuple[str, str]]:
         if self.max_price is not None and not self.spot:

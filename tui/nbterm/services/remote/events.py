@@ -68,6 +68,47 @@ class TunnelHealth(RemoteEvent):
     """nbterm restarted a Jupyter that had kernels, and no kernel has run since."""
 
 
+ForwardState = Literal["connecting", "up", "degraded", "no server", "reconnecting", "down"]
+
+
+@dataclass(frozen=True)
+class ForwardOpened(RemoteEvent):
+    """One of the host's other ports listens on the laptop (a ``forwards`` entry, or one added
+    for this session)."""
+
+    name: str
+    local_port: int
+    wanted_port: int
+    remote_port: int
+    session_only: bool = False
+    """Added for this session (``p`` in the cockpit), not from the config."""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.local_port}/"
+
+    @property
+    def fell_back(self) -> bool:
+        return self.local_port != self.wanted_port
+
+
+@dataclass(frozen=True)
+class ForwardHealth(RemoteEvent):
+    name: str
+    state: ForwardState
+    local_port: int
+    latency_ms: float | None = None
+    answer: str = ""
+    """What its server answered the probe: ``HTTP 200``, ``TCP``, ``open, silent``."""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ForwardClosed(RemoteEvent):
+    name: str
+    session_only: bool = False
+
+
 @dataclass(frozen=True)
 class SpotInterruption(RemoteEvent):
     """AWS gave the two-minute notice: nbterm syncs at once."""

@@ -4,8 +4,10 @@
 uses it (nothing else competes for its event loop). ``ProcessForward`` runs it in
 ``nbterm.services.remote.forwarder`` with an SSH connection of its own; the cockpit uses it, so
 that drawing the screen never delays a forwarded packet. Both keep the port through reconnects
-and follow Jupyter to a new remote port; the process is restarted (same port) if it ever ends
-without being asked to.
+and follow Jupyter to a new remote port; the process is restarted (same ports) if it ever ends
+without being asked to. Beside Jupyter's, a host's other ports (its ``forwards``, and those added
+for a session) go the same way: ``add`` and ``remove``, each a listening socket of its own over the
+same SSH connection.
 """
 
 from __future__ import annotations
@@ -61,6 +63,16 @@ class Forward(Protocol):
     def retarget(self, target: SshTarget) -> None:
         """The host moved to a new address: reconnect there."""
 
+    async def add(self, name: str, remote_port: int, wanted_port: int) -> int:
+        """Forward one more port of the remote, on the wanted local port or the next free one
+        (PortUnavailableError: none); returns the local port."""
+
+    async def remove(self, name: str) -> None:
+        """Stop forwarding ``name``'s port (its open connections close)."""
+
+    def serving(self, name: str) -> bool:
+        """``name``'s port is served now (a process restarted meanwhile may not serve it yet)."""
+
     async def close(self) -> None: ...
 
 
@@ -73,9 +85,24 @@ class InlineForward:
         self.local_port = 0
         self.restarted = 0
         self.tunnel: Tunnel | None = None
+        self.others: dict[str, Tunnel] = {}
 
     async def prepare(self) -> None:
         return None
+
+    async def add(self, name: str, remote_port: int, wanted_port: int) -> int:
+        tunnel = Tunnel(self.connection, remote_port, wanted_port)
+        port = await tunnel.open()
+        self.others[name] = tunnel
+        return port
+
+    async def remove(self, name: str) -> None:
+        tunnel = self.others.pop(name, None)
+        if tunnel is not None:
+            await tunnel.close()
+
+    def serving(self, name: str) -> bool:
+        return name in self.others
 
     async def open(self, remote_port: int) -> int:
         self.tunnel = Tunnel(self.connection, remote_port, self.wanted_port)
@@ -90,6 +117,8 @@ class InlineForward:
         return None  # the connection it shares has moved already
 
     async def close(self) -> None:
+        for name in list(self.others):
+            await self.remove(name)
         if self.tunnel is not None:
             await self.tunnel.close()
 
@@ -126,6 +155,16 @@ class ProcessForward:
         self._reader: asyncio.Task[None] | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=5)
         self._closing = False
+        self.others: dict[str, tuple[socket.socket, int]] = {}
+        """The host's other ports: each one's listening socket (this process's, as Jupyter's)
+        and its remote port."""
+        self._removed: dict[str, asyncio.Future[None]] = {}
+        """Removals the process has been asked for: done once its copy of the socket is closed."""
+        self.served: set[str] = set()
+        """The other ports the running process said it serves."""
+        self._sockets: socket.socket | None = None
+        """How a socket added while the process runs reaches it (SCM_RIGHTS, one datagram
+        each)."""
 
     @property
     def pid(self) -> int | None:
@@ -136,22 +175,36 @@ class ProcessForward:
             self._sock = listen_local(self.wanted_port)
             self.local_port = int(self._sock.getsockname()[1])
         self._listening = asyncio.get_running_loop().create_future()
-        self._proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "nbterm.services.remote.forwarder",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            pass_fds=(self._sock.fileno(),),
-            start_new_session=True,  # the terminal's signals are not its business: stdin is
-        )
+        self.served.clear()
+        if self._sockets is not None:
+            self._sockets.close()
+        self._sockets, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        their_fd = theirs.fileno()
+        others = {name: sock.fileno() for name, (sock, _port) in self.others.items()}
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "nbterm.services.remote.forwarder",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                pass_fds=(self._sock.fileno(), their_fd, *others.values()),
+                start_new_session=True,  # the terminal's signals are not its business: stdin is
+            )
+        finally:
+            theirs.close()  # (the process has its own copy)
         self._send(
             {
                 "target": target_to_json(self.target),
                 "known_hosts": str(self.known.path),
                 "listen_fd": self._sock.fileno(),
                 "remote_port": self.remote_port,
+                "sockets_fd": their_fd,
+                "forwards": [
+                    {"name": name, "listen_fd": fd, "remote_port": self.others[name][1]}
+                    for name, fd in others.items()
+                ],
             }
         )
         self._reader = asyncio.create_task(
@@ -181,6 +234,35 @@ class ProcessForward:
     def retarget(self, target: SshTarget) -> None:
         self.target = target  # (a restarted process starts there too)
         self._send({"target": target_to_json(target)})
+
+    async def add(self, name: str, remote_port: int, wanted_port: int) -> int:
+        await self.remove(name)
+        sock = listen_local(wanted_port)  # (PortUnavailableError: none free)
+        self.others[name] = (sock, remote_port)
+        if self._proc is not None and self._proc.returncode is None and self._sockets is not None:
+            # the socket first, then the line that names it: the process reads it at once.
+            # A process that ended meanwhile is given it again when it is restarted.
+            with contextlib.suppress(OSError):
+                socket.send_fds(self._sockets, [name.encode()], [sock.fileno()])
+                self._send({"add": {"name": name, "remote_port": remote_port}})
+        return int(sock.getsockname()[1])
+
+    async def remove(self, name: str) -> None:
+        sock, _port = self.others.pop(name, (None, 0))
+        served = name in self.served
+        self.served.discard(name)
+        if sock is None:
+            return
+        sock.close()
+        if served and self._proc is not None and self._proc.returncode is None:
+            removed = self._removed[name] = asyncio.get_running_loop().create_future()
+            self._send({"remove": name})
+            with contextlib.suppress(TimeoutError):  # (it ends meanwhile: its copy goes too)
+                await asyncio.wait_for(removed, STOP_WAIT)
+            self._removed.pop(name, None)
+
+    def serving(self, name: str) -> bool:
+        return name in self.served
 
     async def _read(self, proc: asyncio.subprocess.Process, listening: asyncio.Future[int]) -> None:
         assert proc.stdout is not None
@@ -216,6 +298,13 @@ class ProcessForward:
                     retry_in=message.get("retry_in"),
                 )
             )
+        elif kind == "serving" and message.get("name") in self.others:
+            self.served.add(str(message["name"]))
+        elif kind == "removed" and (removed := self._removed.get(str(message.get("name")))):
+            if not removed.done():
+                removed.set_result(None)
+        elif kind == "not serving":
+            self.on_notice(f"{message.get('name')}: not forwarded: {message.get('message')}")
         elif kind == "failed" and not listening.done():
             listening.set_exception(
                 ConnectFailedError(self.target, str(message.get("message", "")))
@@ -266,3 +355,9 @@ class ProcessForward:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        for sock, _port in self.others.values():
+            sock.close()
+        self.others.clear()
+        if self._sockets is not None:
+            self._sockets.close()
+            self._sockets = None

@@ -9,13 +9,19 @@ The process holds its own SSH connection (strict host keys from nbterm's file, n
 parent has verified the key before it starts this) and one :class:`Tunnel`. It never sees a token.
 It talks JSON lines:
 
-- stdin, first line: ``{"target": {...}, "known_hosts": PATH, "listen_fd": N, "remote_port": N}``
-  (``remote_port`` may be null: the process connects meanwhile and serves once it is given);
+- stdin, first line: ``{"target": {...}, "known_hosts": PATH, "listen_fd": N, "remote_port": N,
+  "sockets_fd": N, "forwards": [{"name": ..., "listen_fd": N, "remote_port": N}]}``
+  (``remote_port`` may be null: the process connects meanwhile and serves Jupyter's port once it
+  is given; ``forwards`` are the host's other ports, served at once);
   later lines: ``{"remote_port": N}`` when Jupyter moved, ``{"target": {...}}`` when the host
-  did. End of input (the parent closed it, or died) ends the process.
-- stdout: ``{"kind": "listening", "port": N}``, ``{"kind": "link", "state": ..., "message": ...,
-  "attempt": N, "retry_in": S}`` for every change of its SSH link, and ``{"kind": "failed",
-  "message": ...}`` before it exits 1.
+  did, ``{"add": {"name": ..., "remote_port": N}}`` for a port added meanwhile (its listening
+  socket comes first, as a datagram on ``sockets_fd`` that carries it and its name),
+  ``{"remove": NAME}``. End of input (the parent closed it, or died) ends the process.
+- stdout: ``{"kind": "listening", "port": N}``, ``{"kind": "serving", "name": ...}`` for each
+  other port served, ``{"kind": "not serving", "name": ..., "message": ...}``,
+  ``{"kind": "removed", "name": ...}`` once a removed port no longer listens,
+  ``{"kind": "link", "state": ..., "message": ..., "attempt": N, "retry_in": S}`` for every
+  change of its SSH link, and ``{"kind": "failed", "message": ...}`` before it exits 1.
 
 The listening socket is the parent's, inherited (``listen_fd``): while this process restarts,
 a browser's new connections wait in the socket's backlog instead of being refused, and no other
@@ -101,6 +107,21 @@ async def _stdin_lines() -> asyncio.StreamReader:
     return reader
 
 
+def _received_socket(sockets: socket.socket | None, name: str) -> socket.socket | None:
+    """The listening socket the parent sent for ``name`` (it was sent before the line that
+    asked for it: it is there to read, without waiting)."""
+    if sockets is None:
+        return None
+    with contextlib.suppress(OSError):
+        said, fds, _flags, _address = socket.recv_fds(sockets, 256, 4)
+        received = [socket.socket(fileno=fd) for fd in fds]
+        if said.decode(errors="replace") == name and len(received) == 1:
+            return received[0]
+        for sock in received:
+            sock.close()
+    return None
+
+
 async def serve() -> int:
     commands = await _stdin_lines()
     first = await commands.readline()
@@ -110,33 +131,59 @@ async def serve() -> int:
     connection = HostConnection(
         target_from_json(spec["target"]), KnownHosts(Path(spec["known_hosts"])), None, _link_event
     )
-    tunnel: Tunnel | None = None
+    sockets = socket.socket(fileno=int(spec["sockets_fd"])) if spec.get("sockets_fd") else None
+    jupyter: Tunnel | None = None
+    others: dict[str, Tunnel] = {}
+
+    async def serve_other(name: str, sock: socket.socket, remote_port: int) -> None:
+        if name in others:
+            await others.pop(name).close()
+        others[name] = Tunnel(connection, remote_port, 0, sock=sock)
+        await others[name].open()
+        _say({"kind": "serving", "name": name})
+
     try:
         try:
             await connection.open()
         except SshError as exc:
             _say({"kind": "failed", "message": str(exc)})
             return 1
+        for other in spec.get("forwards", []):
+            listening = socket.socket(fileno=int(other["listen_fd"]))
+            await serve_other(str(other["name"]), listening, int(other["remote_port"]))
         remote_port = spec.get("remote_port")
-        while remote_port is None:
+        while True:
+            if jupyter is None and remote_port is not None:
+                listening = socket.socket(fileno=int(spec["listen_fd"]))
+                jupyter = Tunnel(connection, int(remote_port), 0, sock=listening)
+                _say({"kind": "listening", "port": await jupyter.open()})
             line = await commands.readline()
             if not line:
                 return 0
-            remote_port = json.loads(line).get("remote_port")
-        listening = socket.socket(fileno=int(spec["listen_fd"]))
-        tunnel = Tunnel(connection, int(remote_port), 0, sock=listening)
-        port = await tunnel.open()
-        _say({"kind": "listening", "port": port})
-        while line := await commands.readline():
             command = json.loads(line)
             if "remote_port" in command:
-                tunnel.remote_port = int(command["remote_port"])
+                remote_port = command["remote_port"]
+                if jupyter is not None:
+                    jupyter.remote_port = int(remote_port)
             if "target" in command:  # the host moved: the next reconnect goes there
                 connection.target = target_from_json(command["target"])
-        return 0
+            if "add" in command:
+                name = str(command["add"]["name"])
+                sock = _received_socket(sockets, name)
+                if sock is None:
+                    _say({"kind": "not serving", "name": name, "message": "its socket did not "
+                          "reach the tunnel's process"})  # fmt: skip
+                else:
+                    await serve_other(name, sock, int(command["add"]["remote_port"]))
+            if "remove" in command:
+                if str(command["remove"]) in others:
+                    await others.pop(str(command["remove"])).close()
+                _say({"kind": "removed", "name": command["remove"]})
     finally:
-        if tunnel is not None:
+        for tunnel in [*others.values(), *([jupyter] if jupyter is not None else [])]:
             await tunnel.close()
+        if sockets is not None:
+            sockets.close()
         await connection.close()
 
 

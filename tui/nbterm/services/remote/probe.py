@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from nbterm.untrusted_json import Unusable, load, load_object
 
@@ -147,5 +148,62 @@ async def _get(port: int, path: str, token: str) -> bytes:
             if len(body) > MAX_BODY:
                 raise ProbeError("a malformed HTTP answer (too large)")
         return body
+    finally:
+        writer.close()
+
+
+PortKind = Literal["http", "tcp", "silent", "closed"]
+
+
+@dataclass(frozen=True)
+class PortAnswer:
+    """What a forwarded port's server did with a plain HTTP request (``probe_port``)."""
+
+    kind: PortKind
+    """``http``: an HTTP answer; ``tcp``: bytes that are not HTTP; ``silent``: the connection
+    stays open and nothing comes back; ``closed``: it closed with no answer (nothing listens on
+    the remote port: the remote refused the tunnel's channel)."""
+    latency_ms: float | None = None
+    """Milliseconds to the first byte of the answer (None: none came)."""
+    status: int = 0
+    """The HTTP status (``http`` only)."""
+
+    @property
+    def words(self) -> str:
+        if self.kind == "http":
+            return f"HTTP {self.status}" if self.status else "HTTP"
+        return {"tcp": "TCP", "silent": "open, silent", "closed": "no server"}[self.kind]
+
+
+async def probe_port(port: int, timeout: float = 5.0) -> PortAnswer:
+    """``GET /`` on 127.0.0.1:port, and what came back within ``timeout``: HTTP when the server
+    answers HTTP, else whether it answers at all. Raises ProbeError when the local port itself
+    refuses (the tunnel does not listen). At most one header line is read, bounded."""
+    started = time.perf_counter()
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port, limit=MAX_HEADER_LINE), timeout
+        )
+    except (OSError, TimeoutError) as exc:
+        raise ProbeError(f"the tunnel does not take connections: {exc}") from None
+    try:
+        writer.write(f"GET / HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        first, latency = b"", None
+        try:
+            async with asyncio.timeout(timeout):
+                await writer.drain()
+                while len(first) < 5 and (chunk := await reader.read(5 - len(first))):
+                    first += chunk
+                    latency = latency or (time.perf_counter() - started) * 1000
+                if first != b"HTTP/":
+                    return PortAnswer("tcp", latency) if first else PortAnswer("closed")
+                line = await reader.readline()
+        except TimeoutError:
+            return PortAnswer("tcp", latency) if first else PortAnswer("silent")
+        except (OSError, ValueError, asyncio.LimitOverrunError):
+            return PortAnswer("tcp", latency) if first else PortAnswer("closed")
+        parts = line.split()
+        status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        return PortAnswer("http", latency, status if 100 <= status < 600 else 0)
     finally:
         writer.close()

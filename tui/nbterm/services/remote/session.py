@@ -22,6 +22,10 @@ from nbterm.services.remote import jupyter
 from nbterm.services.remote.connection import Backoff, EventSink, HostConnection, Relocator
 from nbterm.services.remote.events import (
     ConnectionChanged,
+    ForwardClosed,
+    ForwardHealth,
+    ForwardOpened,
+    ForwardState,
     JupyterReady,
     Notice,
     RemoteEvent,
@@ -31,9 +35,10 @@ from nbterm.services.remote.events import (
 )
 from nbterm.services.remote.forward import Forward, ForwardMode, InlineForward, ProcessForward
 from nbterm.services.remote.host_keys import KnownHosts, Verifier
-from nbterm.services.remote.probe import ProbeError, get_status, ping
+from nbterm.services.remote.probe import ProbeError, get_status, ping, probe_port
 from nbterm.services.remote.ssh import Link, SshTarget, target_for
 from nbterm.services.remote.token import host_token
+from nbterm.services.remote.tunnel import PortUnavailableError
 from nbterm.services.tasks import cancel_and_wait
 
 DEGRADED_MS = 1000.0
@@ -44,10 +49,27 @@ RESTART_WINDOW seconds; then nbterm stops trying and says what to do."""
 
 
 @dataclass(frozen=True)
+class OpenForward:
+    """One of the host's other ports, listening on the laptop."""
+
+    name: str
+    remote_port: int
+    local_port: int
+    session_only: bool = False
+    open_on_up: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.local_port}/"
+
+
+@dataclass(frozen=True)
 class UpResult:
     url: str
     local_port: int
     server: jupyter.JupyterServer
+    forwards: tuple[OpenForward, ...] = ()
+    """The host's other ports (its ``forwards``) that listen."""
 
 
 class Session:
@@ -101,6 +123,10 @@ class Session:
         )
         self.forwarding = False
         """The forward listens (``up`` got that far)."""
+        self.others: dict[str, OpenForward] = {}
+        """The host's other ports, by name: its ``forwards``, and those added for the session."""
+        self._link_up = True
+        """The tunnel's own SSH link (a forwarder process's) is connected."""
         self.server: jupyter.JupyterServer | None = None
         self._health_task: asyncio.Task[None] | None = None
         self._state: TunnelState = "connecting"
@@ -187,6 +213,7 @@ class Session:
 
     def _on_forward_link(self, event: ConnectionChanged) -> None:
         """The forwarder process's own SSH link (the cockpit's tunnel) changed."""
+        self._link_up = event.state == "connected"
         if not self.forwarding or self._closing:
             return
         if event.state in ("lost", "reconnecting"):
@@ -220,8 +247,56 @@ class Session:
             TunnelOpened(self.name, local_port, self.host.jupyter.local_port, self.server.port, url)
         )
         await self._learn_auth(local_port)
+        for spec in self.host.forwards:
+            try:
+                await self._open_other(spec.name, spec.remote_port, spec.local_port,
+                                       open_on_up=spec.open_on_up)  # fmt: skip
+            except PortUnavailableError as exc:
+                self.on_event(Notice(self.name, f"{spec.name}: not forwarded: {exc}"))
         self._health_task = asyncio.create_task(self._watch_health(), name=f"health:{self.name}")
-        return UpResult(url, local_port, self.server)
+        return UpResult(url, local_port, self.server, tuple(self.others.values()))
+
+    async def _open_other(
+        self,
+        name: str,
+        remote_port: int,
+        wanted_port: int,
+        *,
+        session_only: bool = False,
+        open_on_up: bool = False,
+    ) -> OpenForward:
+        port = await self.forward.add(name, remote_port, wanted_port)
+        opened = OpenForward(name, remote_port, port, session_only, open_on_up)
+        self.others[name] = opened
+        self.on_event(ForwardOpened(self.name, name, port, wanted_port, remote_port, session_only))
+        return opened
+
+    async def add_forward(self, remote_port: int, local_port: int | None = None) -> OpenForward:
+        """Forward one more port of the remote, for this session only (named ``port N``): on
+        ``local_port`` (default: the remote port) or the next free one. PortUnavailableError:
+        none is free; an up session only."""
+        if not self.forwarding or self._closing:
+            raise RuntimeError(f"{self.name} is not up")
+        for other in self.others.values():
+            if other.remote_port == remote_port and local_port in (None, other.local_port):
+                return other  # (asked twice: the one there is)
+        name = f"port {remote_port}"
+        if name in self.others:
+            name = f"port {remote_port} on {local_port}"
+        opened = await self._open_other(
+            name, remote_port, local_port or remote_port, session_only=True
+        )
+        self._wake.set()  # its health at once
+        return opened
+
+    async def close_forward(self, name: str) -> bool:
+        """Stop forwarding one of the other ports (its open connections close)."""
+        other = self.others.pop(name, None)
+        if other is None:
+            return False
+        await self.forward.remove(name)
+        self.on_event(ForwardClosed(self.name, name, other.session_only))
+        return True
 
     async def _learn_auth(self, port: int) -> None:
         """A server whose own config turned tokens off: does it want a password, or nothing?"""
@@ -378,6 +453,48 @@ class Session:
                 kernels_lost=self.kernels_lost,
             )
         )
+        if state in ("reconnecting", "down"):  # the other ports go the same way
+            for other in self.others.values():
+                self._report_other(other, state, message=message)
+
+    def _report_other(
+        self,
+        other: OpenForward,
+        state: ForwardState,
+        *,
+        latency: float | None = None,
+        answer: str = "",
+        message: str = "",
+    ) -> None:
+        self.on_event(
+            ForwardHealth(self.name, other.name, state, other.local_port, latency, answer, message)
+        )
+
+    async def probe_others(self) -> None:
+        """Each other port's server, through its tunnel: HTTP when it answers HTTP, else
+        whether it answers at all."""
+        if not self.connection.connected or not self._link_up:
+            return  # (said: reconnecting)
+        await asyncio.gather(*(self._probe_other(other) for other in list(self.others.values())))
+
+    async def _probe_other(self, other: OpenForward) -> None:
+        if not self.forward.serving(other.name):
+            self._report_other(other, "connecting", message="the tunnel's process starts it")
+            return
+        try:
+            answer = await probe_port(other.local_port, self.probe_timeout)
+        except ProbeError as exc:
+            self._report_other(other, "down", message=str(exc))
+            return
+        if other.name not in self.others or self._closing:
+            return  # closed meanwhile
+        if answer.kind == "closed":
+            self._report_other(other, "no server", answer=answer.words, message="nothing "
+                               f"listens on the remote's port {other.remote_port}")  # fmt: skip
+            return
+        slow = answer.latency_ms is not None and answer.latency_ms >= DEGRADED_MS
+        self._report_other(other, "degraded" if slow else "up", latency=answer.latency_ms,
+                           answer=answer.words)  # fmt: skip
 
     async def probe_once(self) -> None:
         assert self.forwarding
@@ -414,7 +531,7 @@ class Session:
 
     async def _watch_health(self) -> None:
         while True:
-            await self.probe_once()
+            await asyncio.gather(self.probe_once(), self.probe_others())
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._until_next_tick())
@@ -435,6 +552,12 @@ class Session:
         await cancel_and_wait(self._health_task)
         await self.forward.close()
         await self.connection.close()
+        for other in list(self.others.values()):
+            if other.session_only:
+                self.on_event(ForwardClosed(self.name, other.name, session_only=True))
+            else:
+                self._report_other(other, "down", message="closed")
+        self.others.clear()
         if self.forwarding:
             where = (
                 f"{self.machine_gone}: Jupyter went with it"
