@@ -21,6 +21,8 @@ from nbterm.screens.main import MainScreen
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.remote.events import (
     ConnectionChanged,
+    ForwardHealth,
+    ForwardOpened,
     Gpu,
     GpuSample,
     GuardReport,
@@ -104,8 +106,12 @@ async def main_screen(pilot: Pilot[None]) -> None:
     )
     for util, used in ((12, 3100), (41, 9800), (86, 19500), (97, 19980), (97, 20011)):
         _post(app, GpuSample("gpu", (Gpu(0, util, used, 24564),)))  # a g5's one A10G
+    _post(app, ForwardOpened("gpu", "tensorboard", 6006, 6006, 6006),
+          ForwardOpened("gpu", "mlflow", 15000, 15000, 5000))  # fmt: skip
     for latency in (4.1, 3.8, 5.2, 4.4, 9.7, 4.0, 3.9, 4.2):
-        _post(app, _health("up", latency))
+        _post(app, _health("up", latency),
+              ForwardHealth("gpu", "tensorboard", "up", 6006, latency + 0.6, "HTTP 200"),
+              ForwardHealth("gpu", "mlflow", "no server", 15000, None, "no server"))  # fmt: skip
         await pilot.pause()  # one probe at a time: bursts collapse to the newest
     rule = "gpu:~/notebooks/"
     _post(
@@ -131,6 +137,8 @@ async def reconnecting(pilot: Pilot[None]) -> None:
         ConnectionChanged("gpu", "lost", "the SSH connection dropped"),
         ConnectionChanged("gpu", "reconnecting", attempt=3, retry_in=3.7),
         _health("reconnecting", None, reconnects=1),
+        ForwardHealth("gpu", "tensorboard", "reconnecting", 6006),
+        ForwardHealth("gpu", "mlflow", "reconnecting", 15000),
     )
     await _settle(pilot)
 

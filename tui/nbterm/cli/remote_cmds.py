@@ -129,6 +129,13 @@ async def _up_once(
         print(f"{host.name}: open {result.url}", flush=True)
         if open_browser:
             open_private(paths, host.name, result.url)
+        for forward in result.forwards:
+            print(f"{host.name}: {forward.name} on {forward.url} (the remote's port "
+                  f"{forward.remote_port})", flush=True)  # fmt: skip
+            if forward.open_on_up and not open_private(
+                paths, f"{host.name}-{forward.name}", forward.url
+            ):
+                print(f"{host.name}: {forward.name}: no browser found to open it", flush=True)
         ended = asyncio.create_task(session.ended.wait())
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from textual import on, work
@@ -50,6 +50,10 @@ class MainScreen(Screen[None]):
         Binding("c", "copy_url", "Copy URL", id="host.copy", show=False,
                 tooltip="Copy the URL with its token (the laptop's clipboard, else OSC 52)"),
         Binding("s", "sync_now", "Sync", id="host.sync", tooltip="Sync the host's notebooks now"),
+        Binding("p", "add_port", "Forward port", id="host.forward", show=False,
+                tooltip="Forward one more port of the host, for this session"),
+        Binding("x", "close_port", "Close port", id="host.close_forward", show=False,
+                tooltip="Close one of the host's other forwarded ports"),
         Binding("d", "down", "Down", id="host.down",
                 tooltip="Final sync, close the tunnel, stop an EC2 instance"),
         Binding("l", "launch", "Launch", id="ec2.launch", show=False,
@@ -193,20 +197,79 @@ class MainScreen(Screen[None]):
         if name is not None and not self.controller.sync_now(name):
             self.notify(f"{name} is not up: press u first", severity="warning")
 
-    def _url(self) -> str | None:
-        name = self._selected()
+    def _with_url(self, verb: str, then: Callable[[str, str], object]) -> None:
+        """``then(page, url)`` for Jupyter's URL, or, for a host with other ports, the one
+        chosen: the Tunnels row under the cursor when that pane has focus, else asked."""
+        picked = self.query_one(TunnelsPane).picked()
+        name = picked[0] if picked is not None else self._selected()
         if name is None:
-            return None
+            return
         running = self.controller.running.get(name)
         if running is None:
             self.notify(f"{name} is not up: press u first", severity="warning")
-            return None
-        return running.url
+            return
+        others = {forward.name: forward for forward in self.controller.forwards(name)}
+        if picked is not None and picked[1] in others:
+            then(f"{name}-{picked[1]}", others[picked[1]].url)
+            return
+        if not others or picked is not None:
+            then(name, running.url)
+            return
+
+        def chosen(key: str | None) -> None:
+            if key in others:
+                then(f"{name}-{key}", others[key].url)
+            elif key == "jupyter" and name in self.controller.running:
+                then(name, self.controller.running[name].url)
+
+        from nbterm.screens.ports import ChoosePortScreen, PortChoice
+
+        jupyter = PortChoice("jupyter", "Jupyter", f"http://127.0.0.1:{running.local_port}/")
+        choices = [jupyter, *(PortChoice(o.name, o.name, o.url) for o in others.values())]
+        self.app.push_screen(ChoosePortScreen(f"{verb} which port of {name}?", choices), chosen)
 
     def action_open(self) -> None:
-        name, url = self._selected(), self._url()
-        if name is not None and url:
-            self._open_in_browser(name, url)
+        self._with_url("Open", self._open_in_browser)
+
+    def action_add_port(self) -> None:
+        name = self._selected()
+        if name is None:
+            return
+        if name not in self.controller.running:
+            self.notify(f"{name} is not up: press u first", severity="warning")
+            return
+
+        def given(ports: tuple[int, int | None] | None) -> None:
+            if ports is not None:
+                work = self.controller.add_forward(name, *ports)
+                self._for_host(name, work, "forward", f"forward:{name}")
+
+        from nbterm.screens.ports import AddPortScreen
+
+        self.app.push_screen(AddPortScreen(name), given)
+
+    def action_close_port(self) -> None:
+        picked = self.query_one(TunnelsPane).picked()
+        name = picked[0] if picked is not None else self._selected()
+        if name is None:
+            return
+        others = {forward.name: forward for forward in self.controller.forwards(name)}
+        if not others:
+            self.notify(f"{name} has no other port open (p forwards one)", severity="warning")
+            return
+
+        def chosen(key: str | None) -> None:
+            if key in others:
+                work = self.controller.close_forward(name, key)
+                self._for_host(name, work, "close port", f"forward:{name}")
+
+        if picked is not None and picked[1] in others:
+            chosen(picked[1])
+            return
+        from nbterm.screens.ports import ChoosePortScreen, PortChoice
+
+        choices = [PortChoice(o.name, o.name, o.url) for o in others.values()]
+        self.app.push_screen(ChoosePortScreen(f"Close which port of {name}?", choices), chosen)
 
     @work(thread=True, exit_on_error=False, group="browser")
     def _open_in_browser(self, name: str, url: str) -> None:
@@ -217,12 +280,10 @@ class MainScreen(Screen[None]):
             self.app.call_from_thread(self.notify, "no browser found: press c to copy the URL")
 
     def action_copy_url(self) -> None:
-        url = self._url()
-        if url:
-            self._copy(url)
+        self._with_url("Copy", self._copy)
 
     @work(thread=True, exit_on_error=False, group="clipboard")
-    def _copy(self, url: str) -> None:
+    def _copy(self, page: str, url: str) -> None:
         """ "Copied" only where it was: the laptop's clipboard tool, else OSC 52 where tmux lets
         it through, else the words say how, with the URL to select by hand."""
         from nbterm.services import desktop
@@ -231,7 +292,8 @@ class MainScreen(Screen[None]):
         if tool is not None and not desktop.copy_with(tool, url):
             tool = None  # the tool failed: said as not copied by it
         asked = None if tool else desktop.tmux_set_clipboard()  # tmux only when no tool copied
-        plan = desktop.plan_copy("URL (with its token)", tool=tool, in_tmux="TMUX" in os.environ,
+        what = "URL (with its token)" if "token=" in url else "URL"
+        plan = desktop.plan_copy(what, tool=tool, in_tmux="TMUX" in os.environ,
                                  set_clipboard=asked)  # fmt: skip
         if plan.osc52:
             self.app.call_from_thread(self.app.copy_to_clipboard, url)

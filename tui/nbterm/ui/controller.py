@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from nbterm.services.host.down import SyncedHome, Why
     from nbterm.services.host.sentinel import Sentinel
     from nbterm.services.host.session import HostSession
+    from nbterm.services.remote.session import OpenForward
 
 
 Confirm = Callable[[str], Awaitable[bool]]
@@ -135,6 +136,7 @@ class Controller:
             self.running[name] = Running(session, result.url, result.local_port, opened.instance)
             registry.record_cockpit(self.paths, name, result.local_port, result.server.port)
             self._status(name, "up", result.url)
+            await self._open_on_up(name, result.forwards)
             running = self.running[name]
             if not await _first(session.ended, running.closed):
                 return  # closed here (d, t, quit): nothing more for this up to do
@@ -160,6 +162,19 @@ class Controller:
                 return
             self._note(name, f"capacity is back: {back.id} runs again; bringing {name} up "
                              "again (same local port and URL)")  # fmt: skip
+
+    async def _open_on_up(self, name: str, forwards: tuple[OpenForward, ...]) -> None:
+        """Each of the host's ports with ``open_on_up``, in the browser, once it is up."""
+        from nbterm.browser import open_private
+
+        for forward in forwards:
+            self._note(name, f"{forward.name}: {forward.url}")
+            if forward.open_on_up:
+                opened = await asyncio.to_thread(
+                    open_private, self.paths, f"{name}-{forward.name}", forward.url
+                )
+                if not opened:
+                    self._note(name, f"{forward.name}: no browser found to open it")
 
     async def _close(self, name: str, *, final_sync: bool) -> bool:
         running = self.running.pop(name, None)
@@ -250,6 +265,38 @@ class Controller:
             note=lambda message: self._status(name, "closing", message),
         )  # fmt: skip
         self._status(name, "terminated")
+
+    def forwards(self, name: str) -> list[OpenForward]:
+        """The host's other ports that listen now (none when it is not up)."""
+        running = self.running.get(name)
+        return list(running.session.remote.others.values()) if running is not None else []
+
+    async def add_forward(self, name: str, remote_port: int, local_port: int | None) -> None:
+        """One more port of an up host, for this session (said in the Sync log)."""
+        from nbterm.services.remote.tunnel import PortUnavailableError
+
+        running = self.running.get(name)
+        if running is None or running.closing:
+            self._note(name, f"{name} is not up: press u first")
+            return
+        there = set(running.session.remote.others)
+        try:
+            opened = await running.session.remote.add_forward(remote_port, local_port)
+        except PortUnavailableError as exc:
+            self._note(name, f"port {remote_port} not forwarded: {exc}")
+            return
+        if opened.name in there:
+            self._note(name, f"port {remote_port} is forwarded already ({opened.name}): "
+                             f"{opened.url}")  # fmt: skip
+            return
+        wanted = local_port or remote_port
+        taken = f" ({wanted} was taken)" if opened.local_port != wanted else ""
+        self._note(name, f"{opened.name} forwarded for this session: {opened.url}{taken}")
+
+    async def close_forward(self, name: str, forward: str) -> None:
+        running = self.running.get(name)
+        if running is not None and await running.session.remote.close_forward(forward):
+            self._note(name, f"{forward} closed (its local port is free)")
 
     def sync_now(self, name: str) -> bool:
         running = self.running.get(name)

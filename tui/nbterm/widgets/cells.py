@@ -57,6 +57,35 @@ class CellWriter(Generic[Key]):
             self.cells[(row, column.key)] = values.get(column.key, UNKNOWN)
         self.table.add_row(*(plain_cell(self.cells[(row, c.key)]) for c in self.shown), key=row)
 
+    def insert_row(self, row: str, values: Mapping[Key, str], *, after: str) -> None:
+        """A row added later, placed after row ``after`` (and the rows placed after it before)."""
+        if row in self.rows:
+            return
+        keep = self.cursor_key()
+        self.rows.add(row)
+        at = self.order.index(after) + 1 if after in self.order else len(self.order)
+        while at < len(self.order) and self.order[at].startswith(after + "/"):
+            at += 1  # (a host's own rows stay together: "gpu", "gpu/tensorboard"...)
+        self.order.insert(at, row)
+        for column in self.columns:
+            self.cells[(row, column.key)] = values.get(column.key, UNKNOWN)
+        self._rebuild(keep)
+
+    def remove_row(self, row: str) -> None:
+        if row not in self.rows:
+            return
+        keep = self.cursor_key()
+        self.rows.discard(row)
+        self.order.remove(row)
+        for column in self.columns:
+            self.cells.pop((row, column.key), None)
+        self._rebuild(keep)
+
+    def cursor_key(self) -> str | None:
+        """The row under the cursor."""
+        cursor = self.table.cursor_row
+        return self.order[cursor] if 0 <= cursor < len(self.order) else None
+
     def set(self, row: str, column: Key, value: str) -> None:
         if row not in self.rows or self.cells.get((row, column)) == value:
             return
@@ -82,6 +111,10 @@ class CellWriter(Generic[Key]):
         if tuple(shown) == self.shown:
             return
         self.shown = tuple(shown)
+        self._rebuild(self.cursor_key())
+
+    def _rebuild(self, keep: str | None) -> None:
+        """The table again from its cells, the cursor on row ``keep`` (where it was)."""
         cursor = self.table.cursor_row
         self.table.clear(columns=True)
         for column in self.shown:
@@ -90,7 +123,8 @@ class CellWriter(Generic[Key]):
             cells = (plain_cell(self.cells[(row, c.key)]) for c in self.shown)
             self.table.add_row(*cells, key=row)
         if self.order:
-            self.table.move_cursor(row=min(cursor, len(self.order) - 1))
+            at = self.order.index(keep) if keep in self.order else min(cursor, len(self.order) - 1)
+            self.table.move_cursor(row=at)
 
 
 def wrapping_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:

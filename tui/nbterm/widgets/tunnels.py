@@ -1,4 +1,6 @@
-"""The Tunnels pane: per host, the working local URL, tunnel state, latency and Jupyter activity."""
+"""The Tunnels pane: per host, the working local URL, tunnel state, latency and Jupyter activity;
+below a host, a row for each of its other ports (its ``forwards``, and those added for the
+session), with what its server answered."""
 
 from __future__ import annotations
 
@@ -14,7 +16,14 @@ from textual.widgets import DataTable
 from nbterm.config import LoadedConfig
 from nbterm.presenters import LEVELS
 from nbterm.services.cloud.idle import parse_time
-from nbterm.services.remote.events import ConnectionChanged, TunnelHealth, TunnelOpened
+from nbterm.services.remote.events import (
+    ConnectionChanged,
+    ForwardClosed,
+    ForwardHealth,
+    ForwardOpened,
+    TunnelHealth,
+    TunnelOpened,
+)
 from nbterm.widgets.cells import UNKNOWN, CellWriter, Column
 
 SPARKS = LEVELS
@@ -52,6 +61,22 @@ def state_words(health: TunnelHealth) -> str:
     return health.state
 
 
+def forward_state_words(health: ForwardHealth) -> str:
+    """A forward's State cell: its state, and what its server answered (``up · HTTP 200``)."""
+    if health.state in ("up", "degraded") and health.answer:
+        return f"{health.state} · {health.answer}"
+    return health.state
+
+
+def forward_row(host: str, name: str) -> str:
+    """A forward's row key: under its host (a host's name has no '/')."""
+    return f"{host}/{name}"
+
+
+def row_label(name: str) -> str:
+    return f" └ {name}"
+
+
 TunnelColumn = Literal[
     "host", "url", "state", "latency", "history", "kernels", "activity", "reconnects"
 ]
@@ -85,7 +110,28 @@ class TunnelsPane(Vertical):
                 host.name,
                 {"host": host.name, "url": url, "state": "down", "history": "", "reconnects": "0"},
             )
+            for forward in host.forwards:
+                row = forward_row(host.name, forward.name)
+                self._cells.rows.add(row)
+                self._cells.add_row(row, self._forward_cells(forward.name, forward.local_port))
         yield table
+
+    @staticmethod
+    def _forward_cells(name: str, port: int) -> dict[TunnelColumn, str]:
+        return {"host": row_label(name), "url": f"http://127.0.0.1:{port}/", "state": "down",
+                "history": "", "kernels": "", "activity": "", "reconnects": ""}  # fmt: skip
+
+    def picked(self) -> tuple[str, str] | None:
+        """With the pane focused: the host and port of the row under the cursor (``jupyter``
+        for a host's own row); None otherwise."""
+        table = self.query_one(DataTable)
+        if not table.has_focus:
+            return None
+        row = self._cells.cursor_key()
+        if row is None:
+            return None
+        host, _, name = row.partition("/")
+        return host, name or "jupyter"
 
     def on_resize(self) -> None:
         self._cells.fit(self.content_size.width)
@@ -93,9 +139,36 @@ class TunnelsPane(Vertical):
     def set_state(self, host: str, state: str) -> None:
         self._cells.set(host, "state", state)
 
+    def _apply_forward(self, event: ForwardOpened | ForwardHealth | ForwardClosed) -> None:
+        row, cell = forward_row(event.host, event.name), self._cells.set
+        if isinstance(event, ForwardOpened):
+            if row not in self._cells.rows:  # one added for the session
+                self._cells.insert_row(row, self._forward_cells(event.name, event.local_port),
+                                       after=event.host)  # fmt: skip
+                self._cells.fit(self.content_size.width)
+            url = event.url + (f" ({event.wanted_port} taken)" if event.fell_back else "")
+            cell(row, "url", url)
+            cell(row, "state", "connecting")
+        elif isinstance(event, ForwardHealth):
+            cell(row, "state", forward_state_words(event))
+            if event.latency_ms is not None:
+                history = self.latency.setdefault(row, deque(maxlen=HISTORY))
+                history.append(event.latency_ms)
+                cell(row, "latency", f"{event.latency_ms:.1f} ms")
+                cell(row, "history", sparkline(list(history)))
+            else:
+                cell(row, "latency", UNKNOWN)
+        elif event.session_only:
+            self.latency.pop(row, None)
+            self._cells.remove_row(row)
+        else:
+            cell(row, "state", "closed")
+
     def apply(self, event: object) -> None:
         cell = self._cells.set
-        if isinstance(event, TunnelOpened):
+        if isinstance(event, ForwardOpened | ForwardHealth | ForwardClosed):
+            self._apply_forward(event)
+        elif isinstance(event, TunnelOpened):
             url = f"http://127.0.0.1:{event.local_port}/"
             if event.fell_back:
                 url += f" ({event.wanted_port} taken)"
