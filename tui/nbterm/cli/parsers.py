@@ -76,6 +76,19 @@ def register_remote(commands: Any) -> None:
     )
     add_accept(up)
 
+    forward = _on_host(
+        commands, "forward",
+        "forward one more port of a running host to 127.0.0.1 until Ctrl-C (healed like a tunnel)",
+        "nbterm.cli.forward_cmds:cmd_forward",
+    )  # fmt: skip
+    forward.add_argument("remote_port", type=_port, metavar="REMOTE_PORT",
+                         help="the port on the remote's 127.0.0.1")  # fmt: skip
+    forward.add_argument(
+        "local_port", type=_port, nargs="?", metavar="LOCAL_PORT",
+        help="the port here (default: the same; a taken one: the next free one)",
+    )  # fmt: skip
+    add_accept(forward)
+
     status = commands.add_parser("status", help="hosts, open tunnels and remote Jupyter servers")
     status.set_defaults(handler="nbterm.cli.remote_cmds:cmd_status")
 
@@ -161,6 +174,12 @@ def register_guard(commands: Any) -> None:
     )  # fmt: skip
     guard.set_defaults(handler="nbterm.cli.guard_cmds:cmd_guard")
     add_accept(guard)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port (1-65535): {text!r}")
+    return int(text)
 
 
 def _on_host(commands: Any, command: str, help: str, handler: str) -> argparse.ArgumentParser:

@@ -102,6 +102,7 @@ async def _up_once(
                 ask=verifier_for(accept_host_key),
                 on_event=Printer(Journal(paths)),
                 note=lambda message: say(host, message),
+                forward="process",  # at OpenSSH's speed, as the cockpit's (issue 25)
                 console_keys=accept_host_key is None,  # an explicit fingerprint is the user's word
                 install=_said_yes if install_jupyter else None,
                 budget=True,  # no cockpit watches the budget for this process

@@ -182,7 +182,8 @@ class Face:
     note: Note
     """Progress words before the session exists."""
     forward: ForwardMode = "inline"
-    """Where the tunnel runs: in this loop, or a process of its own (the cockpit)."""
+    """Where the tunnel runs: in this loop, or a process of its own (both faces: a forwarder
+    process keeps pace with ``ssh -L``; this loop's is for tests and embedding)."""
     console_keys: bool = True
     """Check a new EC2 instance's key against its console first (off when the user gave the
     exact fingerprint: their word is enough)."""

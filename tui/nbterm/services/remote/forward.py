@@ -1,13 +1,13 @@
 """Where a host's tunnel runs: on the session's own event loop, or in a process of its own.
 
-``InlineForward`` runs :class:`Tunnel` over the session's SSH connection; headless ``nbterm up``
-uses it (nothing else competes for its event loop). ``ProcessForward`` runs it in
-``nbterm.services.remote.forwarder`` with an SSH connection of its own; the cockpit uses it, so
-that drawing the screen never delays a forwarded packet. Both keep the port through reconnects
-and follow Jupyter to a new remote port; the process is restarted (same ports) if it ever ends
-without being asked to. Beside Jupyter's, a host's other ports (its ``forwards``, and those added
-for a session) go the same way: ``add`` and ``remove``, each a listening socket of its own over the
-same SSH connection.
+``InlineForward`` runs :class:`Tunnel` over the session's SSH connection (tests and embedding).
+``ProcessForward`` runs it in ``nbterm.services.remote.forwarder`` with an SSH connection of its
+own; both faces use it: drawing the screen, a sync's work or a probe never delays a forwarded
+packet, and a process of its own keeps pace with ``ssh -L`` where the session's loop did not.
+Both keep the port through reconnects and follow Jupyter to a new remote port; the process is
+restarted (same ports) if it ever ends without being asked to. Beside Jupyter's, a host's other
+ports (its ``forwards``, and those added for a session) go the same way: ``add`` and ``remove``,
+each a listening socket of its own over the same SSH connection.
 """
 
 from __future__ import annotations
