@@ -314,3 +314,46 @@ def test_a_spot_runs_cost_is_the_prices_it_ran_at(config: LoadedConfig, paths: P
     with Stubber(ec2.client) as stubber:  # EC2 cannot say: unknown, never a guess
         stubber.add_client_error("describe_spot_price_history", service_error_code="Throttling")
         assert rate_of(ec2, config.aws, instance, paths.state_dir / "prices.json", now) is None
+
+
+def test_an_ssm_launch_has_its_instance_profile_and_no_public_address(
+    moto_ec2: MotoEc2, write_config: Callable[[str], Path]
+) -> None:
+    """Asserted from EC2's side: what moto holds, not what nbterm said. SSM's agent status is
+    Stubber's (moto has no DescribeInstanceInformation)."""
+    import boto3
+
+    from nbterm.services.cloud.aws import ssm_client
+    from nbterm.services.cloud.ssm import Ssm
+
+    iam = boto3.client("iam", region_name="us-east-1", endpoint_url=moto_ec2.endpoint_url)
+    iam.create_role(RoleName="nbterm-ssm", AssumeRolePolicyDocument="{}")
+    iam.create_instance_profile(InstanceProfileName="nbterm-ssm")
+    iam.add_role_to_instance_profile(InstanceProfileName="nbterm-ssm", RoleName="nbterm-ssm")
+    config = load_config(write_config(
+        f'[aws]\nregion = "us-east-1"\nendpoint_url = "{moto_ec2.endpoint_url}"\n'
+        '[hosts.gpu]\ntemplate = "gpu"\n'
+        '[templates.gpu]\nami = "ami-0abcdef1234567890"\ninstance_type = "g5.xlarge"\n'
+        'connect = "ssm"\ninstance_profile = "nbterm-ssm"\n'
+    ))  # fmt: skip
+    client = ssm_client(config.aws)
+    notes: list[str] = []
+    with Stubber(client) as stubber:
+
+        def answers(instance_id: str) -> None:  # once EC2 named it: never registered, online
+            asked = {"Filters": [{"Key": "InstanceIds", "Values": [instance_id]}]}
+            for ping in (None, "Online"):
+                found = [] if ping is None else [{"InstanceId": instance_id, "PingStatus": ping}]
+                stubber.add_response("describe_instance_information",
+                                     {"InstanceInformationList": found}, asked)  # fmt: skip
+
+        instance = lifecycle.launch(
+            Ec2(config.aws), config.hosts["gpu"], config.templates["gpu"], note=notes.append,
+            delay=0.1, ssm=Ssm(config.aws, client), on_launched=answers,
+        )  # fmt: skip
+        stubber.assert_no_pending_responses()
+    raw = ec2_client(config.aws).describe_instances(InstanceIds=[instance.id])
+    seen = raw["Reservations"][0]["Instances"][0]
+    assert "PublicIpAddress" not in seen or not seen["PublicIpAddress"], seen
+    assert seen["IamInstanceProfile"]["Arn"].endswith("instance-profile/nbterm-ssm")
+    assert any("waiting for Systems Manager to see its agent online" in n for n in notes), notes

@@ -72,8 +72,8 @@ def test_both_faces_go_through_open_host(
     cli, cockpit = cli_call["args"][3], cockpit_call["args"][3]
     assert isinstance(cli, host_up.Face)
     assert isinstance(cockpit, host_up.Face)
-    assert cli.forward == "inline"  # headless: nothing competes for its loop
-    assert cockpit.forward == "process"  # the screen's redraws must not delay packets
+    # both in the forwarder process: the screen's redraws, a sync or a probe never delay packets
+    assert cli.forward == cockpit.forward == "process"
     assert cockpit.ask is the_screens_question  # the screen's host-key question
     assert cockpit.install is the_screens_yes_no  # asked before installing Jupyter
     assert cli.install is None  # only with --install-jupyter

@@ -20,6 +20,7 @@ from nbterm.safe_text import shown
 from nbterm.services.cloud import guard
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.cloud.instance import Instance
+from nbterm.services.cloud.lifecycle import ssh_address
 from nbterm.services.cloud.pricing import rate_of, run_cost
 from nbterm.services.cloud.recovery import after_interruption
 from nbterm.services.host.up import FINAL_SYNC_SECONDS, Face, open_host
@@ -246,8 +247,7 @@ async def _remote_jupyter(
     if host.is_ec2:
         if instance is None or instance.state != "running":
             return Seen("not running (the instance is not)")
-        address = host.address or instance.address
-        target = target_for(host, config, address=address, alias=instance.id)
+        target = target_for(host, config, address=ssh_address(host, instance), alias=instance.id)
     else:
         target = target_for(host, config)
     try:

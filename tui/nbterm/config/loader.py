@@ -230,6 +230,9 @@ def _resolve_hosts(
         elif identity_path is not None and check_files and identity_path not in checked:
             checked.add(identity_path)
             _check_identity(identity_path, identity_key, problems)
+        connect = host.connect or (template.connect if template is not None else "ssh")
+        if connect == "ssm" and host.connect is None:  # the template's: the host's own checked
+            _check_ssm_host(config, name, problems)
         overrides = host.jupyter
         agent = host.identity_agent or defaults.identity_agent
         certificate = host.certificate_file or defaults.certificate_file
@@ -260,9 +263,38 @@ def _resolve_hosts(
             certificate_file=_identity_path(certificate, config_path) if certificate else None,
             own_key=own_key,
             proxy_command=host.proxy_command,
+            connect=connect,
             forwards=_forwards(config, name, template, local_port, problems),
         )
+    if any(host.via_ssm for host in resolved.values()):
+        _check_ssm_words(config, problems)
     return resolved
+
+
+def _check_ssm_host(config: Config, name: str, problems: _Problems) -> None:
+    """A host that inherits ``connect = "ssm"`` from its template has no other way in."""
+    host = config.hosts[name]
+    for key in ("address", "proxy_jump", "proxy_command"):
+        if getattr(host, key) is not None:
+            problems.add(
+                ("hosts", name, key),
+                f'its template {host.template!r} says connect = "ssm", the way in already: '
+                f'remove {key} (or set connect = "ssh")',
+            )
+
+
+_AWS_WORD = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def _check_ssm_words(config: Config, problems: _Problems) -> None:
+    """``aws ssm start-session`` is run by a shell and written into the generated OpenSSH
+    config: the region and profile it names must be plain words there."""
+    for key in ("region", "profile"):
+        value = getattr(config.aws, key)
+        if value is not None and not _AWS_WORD.fullmatch(value):
+            problems.add(("aws", key), f"{key} {value!r} has characters that a Systems Manager "
+                         "session's command line cannot carry (letters, digits, '.', '_', '-')",
+                         at_value=True)  # fmt: skip
 
 
 def _forwards(

@@ -61,6 +61,8 @@ class Host:
     forwards: tuple[Forward, ...] = ()
     """Its ports besides Jupyter's (the host's ``forwards``, else its template's, else
     ``defaults.forwards``)."""
+    connect: str = "ssh"
+    """``ssh`` (at its address) or ``ssm`` (EC2 through AWS Systems Manager, by instance id)."""
     own_key: bool = False
     """An EC2 host launched from a template with no ``key_name`` and given no
     ``identity_file``: it uses nbterm's own key (``identity_file`` points at it)."""
@@ -73,9 +75,16 @@ class Host:
     def reached_through(self) -> str | None:
         """What stands between the laptop and this host's SSH (its address may be private
         then): the jump host, or its proxy_command; None when it is reached directly."""
+        if self.via_ssm:
+            return "AWS Systems Manager"
         if self.proxy_jump:
             return self.proxy_jump
         return "its proxy_command" if self.proxy_command else None
+
+    @property
+    def via_ssm(self) -> bool:
+        """Reached through AWS Systems Manager: by instance id, never at an address."""
+        return self.is_ec2 and self.connect == "ssm"
 
 
 @dataclass(frozen=True)

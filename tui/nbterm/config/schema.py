@@ -45,6 +45,7 @@ CommandLine = Annotated[
 ]
 Url = Annotated[str, Pattern(r"https?://\S+", "an http:// or https:// URL")]
 AmiId = Annotated[str, Pattern(r"ami-[0-9a-f]+", "an AMI id such as ami-0abcdef1234567890")]
+Connect = Annotated[str, Pattern("ssh|ssm", "ssh or ssm")]
 BindingId = Annotated[
     str, Pattern(r"[a-z_]+\.[a-z_]+", "a binding id such as host.up (see the help screen)")
 ]
@@ -59,7 +60,8 @@ class AwsConfig:
     region: NonEmpty | None = None
     """AWS region, for example ``us-east-1``; default: the profile's region."""
     endpoint_url: Url | None = None
-    """An EC2-compatible endpoint instead of AWS (moto in tests and the demo)."""
+    """An AWS-compatible endpoint instead of AWS, for EC2, STS and Systems Manager alike (moto
+    in tests and the demo)."""
     console_key_wait: Annotated[int, Range(ge=0)] = 180
     """Seconds to wait for a new instance to print its host keys on the console (cloud-init does
     a little after boot) before asking you to check the fingerprint yourself."""
@@ -188,9 +190,13 @@ class HostConfig:
     """Jump host: the name of another host here, or ``[user@]host[:port]``."""
     proxy_command: CommandLine | None = None
     """Command whose input and output reach the host's SSH server (OpenSSH's ProxyCommand), run
-    by ``/bin/sh``; ``%h``, ``%p``, ``%r`` and ``%%`` are replaced. For AWS Systems Manager:
-    ``aws ssm start-session --target %h --document-name AWS-StartSSHSession
-    --parameters portNumber=%p``."""
+    by ``/bin/sh``; ``%h``, ``%p``, ``%r`` and ``%%`` are replaced. For AWS Systems Manager, set
+    ``connect = "ssm"`` instead: nbterm then knows the instance needs no address."""
+    connect: Connect | None = None
+    """EC2 only: how the laptop reaches the instance's SSH: ``ssh``, at its address, or
+    ``ssm``, through AWS Systems Manager (``aws ssm start-session``, by instance id: no public
+    address or open port 22; needs the AWS CLI and its session-manager-plugin here, and SSM's
+    agent on the instance); default: the template's, else ``ssh``."""
     jupyter: HostJupyterConfig = field(default_factory=HostJupyterConfig)
     """Overrides of ``[jupyter]`` for this host."""
     forwards: tuple[ForwardConfig, ...] | None = None
@@ -215,6 +221,16 @@ class HostConfig:
             )
         if self.proxy_jump is not None and self.proxy_command is not None:
             yield "proxy_command", "set proxy_jump or proxy_command, not both"
+        if self.connect == "ssm":
+            if not ec2:
+                yield (
+                    "connect",
+                    'connect = "ssm" reaches an EC2 instance by its id: this is a plain SSH '
+                    "host (hostname = ...)",
+                )
+            for key in ("address", "proxy_jump", "proxy_command"):
+                if getattr(self, key) is not None:
+                    yield key, f'connect = "ssm" is the way in already: remove {key}'
 
     @property
     def is_ec2(self) -> bool:
@@ -241,6 +257,13 @@ class TemplateConfig:
     """Security groups; default: the VPC's default group."""
     subnet_id: NonEmpty | None = None
     """Subnet; default: the default VPC's subnet chosen by EC2."""
+    connect: Connect = "ssh"
+    """How its hosts are reached (a host's own ``connect`` wins): ``ssh``, at the instance's
+    address, or ``ssm``, through AWS Systems Manager: then ``launch`` asks for no public address,
+    and waits until SSM's agent is online instead of probing port 22."""
+    instance_profile: NonEmpty | None = None
+    """IAM instance profile to launch with (its name, or its ARN): for ``connect = "ssm"``, one
+    whose role has the AmazonSSMManagedInstanceCore policy, so that SSM's agent can register."""
     volume_gb: PositiveInt | None = None
     """Root volume size in GiB; default: the AMI's."""
     idle_stop_minutes: PositiveInt | None = None

@@ -12,6 +12,7 @@ from nbterm.config.schema import AwsConfig
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ssm import SSMClient
 
 _BOTO_CONFIG = BotoConfig(
     retries={"mode": "standard", "max_attempts": 5},
@@ -34,6 +35,11 @@ def _session(aws: AwsConfig) -> boto3.session.Session:
 def ec2_client(aws: AwsConfig) -> EC2Client:
     """An EC2 client for ``[aws]`` (blocking; call it from a thread)."""
     return _session(aws).client("ec2", endpoint_url=aws.endpoint_url, config=_BOTO_CONFIG)
+
+
+def ssm_client(aws: AwsConfig) -> SSMClient:
+    """A Systems Manager client for ``[aws]`` (blocking; call it from a thread)."""
+    return _session(aws).client("ssm", endpoint_url=aws.endpoint_url, config=_BOTO_CONFIG)
 
 
 def caller_identity(aws: AwsConfig) -> str:

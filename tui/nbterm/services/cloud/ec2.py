@@ -264,6 +264,18 @@ class Ec2:
             request["SubnetId"] = template.subnet_id
         if template.user_data:
             request["UserData"] = template.user_data
+        if template.instance_profile:
+            profile = template.instance_profile
+            request["IamInstanceProfile"] = (
+                {"Arn": profile} if profile.startswith("arn:") else {"Name": profile}
+            )
+        if host.via_ssm:  # SSM's agent dials out: no public address, nothing to let in
+            interface: dict[str, Any] = {"DeviceIndex": 0, "AssociatePublicIpAddress": False}
+            if "SubnetId" in request:
+                interface["SubnetId"] = request.pop("SubnetId")
+            if "SecurityGroupIds" in request:
+                interface["Groups"] = request.pop("SecurityGroupIds")
+            request["NetworkInterfaces"] = [interface]
         if template.volume_gb:
             request["BlockDeviceMappings"] = [
                 {

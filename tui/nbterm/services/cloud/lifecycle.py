@@ -17,6 +17,7 @@ from nbterm.services.cloud import keypair
 from nbterm.services.cloud.ec2 import Ec2, Ec2Error, wait_for_ssh
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.laptop import this_laptop
+from nbterm.services.cloud.ssm import Ssm
 from nbterm.services.remote import addresses
 from nbterm.services.remote.host_keys import KnownHosts
 from nbterm.services.remote.ssh import SshTarget, target_for
@@ -44,13 +45,39 @@ class Reach:
         return {self.target.name: Ec2Address(self.instance.id, self.target.address)}
 
 
+def ssh_address(host: Host, instance: Instance) -> str:
+    """Where an EC2 host's SSH is reached: the config's ``address``, else the instance's public
+    address ("" when it has none); through Systems Manager, its instance id."""
+    if host.via_ssm:
+        return instance.id
+    return host.address or instance.address
+
+
 def reach_for(config: LoadedConfig, host: Host, instance: Instance | None = None) -> Reach:
     """A plain SSH host as configured; an EC2 host at its instance's address (or the one the
-    config gives), under the instance id as its host-key alias."""
+    config gives, or through Systems Manager), under the instance id as its host-key alias."""
     if instance is None:
         return Reach(target_for(host, config))
-    address = host.address or instance.address
+    address = ssh_address(host, instance)
     return Reach(target_for(host, config, address=address, alias=instance.id), instance)
+
+
+def wait_reachable(
+    host: Host, instance: Instance, ssm: Ssm, *, note: Note, timeout: float, delay: float
+) -> None:
+    """Until the instance's SSH can be reached: its port answers like SSH, or (Systems
+    Manager) SSM sees its agent online; nothing to wait for behind a jump host."""
+    address = ssh_address(host, instance)
+    if host.via_ssm:
+        note(f"{instance.id} is running; waiting for Systems Manager to see its agent online")
+        ssm.wait_online(instance.id, timeout=timeout, delay=max(delay, 1.0))
+        return
+    via = host.reached_through
+    if via is None:
+        note(f"{instance.id} is running at {address}; waiting for SSH")
+        wait_for_ssh(address, host.port, timeout=timeout, delay=delay)
+    else:  # its address may be private: only the way in can tell when its SSH answers
+        note(f"{instance.id} is running at {address}; its SSH is reached through {via}")
 
 
 def launch(
@@ -65,6 +92,7 @@ def launch(
     timeout: float = 600,
     delay: float = 2.0,
     on_launched: Callable[[str], None] = lambda instance_id: None,
+    ssm: Ssm | None = None,
 ) -> Instance:
     """Launch an instance for ``host`` from ``template`` and wait until it runs (and, with
     ``wait_ssh``, until its SSH answers, unless a jump host is the way in). ``on_launched``
@@ -95,8 +123,14 @@ def launch(
     note(f"launched {instance.id}; waiting for it to run")
     try:
         instance = ec2.wait_for(instance.id, "running", timeout=timeout, delay=delay)
-        address = host.address or instance.address
-        note(f"{instance.id} is running at {address or '(no public address)'}")
+        address = ssh_address(host, instance)
+        if host.via_ssm and wait_ssh:
+            wait_reachable(host, instance, ssm or Ssm(ec2.aws), note=note, timeout=timeout,
+                           delay=delay)  # fmt: skip
+        elif host.via_ssm:
+            note(f"{instance.id} is running (reached through Systems Manager)")
+        else:
+            note(f"{instance.id} is running at {address or '(no public address)'}")
         if address and wait_ssh and host.reached_through is None:
             note(f"waiting for SSH on {address}:{host.port}")
             wait_for_ssh(address, host.port, timeout=timeout, delay=delay)
@@ -180,6 +214,7 @@ def bring_up(
     delay: float = 2.0,
     before_start: Callable[[str], None] = lambda instance_id: None,
     on_start: Callable[[str], None] = lambda instance_id: None,
+    ssm: Ssm | None = None,
 ) -> Reach:
     """Start the host's instance if it is stopped, wait until it runs and SSH answers, and
     rewrite the generated ssh config with its fresh address. ``before_start`` hears the
@@ -201,18 +236,14 @@ def bring_up(
     if instance.state != "running":
         note(f"waiting for {instance.id} to run")
         instance = ec2.wait_for(instance.id, "running", timeout=state_timeout, delay=delay)
-    address = host.address or instance.address
-    if not address:
+    if not ssh_address(host, instance):
         raise Ec2Error(
             f'{host.name}: {instance.id} has no public address; set address = "..." for it '
-            "(a private address you can reach, a port forward, a VPN)"
+            '(a private address you can reach, a port forward, a VPN), or connect = "ssm" '
+            "to reach it through AWS Systems Manager"
         )
-    via = host.reached_through
-    if via is None:
-        note(f"{instance.id} is running at {address}; waiting for SSH")
-        wait_for_ssh(address, host.port, timeout=ssh_timeout, delay=delay)
-    else:  # its address may be private: only the way in can tell when its SSH answers
-        note(f"{instance.id} is running at {address}; its SSH is reached through {via}")
+    wait_reachable(host, instance, ssm or Ssm(ec2.aws), note=note, timeout=ssh_timeout,
+                   delay=delay)  # fmt: skip
     ready = reach_for(config, host, instance)
     write_ssh_config(config, paths, ready.addresses)
     return ready

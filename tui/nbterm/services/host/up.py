@@ -25,7 +25,7 @@ from nbterm.services.cloud.ec2 import Ec2, Ec2Error
 from nbterm.services.cloud.guard import GuardSettings
 from nbterm.services.cloud.instance import Instance
 from nbterm.services.cloud.laptop import this_laptop
-from nbterm.services.cloud.lifecycle import Reach, reach_for
+from nbterm.services.cloud.lifecycle import Reach, reach_for, ssh_address
 from nbterm.services.cloud.spending import Spend
 from nbterm.services.host import sentinel
 from nbterm.services.host.down import STOP_TAG_WORDS, Why
@@ -94,7 +94,7 @@ def ec2_relocator(
         gone = gone_words(now, instance_id)
         if gone is not None:
             return Relocation(gone=gone)
-        address = host.address or (now.address if now is not None else "")
+        address = ssh_address(host, now) if now is not None else ""
         if now is None or now.state != "running" or not address:
             return Relocation()
         await asyncio.to_thread(

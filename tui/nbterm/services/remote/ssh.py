@@ -14,7 +14,7 @@ import os
 import re
 import shlex
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,13 @@ class SshTarget:
 def target_for(
     host: Host, config: LoadedConfig, *, address: str | None = None, alias: str | None = None
 ) -> SshTarget:
-    """The SSH target of a configured host; EC2 hosts pass the looked-up address and alias."""
+    """The SSH target of a configured host; EC2 hosts pass the looked-up address and alias
+    (an instance reached through Systems Manager needs only its id)."""
+    if host.via_ssm and alias is not None:
+        return replace(
+            target_for(replace(host, connect="ssh"), config, address=alias, alias=alias),
+            proxy_command=ssm_proxy_command(config),
+        )
     if host.is_ec2 and (address is None or alias is None):
         raise ValueError(f"{host.name} is an EC2 host: its address and instance id are needed")
     jump = None
@@ -119,6 +125,23 @@ def target_for(
         certificate_file=host.certificate_file,
         proxy_command=host.proxy_command,
     )
+
+
+SSM_DOCUMENT = "AWS-StartSSHSession"
+
+
+def ssm_proxy_command(config: LoadedConfig | None) -> str:
+    """The proxy command that reaches an instance's sshd through AWS Systems Manager, for both
+    SSH stacks: OpenSSH's ProxyCommand and asyncssh's (``%h`` is the instance id, ``%p`` its SSH
+    port). The region and profile are ``[aws]``'s (plain words, checked by the loader), else
+    the AWS CLI's own environment and config."""
+    words = ["aws", "ssm", "start-session", "--target", "%h", "--document-name", SSM_DOCUMENT,
+             "--parameters", "portNumber=%p"]  # fmt: skip
+    if config is not None and config.aws.region:
+        words += ["--region", config.aws.region]
+    if config is not None and config.aws.profile:
+        words += ["--profile", config.aws.profile]
+    return " ".join(words)
 
 
 def _jump_target(host: Host, config: LoadedConfig) -> SshTarget:

@@ -25,6 +25,7 @@ from nbterm.locations import Paths, ensure_private_tree
 from nbterm.services.remote import addresses
 from nbterm.services.remote.addresses import Ec2Address
 from nbterm.services.remote.jump import LiteralJump
+from nbterm.services.remote.ssh import ssm_proxy_command
 
 __all__ = ["Ec2Address", "end_master", "render_ssh_config", "write_ssh_config"]
 
@@ -63,9 +64,14 @@ def _quote(path: str, suffix: str = "") -> str:
 
 
 def render_host(
-    host: Host, paths: Paths, ec2: Ec2Address | None = None, named: Collection[str] = ()
+    host: Host,
+    paths: Paths,
+    ec2: Ec2Address | None = None,
+    named: Collection[str] = (),
+    ssm_command: str | None = None,
 ) -> list[str]:
-    """``named``: the config's host names (a jump host that is not one of them is literal)."""
+    """``named``: the config's host names (a jump host that is not one of them is literal);
+    ``ssm_command``: the proxy command of a host reached through Systems Manager."""
     if host.is_ec2 and ec2 is None:
         what = host.instance or f"(from template {host.template})"
         return [
@@ -74,7 +80,10 @@ def render_host(
         ]
     address = ec2.address if ec2 is not None else host.hostname
     jump = None
-    if host.proxy_jump:
+    if host.via_ssm and ec2 is not None:
+        address = ec2.instance_id  # %h of the command: SSM reaches an instance by its id
+        jump = ssm_command or ssm_proxy_command(None)
+    elif host.proxy_jump:
         literal = _literal_jump(host, named)
         jump = _proxy_command(paths, literal.block_name if literal else host.proxy_jump)
     elif host.proxy_command:
@@ -172,7 +181,9 @@ def render_ssh_config(
     jumps: dict[str, list[str]] = {}
     for host in config.hosts.values():
         lines.append("")
-        lines += render_host(host, paths, ec2.get(host.name), config.hosts)
+        lines += render_host(
+            host, paths, ec2.get(host.name), config.hosts, ssm_proxy_command(config)
+        )
         literal = _literal_jump(host, config.hosts)
         if literal is not None:
             jumps.setdefault(literal.block_name, render_jump(host, literal, paths))
