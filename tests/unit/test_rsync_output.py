@@ -79,6 +79,11 @@ def test_exit_codes_have_advice() -> None:
     assert "closed mid-transfer" in exit_message(255, dropped)  # a killed ControlMaster
     refused = "ssh: connect to host 10.0.0.9 port 22: Connection refused\n" + dropped
     assert "ssh failed" in exit_message(255, refused)
+    # the same drop, seen first by rsync's reader (CI saw it: the words were "broke")
+    stream = "rsync error: error in rsync protocol data stream (code 12) at io.c(285)\n" + dropped
+    assert "closed mid-transfer" in exit_message(12, stream)
+    assert "ControlMaster" not in exit_message(12, stream)  # ssh said nothing: not claimed
+    assert "closed mid-transfer" not in exit_message(12, refused)
     assert "next cycle" not in exit_message(12) + exit_message(30)  # one-shot sync has none
     assert "I/O timeout" in exit_message(30)
     assert exit_message(99) == "rsync failed with exit code 99"

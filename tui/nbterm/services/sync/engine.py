@@ -351,7 +351,7 @@ class SyncEngine:
             find_deletions=find_deletions, listing=folds, apart=self._apart_from("")
         )
         run = await run_rsync(command, self._progress)
-        if run.code == 255 and is_mid_transfer_drop(run.stderr):  # the shared connection died
+        if is_mid_transfer_drop(run.code, run.stderr):  # the shared connection died
             run = await run_rsync(command, self._progress)  # ... and is opened again: once more
         if folds and run.code in (0, 24):
             run = await self._pull_twins(run, find_deletions=find_deletions)

@@ -42,17 +42,28 @@ SSH_COULD_NOT_CONNECT = re.compile(
 )
 
 
-def is_mid_transfer_drop(stderr: str) -> bool:
-    """ssh ended (exit 255) without any complaint of its own about reaching the host: the
-    connection it was using closed under it, which is what a dead ControlMaster looks like."""
-    return "connection unexpectedly closed" in stderr and not SSH_COULD_NOT_CONNECT.search(stderr)
+def is_mid_transfer_drop(code: int, stderr: str) -> bool:
+    """The stream closed under rsync without any complaint of ssh's about reaching the host:
+    the connection it was using ended, which is what a dead ControlMaster looks like. Which of
+    the two sees it first is a race: ssh (exit 255) or rsync's own reader (exit 12, "protocol
+    data stream"), so both codes are the one drop."""
+    return (
+        code in (12, 255)
+        and "connection unexpectedly closed" in stderr
+        and not SSH_COULD_NOT_CONNECT.search(stderr)
+    )
 
 
 def exit_message(code: int, stderr: str = "") -> str:
-    if code == 255 and is_mid_transfer_drop(stderr):
+    if code == 255 and is_mid_transfer_drop(code, stderr):
         return (
             "the SSH connection closed mid-transfer (nbterm's shared connection, its "
             "ControlMaster, ended or the link dropped); a new one is opened on the next try"
+        )
+    if is_mid_transfer_drop(code, stderr):  # rsync's reader saw it first: ssh said nothing
+        return (
+            "the connection closed mid-transfer (the shared SSH connection ended, the link "
+            "dropped, or the remote rsync was ended); a new one is opened on the next try"
         )
     return EXIT_MESSAGES.get(code, f"rsync failed with exit code {code}")
 
