@@ -7,9 +7,8 @@ heals across an sshd restart on the same local port, and nothing listens once it
 
 from __future__ import annotations
 
+import functools
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -18,27 +17,14 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from tests.harness.procs import end_process, listening_addresses
+from tests.harness.procs import listening_addresses
 from tests.harness.remote import remote_config_text
 from tests.harness.services import RemoteServices, remote_services
 from tests.harness.sshd import SshServer
+from tests.integration import test_remote_cli
 from tests.integration.test_remote_cli import Running, nbterm
 
 pytestmark = pytest.mark.sshd
-
-
-class Forwarding(Running):
-    """`nbterm forward ...` in the background (Running's line reader and Ctrl-C)."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "nbterm", "forward", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        self.lines = []
 
 
 @pytest.fixture(scope="module")
@@ -57,18 +43,13 @@ def configured(sshd: SshServer, write_config: Callable[[str], Path]) -> Path:
     return write_config(remote_config_text(sshd))
 
 
+running = test_remote_cli.running  # its processes, ended by pid after each test
+
+
 @pytest.fixture
-def forwarding() -> Iterator[Callable[..., Forwarding]]:
-    started: list[Forwarding] = []
-
-    def start(*args: str) -> Forwarding:
-        run = Forwarding(*args)
-        started.append(run)
-        return run
-
-    yield start
-    for run in started:
-        end_process(run.proc)
+def forwarding(request: pytest.FixtureRequest) -> Callable[..., Running]:
+    """`nbterm forward ...` in the background (test_remote_cli's reader, Ctrl-C and cleanup)."""
+    return functools.partial(request.getfixturevalue("running"), command="forward")
 
 
 def _free_port() -> int:
@@ -87,7 +68,7 @@ def test_a_forward_serves_heals_and_closes(
     fingerprint: str,
     services: RemoteServices,
     sshd: SshServer,
-    forwarding: Callable[..., Forwarding],
+    forwarding: Callable[..., Running],
 ) -> None:
     wanted = _free_port()
     run = forwarding("box", str(services.http), str(wanted), "--accept-host-key", fingerprint)
@@ -120,7 +101,7 @@ def test_a_taken_port_takes_the_next_and_an_empty_remote_port_is_said(
     configured: Path,
     fingerprint: str,
     services: RemoteServices,
-    forwarding: Callable[..., Forwarding],
+    forwarding: Callable[..., Running],
 ) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

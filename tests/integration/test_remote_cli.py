@@ -47,9 +47,9 @@ def nbterm(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 class Running:
     """`nbterm up` in the background, its output read line by line."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, command: str = "up") -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "nbterm", "up", *args],
+            [sys.executable, "-m", "nbterm", command, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -84,8 +84,8 @@ class Running:
 def running() -> Iterator[Callable[..., Running]]:
     started: list[Running] = []
 
-    def start(*args: str) -> Running:
-        run = Running(*args)
+    def start(*args: str, command: str = "up") -> Running:
+        run = Running(*args, command=command)
         started.append(run)
         return run
 

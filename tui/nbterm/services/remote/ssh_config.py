@@ -82,7 +82,11 @@ def render_host(
     jump = None
     if host.via_ssm and ec2 is not None:
         address = ec2.instance_id  # %h of the command: SSM reaches an instance by its id
-        jump = ssm_command or ssm_proxy_command(None)
+        if ssm_command is None:
+            raise ValueError(
+                f"{host.name} is reached through Systems Manager: its command is needed"
+            )
+        jump = ssm_command
     elif host.proxy_jump:
         literal = _literal_jump(host, named)
         jump = _proxy_command(paths, literal.block_name if literal else host.proxy_jump)
