@@ -115,3 +115,66 @@ def test_a_host_without_its_jupyter_command_is_named_with_the_fix(
     assert done.returncode == 1
     assert "FAIL box              SSH login works, but '/nonexistent/bin/jupyter'" in done.stdout
     assert "set jupyter.command to its full path" in done.stdout
+
+
+@pytest.mark.moto
+async def test_ssm_hosts_are_checked_for_the_plugin_and_the_agent_each_with_its_fix(
+    moto_ec2: MotoEc2,
+    write_config: Callable[[str], Path],
+    paths: Paths,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`connect = "ssm"`: whether this laptop has the AWS CLI and session-manager-plugin (the
+    stand-ins of tests/harness/ssm.py on PATH, or an empty PATH), and whether SSM sees each
+    running instance's agent (Stubber: moto has no DescribeInstanceInformation)."""
+    from nbterm.services.cloud import ssm as ssm_module
+    from nbterm.services.cloud.aws import ssm_client
+    from nbterm.services.doctor import online_findings
+    from tests.harness import ssm as fake_ssm
+
+    config = load_config(write_config(
+        f'[aws]\nregion = "us-east-1"\nendpoint_url = "{moto_ec2.endpoint_url}"\n'
+        '[hosts.gpu]\ntemplate = "gpu"\n[hosts.cpu]\ntemplate = "cpu"\n'
+        '[templates.gpu]\nami = "ami-0abcdef1234567890"\ninstance_type = "g5.xlarge"\n'
+        'connect = "ssm"\n'
+        '[templates.cpu]\nami = "ami-0abcdef1234567890"\ninstance_type = "m5.large"\n'
+        'connect = "ssm"\n'
+    ))  # fmt: skip
+    ec2 = Ec2(config.aws)
+    gpu = ec2.launch(config.hosts["gpu"], config.templates["gpu"])
+    cpu = ec2.launch(config.hosts["cpu"], config.templates["cpu"])
+    client = ssm_client(config.aws)
+    monkeypatch.setattr(ssm_module, "ssm_client", lambda aws: client)
+
+    def agents(*answers: tuple[str, str | None]) -> None:
+        for instance_id, ping in answers:
+            found = [] if ping is None else [{"InstanceId": instance_id, "PingStatus": ping,
+                                              "AgentVersion": "3.3.1"}]  # fmt: skip
+            stubber.add_response(
+                "describe_instance_information", {"InstanceInformationList": found},
+                {"Filters": [{"Key": "InstanceIds", "Values": [instance_id]}]},
+            )  # fmt: skip
+
+    fake_ssm.install(tmp_path / "bin")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    with Stubber(client) as stubber:
+        agents((gpu.id, "Online"), (cpu.id, None))
+        found = {f.subject: f for f in await online_findings(config, paths)}
+        stubber.assert_no_pending_responses()
+    assert found["Systems Manager"].ok
+    assert "session-manager-plugin are here" in found["Systems Manager"].detail
+    assert found["gpu"].ok and "sees its agent online (agent 3.3.1)" in found["gpu"].detail
+    assert not found["cpu"].ok
+    assert "has never registered" in found["cpu"].detail
+    assert "AmazonSSMManagedInstanceCore" in found["cpu"].detail  # the fix
+
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing here"))
+    with Stubber(client) as stubber:
+        agents((gpu.id, "ConnectionLost"), (cpu.id, "Online"))
+        found = {f.subject: f for f in await online_findings(config, paths)}
+    missing = found["Systems Manager"]
+    assert not missing.ok
+    assert "the AWS CLI (`aws`) is not on PATH: install version 2" in missing.detail
+    assert "session-manager-plugin) is not on PATH: install it (https://" in missing.detail
+    assert not found["gpu"].ok and "is ConnectionLost" in found["gpu"].detail

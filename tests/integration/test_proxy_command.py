@@ -10,6 +10,7 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,10 @@ from nbterm.config import load_config
 from nbterm.locations import Paths
 from nbterm.services.remote.events import TunnelHealth
 from nbterm.services.remote.forward import ForwardMode
-from nbterm.services.remote.ssh import target_for
+from nbterm.services.remote.host_keys import KnownHosts
+from nbterm.services.remote.ssh import ConnectFailedError, SshTarget, connect, run, target_for
 from nbterm.services.remote.ssh_config import write_ssh_config
-from tests.harness.remote import api_status, remote_config_text
+from tests.harness.remote import api_status, remote_config_text, trust_all
 from tests.harness.sshd import SshServer
 from tests.integration.test_remote import Recorder, make_session
 
@@ -101,3 +103,76 @@ def test_openssh_goes_through_the_same_proxy_command(
     subprocess.run(
         ["ssh", "-F", str(generated), "-O", "exit", "box"], capture_output=True, check=False
     )
+
+
+# The same pump, with a standard error of its own kind: a warning before and during the
+# session (the AWS CLI prints such), a closed one, or its refusal and nothing else.
+STDERR_KINDS = {
+    "chatty": "import sys\nsys.stderr.write('WARNING: this CLI is old\\n'); sys.stderr.flush()\n",
+    "closed": "import os\nos.close(2)\n",
+}
+
+
+@pytest.mark.parametrize("kind", ["chatty", "closed"])
+async def test_what_a_proxy_does_with_its_stderr_never_reaches_the_ssh_stream(
+    sshd: SshServer, paths: Paths, tmp_path: Path, kind: str
+) -> None:
+    """asyncssh's own proxy_command read the proxy's stderr as the server's bytes: a proxy
+    that closed it ended the connection at once ("Connection lost"), and a warning written
+    mid-session went into the stream."""
+    script = tmp_path / "proxy.py"
+    pump = PROXY
+    if kind == "chatty":  # once more after every chunk it relayed
+        pump = PROXY.replace(
+            "    os.write(1, data)",
+            "    os.write(1, data)\n    " + STDERR_KINDS[kind].splitlines()[1],
+        )
+    script.write_text(STDERR_KINDS[kind] + pump)
+    target = replace(
+        _target(sshd),
+        proxy_command=f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} %h %p "
+        f"{shlex.quote(str(tmp_path / 'log'))}",
+    )
+    link = await connect(target, KnownHosts(paths.known_hosts), trust_all)
+    try:
+        for _ in range(3):
+            status, out, _err = await run(link, "echo ok")
+            assert (status, out) == (0, "ok\n")
+    finally:
+        link.close()
+        await link.wait_closed()
+    proxy = link.proxy
+    assert proxy is not None
+    await asyncio.wait_for(proxy.process.wait(), 5)  # ended with the link, not left behind
+
+
+async def test_a_proxy_that_fails_says_why_in_its_own_words_bounded_and_safe(
+    sshd: SshServer, paths: Paths, tmp_path: Path
+) -> None:
+    """Before, the words were "disconnected: Connection lost"."""
+    script = tmp_path / "refuse.py"
+    script.write_text(
+        "import sys\n"
+        "sys.stderr.write('x' * 100000 + '\\n\\x1b]0;owned\\x07' + 'An error occurred "
+        "(TargetNotConnected) when calling the StartSession operation: i-2 is not connected.\\n')\n"
+        "sys.exit(254)\n"
+    )
+    target = replace(_target(sshd), proxy_command=f"{shlex.quote(sys.executable)} "
+                     f"{shlex.quote(str(script))}")  # fmt: skip
+    with pytest.raises(ConnectFailedError) as caught:
+        await connect(target, KnownHosts(paths.known_hosts), trust_all)
+    said = str(caught.value)
+    assert "its proxy command" in said
+    assert "(TargetNotConnected)" in said and "i-2 is not connected" in said
+    assert "\x1b" not in said and "\x07" not in said  # data, never a terminal's command
+    assert len(said) < 4096 + 200  # its last bytes, not all of them
+
+
+def _target(sshd: SshServer) -> SshTarget:
+    return SshTarget(name="box", address=sshd.host, port=sshd.port, alias="box",
+                     user=sshd.user, identity_file=sshd.client_key,
+                     connect_timeout=5)  # fmt: skip
+
+
+def _indent(code: str) -> str:
+    return "".join(f"    {line}\n" for line in code.splitlines())

@@ -35,6 +35,7 @@ from nbterm.services.remote.output import (
     read_capped,
     remote_text,
 )
+from nbterm.services.remote.proxy import ProxyProcess
 from nbterm.untrusted_json import size_words
 
 # Fast, modern choices first (OpenSSH's own defaults are similar); the rest stay available.
@@ -130,16 +131,16 @@ def target_for(
 SSM_DOCUMENT = "AWS-StartSSHSession"
 
 
-def ssm_proxy_command(config: LoadedConfig | None) -> str:
+def ssm_proxy_command(config: LoadedConfig) -> str:
     """The proxy command that reaches an instance's sshd through AWS Systems Manager, for both
     SSH stacks: OpenSSH's ProxyCommand and asyncssh's (``%h`` is the instance id, ``%p`` its SSH
     port). The region and profile are ``[aws]``'s (plain words, checked by the loader), else
     the AWS CLI's own environment and config."""
     words = ["aws", "ssm", "start-session", "--target", "%h", "--document-name", SSM_DOCUMENT,
              "--parameters", "portNumber=%p"]  # fmt: skip
-    if config is not None and config.aws.region:
+    if config.aws.region:
         words += ["--region", config.aws.region]
-    if config is not None and config.aws.profile:
+    if config.aws.profile:
         words += ["--profile", config.aws.profile]
     return " ".join(words)
 
@@ -229,9 +230,6 @@ def _options(target: SshTarget, known: KnownHosts, tunnel: Any) -> dict[str, Any
         options["agent_path"] = str(target.identity_agent)
     if target.certificate_file is not None:
         options["client_certs"] = [str(target.certificate_file)]
-    proxy = target.proxy_argv()
-    if proxy is not None and tunnel is None:
-        options["proxy_command"] = proxy
     if tunnel is not None:
         options["tunnel"] = tunnel
     return options
@@ -269,10 +267,23 @@ def _locked_key(target: SshTarget) -> str | None:
     return f"{key} is protected by a passphrase and {agent}: load it with `ssh-add {quoted}`"
 
 
-def _explain(target: SshTarget, exc: BaseException) -> SshError:
-    where = f"{target.name} ({target.login}@{target.where})"
+def _explain(target: SshTarget, exc: BaseException, proxy_said: str = "") -> SshError:
+    """``proxy_said``: the last words of the host's proxy command, which say why better than
+    the closed stream they leave behind ("Connection lost")."""
     if isinstance(exc, SshError):
         return exc
+    if proxy_said and not isinstance(exc, asyncssh.PermissionDenied):
+        program = (target.proxy_command or "").split(" ", 1)[0]
+        return ConnectFailedError(
+            target,
+            f"{target.name} ({target.login}@{target.where}): its proxy command ({program}) "
+            f"failed: {proxy_said}",
+        )
+    return _explained(target, exc)
+
+
+def _explained(target: SshTarget, exc: BaseException) -> SshError:
+    where = f"{target.name} ({target.login}@{target.where})"
     if isinstance(exc, asyncssh.PermissionDenied):
         locked = _locked_key(target)
         if locked is not None:
@@ -308,17 +319,23 @@ def _explain(target: SshTarget, exc: BaseException) -> SshError:
 async def fetch_host_key(target: SshTarget, tunnel: Any = None) -> Any:
     """The key the server presents (no login, no trust decision)."""
     kwargs: dict[str, Any] = {"config": None, "kex_algs": KEX_ALGS}
-    if tunnel is not None:
-        kwargs["tunnel"] = tunnel
-    elif target.proxy_command is not None:
-        kwargs["proxy_command"] = target.proxy_argv()
+    proxy = None
     try:
+        if tunnel is not None:
+            kwargs["tunnel"] = tunnel
+        elif target.proxy_command is not None:
+            proxy = await _start_proxy(target)
+            kwargs["sock"] = proxy.sock
         key = await asyncio.wait_for(
             asyncssh.get_server_host_key(target.address, target.port, **kwargs),
             target.connect_timeout,
         )
     except Exception as exc:
-        raise _explain(target, exc) from exc
+        said = await proxy.last_words() if proxy is not None else ""
+        raise _explain(target, exc, said) from exc
+    finally:
+        if proxy is not None:
+            proxy.close()
     if key is None:
         raise ConnectFailedError(target, f"{target.name}: the server presented no host key")
     return key
@@ -368,19 +385,25 @@ async def _changed_key(target: SshTarget, known: KnownHosts, tunnel: Any) -> Ssh
 class Link:
     """An open SSH connection and the jump connections under it, closed together."""
 
-    def __init__(self, conn: Any, jumps: list[Any]) -> None:
+    def __init__(self, conn: Any, jumps: list[Any], proxy: ProxyProcess | None = None) -> None:
         self.conn = conn
         self.jumps = jumps
+        self.proxy = proxy
+        """The proxy command the connection runs over, ended with it."""
 
     def close(self) -> None:
         self.conn.close()
         for jump in self.jumps:
             jump.close()
+        if self.proxy is not None:
+            self.proxy.end()
 
     async def wait_closed(self) -> None:
         await self.conn.wait_closed()
         for jump in self.jumps:
             jump.close()
+        if self.proxy is not None:
+            self.proxy.end()
 
     @property
     def is_closed(self) -> bool:
@@ -397,6 +420,7 @@ async def connect(
     """Open a verified connection to ``target`` (through its jump host, if any)."""
     jumps: list[Any] = []
     tunnel = None
+    proxy = None
     try:
         if target.jump is not None:
             jump_link = await connect(target.jump, known, verifier, on_new_key=on_new_key)
@@ -406,21 +430,37 @@ async def connect(
             question = await _verify_new_key(target, known, verifier, tunnel)
             if on_new_key is not None:
                 on_new_key(question)
+        options = _options(target, known, tunnel)
+        if target.proxy_command is not None and tunnel is None:
+            proxy = await _start_proxy(target)
+            options["sock"] = proxy.sock
         try:
-            conn = await asyncssh.connect(**_options(target, known, tunnel))
+            conn = await asyncssh.connect(**options)
         except asyncssh.HostKeyNotVerifiable:
             raise await _changed_key(target, known, tunnel) from None
-    except Exception as exc:
+        except Exception as exc:
+            said = await proxy.last_words() if proxy is not None else ""
+            raise _explain(target, exc, said) from exc
+    except BaseException as exc:
         for jump in jumps:
             jump.close()
-        if isinstance(exc, SshError):
-            raise
-        raise _explain(target, exc) from exc
-    except BaseException:
-        for jump in jumps:
-            jump.close()
+        if proxy is not None:
+            proxy.close()
+        if isinstance(exc, Exception) and not isinstance(exc, SshError):
+            raise _explain(target, exc) from exc
         raise
-    return Link(conn, jumps)
+    return Link(conn, jumps, proxy)
+
+
+async def _start_proxy(target: SshTarget) -> ProxyProcess:
+    argv = target.proxy_argv()
+    assert argv is not None
+    try:
+        return await ProxyProcess.start(argv)
+    except OSError as exc:
+        raise ConnectFailedError(
+            target, f"{target.name}: its proxy command could not start: {exc.strerror or exc}"
+        ) from exc
 
 
 async def run(

@@ -1,0 +1,80 @@
+"""A proxy command run the way OpenSSH runs its ProxyCommand: its standard input and output are
+one end of a socket pair, and the SSH connection is made over the other end.
+
+Why not asyncssh's own ``proxy_command``: it runs the command with all three of its standard
+streams as pipes and reads every one of them as the server's bytes. So one warning the proxy
+printed (the AWS CLI's, for example) went into the SSH stream; a proxy that closed its standard
+error (``2>/dev/null``, a redirect) ended the connection at once; and when the proxy failed its
+own words were lost, leaving "Connection lost". Here its standard error is read apart, only its
+last :data:`WORDS_LIMIT` bytes kept (untrusted, bounded), and a failed connect says them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+from nbterm.safe_text import shown
+from nbterm.services.remote.output import remote_text
+
+WORDS_LIMIT = 4096
+"""How much of the proxy's standard error is kept: its last bytes."""
+EXIT_WAIT = 2.0
+"""How long a failed connect waits for the proxy's last words before saying what it has."""
+
+
+class ProxyProcess:
+    """One proxy command for one connection; :attr:`sock` is the connection's end."""
+
+    def __init__(self, process: asyncio.subprocess.Process, sock: socket.socket) -> None:
+        self.process = process
+        self.sock = sock
+        self._tail = bytearray()
+        assert process.stderr is not None
+        self._reader = asyncio.ensure_future(self._read(process.stderr))
+
+    @classmethod
+    async def start(cls, argv: list[str]) -> ProxyProcess:
+        ours, theirs = socket.socketpair()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=theirs.fileno(),
+                stdout=theirs.fileno(),
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # a ^C in the terminal is nbterm's to handle, not its
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        return cls(process, ours)
+
+    async def _read(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(65536):
+            self._tail += chunk
+            del self._tail[:-WORDS_LIMIT]
+
+    async def last_words(self) -> str:
+        """What the proxy said on standard error, its last lines as one line that cannot steer a
+        terminal ("" if nothing), once it has ended (or after :data:`EXIT_WAIT`)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._reader), EXIT_WAIT)
+        lines = [line.strip() for line in remote_text(bytes(self._tail)).splitlines()]
+        return shown(" | ".join([line for line in lines if line][-3:]))
+
+    def end(self) -> None:
+        """End the proxy process (it normally ends by itself once its socket closes, which the
+        SSH connection owns once it is made)."""
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.terminate()
+        if not self._reader.done():
+            self._reader.cancel()
+
+    def close(self) -> None:
+        """A connect that failed: the socket too (nothing else holds it)."""
+        self.sock.close()
+        self.end()
