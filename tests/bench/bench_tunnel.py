@@ -1,8 +1,9 @@
 """Benchmark: nbterm's tunnel beside OpenSSH's `ssh -N -L`, against the same loopback sshd.
 
     .venv/bin/python -m tests.bench.bench_tunnel [--bulk-mb 200] [--rounds 2000] [--requests 300]
-                                                 [--executes 600]
+                                                 [--executes 600] [--faces]
 
+`--faces`: only the two faces' rows (after one cold `nbterm up`), to repeat them.
 Prints each figure for both and the ratio nbterm/OpenSSH, then `nbterm up` times (reattach, and
 a cold Jupyter start beside Jupyter's own start time). Everything runs on 127.0.0.1; every process
 it starts is ended by pid. Targets (issue 3): set-up <= 0.5x, HTTP keep-alive p50 <= 1.25x,
@@ -211,6 +212,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--setups", type=int, default=7)
     parser.add_argument("--executes", type=int, default=600)
+    parser.add_argument(
+        "--faces",
+        action="store_true",
+        help="only the two faces' rows (issue 25's targets), for repeating them",
+    )
     parser.add_argument("--helper", nargs="*")
     args = parser.parse_args()
     if args.helper:
@@ -253,62 +259,27 @@ def run_benchmark(args: argparse.Namespace) -> None:
 
         print(f"tunnels through sshd on 127.0.0.1:{sshd.port}; medians unless noted\n")
         print(f"{'':<34} {'OpenSSH':>10} {'nbterm':>10}  {'unit':<6} {'ratio':>7}")
-        ssh_setup, our_setup = [], []
-        for _ in range(args.setups):
-            proc, _, seconds = _openssh_tunnel(sshd, ssh_config, echo_port, echo=True)
-            ssh_setup.append(seconds)
-            end_process(proc)
-            proc, _, seconds = _nbterm_tunnel(echo_port, echo=True)
-            our_setup.append(seconds)
-            end_process(proc)
-        print(_row("tunnel set-up", median(our_setup), median(ssh_setup), "s", "target <= 0.5x"))
-
-        ssh_echo, ssh_echo_port, _ = _openssh_tunnel(sshd, ssh_config, echo_port)
-        our_echo, our_echo_port, _ = _nbterm_tunnel(echo_port)
-        ssh_bulk, ssh_bulk_port, _ = _openssh_tunnel(sshd, ssh_config, bulk_port)
-        our_bulk, our_bulk_port, _ = _nbterm_tunnel(bulk_port)
-        procs += [ssh_echo, our_echo, ssh_bulk, our_bulk]
-
-        theirs = median([bulk_mb_per_s(ssh_bulk_port, size) for _ in range(3)])
-        ours = median([bulk_mb_per_s(our_bulk_port, size) for _ in range(3)])
-        print(_row(f"bulk {args.bulk_mb} MB", ours, theirs, "MB/s", "target >= 0.8x"))
-
-        theirs_rt = round_trips_us(ssh_echo_port, args.rounds)
-        ours_rt = round_trips_us(our_echo_port, args.rounds)
-        print(_row("200 B round trip p50", median(ours_rt), median(theirs_rt), "us"))
-        print(
-            _row("200 B round trip p99", percentile(ours_rt, 99), percentile(theirs_rt, 99), "us")
-        )
+        if not args.faces:
+            _tunnel_rows(args, sshd, ssh_config, echo_port, bulk_port, size, procs)
 
         # nbterm up: a cold Jupyter start, then reattaching to it
         asyncio.run(stop_remote_jupyter(sshd, paths.known_hosts))
         colds = []
-        for _ in range(3):
+        for _ in range(1 if args.faces else 3):
             asyncio.run(stop_remote_jupyter(sshd, paths.known_hosts))
             colds.append(_up_once())
         cold = median(colds)
-        reattach = [_up_once() for _ in range(5)]
-        own = _jupyter_own_start(sshd)
+        reattach = [_up_once() for _ in range(0 if args.faces else 5)]
+        own = 0.0 if args.faces else _jupyter_own_start(sshd)
 
         # HTTP /api/status of that Jupyter through both tunnels
         server = asyncio.run(_discover(config, paths))
         ssh_http, ssh_http_port, _ = _openssh_tunnel(sshd, ssh_config, server.port)
-        our_http, our_http_port, _ = _nbterm_tunnel(server.port)
-        procs += [ssh_http, our_http]
-        for keep_alive, label in ((False, "new connection"), (True, "keep-alive")):
-            theirs_http, ours_http = _side_by_side(
-                _http_client(ssh_http_port, server.token, keep_alive),
-                _http_client(our_http_port, server.token, keep_alive),
-                args.requests,
-            )
-            _p50_p99(f"HTTP /api/status {label}", ours_http, theirs_http, "ms",
-                     ("target <= 1.25x", "") if keep_alive else ("", ""))  # fmt: skip
-
-        # a kernel's execute round trip over Jupyter's websocket, as JupyterLab runs a cell
-        theirs_kernel, ours_kernel = _kernel_side_by_side(
-            ssh_http_port, our_http_port, server.token, args.executes
-        )
-        _kernel_rows("kernel execute round trip", ours_kernel, theirs_kernel)
+        procs.append(ssh_http)
+        if not args.faces:
+            our_http, our_http_port, _ = _nbterm_tunnel(server.port)
+            procs.append(our_http)
+            _in_loop_http_rows(args, server, ssh_http_port, our_http_port)
 
         # each face as a person runs it, its tunnel and forwards in the forwarder process:
         # headless `nbterm up`, then the cockpit in tmux (the UI's event loop beside it)
@@ -339,6 +310,8 @@ def run_benchmark(args: argparse.Namespace) -> None:
         _p50_p99("cockpit redrawing: keep-alive", ours_http, theirs_http, "ms",
                  ("target <= 1.1x", "target <= 1.25x"))  # fmt: skip
 
+        if args.faces:
+            return
         print()
         print(
             f"{'nbterm up, reattach (median of 5)':<34} {median(reattach):>10.3f} s"
@@ -356,6 +329,61 @@ def run_benchmark(args: argparse.Namespace) -> None:
                 end_process(proc)
         asyncio.run(stop_remote_jupyter(sshd, home / "state" / "known_hosts"))
         sshd.remove()
+
+
+def _tunnel_rows(
+    args: argparse.Namespace,
+    sshd: SshServer,
+    ssh_config: Path,
+    echo_port: int,
+    bulk_port: int,
+    size: int,
+    procs: list[Any],
+) -> None:
+    """The tunnel alone (the in-loop one, embedded): set-up, bulk, 200-byte round trips."""
+    ssh_setup, our_setup = [], []
+    for _ in range(args.setups):
+        proc, _, seconds = _openssh_tunnel(sshd, ssh_config, echo_port, echo=True)
+        ssh_setup.append(seconds)
+        end_process(proc)
+        proc, _, seconds = _nbterm_tunnel(echo_port, echo=True)
+        our_setup.append(seconds)
+        end_process(proc)
+    print(_row("tunnel set-up", median(our_setup), median(ssh_setup), "s", "target <= 0.5x"))
+
+    ssh_echo, ssh_echo_port, _ = _openssh_tunnel(sshd, ssh_config, echo_port)
+    our_echo, our_echo_port, _ = _nbterm_tunnel(echo_port)
+    ssh_bulk, ssh_bulk_port, _ = _openssh_tunnel(sshd, ssh_config, bulk_port)
+    our_bulk, our_bulk_port, _ = _nbterm_tunnel(bulk_port)
+    procs += [ssh_echo, our_echo, ssh_bulk, our_bulk]
+
+    theirs = median([bulk_mb_per_s(ssh_bulk_port, size) for _ in range(3)])
+    ours = median([bulk_mb_per_s(our_bulk_port, size) for _ in range(3)])
+    print(_row(f"bulk {args.bulk_mb} MB", ours, theirs, "MB/s", "target >= 0.8x"))
+
+    theirs_rt = round_trips_us(ssh_echo_port, args.rounds)
+    ours_rt = round_trips_us(our_echo_port, args.rounds)
+    print(_row("200 B round trip p50", median(ours_rt), median(theirs_rt), "us"))
+    print(_row("200 B round trip p99", percentile(ours_rt, 99), percentile(theirs_rt, 99), "us"))
+
+
+def _in_loop_http_rows(
+    args: argparse.Namespace, server: Any, ssh_http_port: int, our_http_port: int
+) -> None:
+    """Jupyter's HTTP and a kernel's execute through the in-loop tunnel."""
+    for keep_alive, label in ((False, "new connection"), (True, "keep-alive")):
+        theirs_http, ours_http = _side_by_side(
+            _http_client(ssh_http_port, server.token, keep_alive),
+            _http_client(our_http_port, server.token, keep_alive),
+            args.requests,
+        )
+        _p50_p99(f"HTTP /api/status {label}", ours_http, theirs_http, "ms",
+                 ("target <= 1.25x", "") if keep_alive else ("", ""))  # fmt: skip
+    # a kernel's execute round trip over Jupyter's websocket, as JupyterLab runs a cell
+    theirs_kernel, ours_kernel = _kernel_side_by_side(
+        ssh_http_port, our_http_port, server.token, args.executes
+    )
+    _kernel_rows("kernel execute round trip", ours_kernel, theirs_kernel)
 
 
 def _side_by_side(
