@@ -176,3 +176,37 @@ def _target(sshd: SshServer) -> SshTarget:
 
 def _indent(code: str) -> str:
     return "".join(f"    {line}\n" for line in code.splitlines())
+
+
+async def test_a_proxy_ends_with_its_link_children_and_all(
+    sshd: SshServer, paths: Paths, tmp_path: Path
+) -> None:
+    """`aws ssm start-session` runs session-manager-plugin as a child of its own: ending the
+    link ends the proxy's whole process group, not only the process nbterm started."""
+    script, child = tmp_path / "proxy.py", tmp_path / "child.pid"
+    script.write_text(PROXY)
+    pump = f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} %h %p "
+    target = replace(
+        _target(sshd),
+        proxy_command=f"sleep 300 & echo $! > {shlex.quote(str(child))}; exec {pump}"
+        f"{shlex.quote(str(tmp_path / 'log'))}",
+    )
+    link = await connect(target, KnownHosts(paths.known_hosts), trust_all)
+    assert (await run(link, "echo ok"))[1] == "ok\n"
+    pid = int(child.read_text())
+    assert _alive(pid)
+    link.close()
+    await link.wait_closed()
+    deadline = asyncio.get_running_loop().time() + 5
+    while _alive(pid) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    assert not _alive(pid), "the proxy's child outlived the link"
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for a parent that does not reap (PID 1 in a container)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"

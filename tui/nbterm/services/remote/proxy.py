@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import socket
 
 from nbterm.safe_text import shown
@@ -68,9 +70,11 @@ class ProxyProcess:
     def end(self) -> None:
         """End the proxy process (it normally ends by itself once its socket closes, which the
         SSH connection owns once it is made)."""
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.terminate()
+        if self.process.returncode is None:  # not reaped: its pid is still its group's id
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                # the whole group it leads (start_new_session): `aws` runs its plugin as a
+                # child, which a signal to `aws` alone would leave behind
+                os.killpg(self.process.pid, signal.SIGTERM)
         if not self._reader.done():
             self._reader.cancel()
 
