@@ -58,9 +58,11 @@ def test_both_stacks_are_told_the_same(
     assert options["agent_identities"] == [f"{key}.pub"]  # the agent's copy of that key only
     assert openssh["identityagent"] == [str(agent)] == [asyncssh_side.agent_path]
     assert openssh["certificatefile"] == options["client_certs"] == [str(certificate)]
-    # the same command; OpenSSH replaces %h %p itself, asyncssh is given them replaced
+    # the same command; OpenSSH replaces %h %p itself; for asyncssh nbterm runs it with them
+    # replaced, on a socket pair as OpenSSH does (services/remote/proxy.py), never asyncssh's
     assert openssh["proxycommand"] == [host.proxy_command]
-    assert asyncssh_side.proxy_command == [
+    assert asyncssh_side.proxy_command is None
+    assert target.proxy_argv() == [
         "/bin/sh", "-c", "exec aws ssm start-session --target lab.example.org "
         "--parameters portNumber=2222",
     ]  # fmt: skip
