@@ -20,7 +20,14 @@ from nbterm.locations import Paths
 from nbterm.services.remote.events import TunnelHealth
 from nbterm.services.remote.forward import ForwardMode
 from nbterm.services.remote.host_keys import KnownHosts
-from nbterm.services.remote.ssh import ConnectFailedError, SshTarget, connect, run, target_for
+from nbterm.services.remote.ssh import (
+    AuthFailedError,
+    ConnectFailedError,
+    SshTarget,
+    connect,
+    run,
+    target_for,
+)
 from nbterm.services.remote.ssh_config import write_ssh_config
 from tests.harness.remote import api_status, remote_config_text, trust_all
 from tests.harness.sshd import SshServer
@@ -162,7 +169,7 @@ async def test_a_proxy_that_fails_says_why_in_its_own_words_bounded_and_safe(
     with pytest.raises(ConnectFailedError) as caught:
         await connect(target, KnownHosts(paths.known_hosts), trust_all)
     said = str(caught.value)
-    assert "its proxy command" in said
+    assert "its proxy command (" in said and ") ended: " in said
     assert "(TargetNotConnected)" in said and "i-2 is not connected" in said
     assert "\x1b" not in said and "\x07" not in said  # data, never a terminal's command
     assert len(said) < 4096 + 200  # its last bytes, not all of them
@@ -210,3 +217,23 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return fields[0] != "Z"
+
+
+async def test_a_proxy_that_only_warned_is_not_blamed_for_a_refused_login(
+    sshd: SshServer, paths: Paths, tmp_path: Path
+) -> None:
+    """The proxy printed a warning and did its job; the server refused the login: the words
+    say the login, and add what the proxy said."""
+    script = tmp_path / "proxy.py"
+    script.write_text(STDERR_KINDS["chatty"] + PROXY)
+    target = replace(
+        _target(sshd),
+        user="nobody-by-that-name",
+        proxy_command=f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} %h %p "
+        f"{shlex.quote(str(tmp_path / 'log'))}",
+    )
+    with pytest.raises(AuthFailedError) as caught:
+        await connect(target, KnownHosts(paths.known_hosts), trust_all)
+    said = str(caught.value)
+    assert "refused the login" in said, said
+    assert said.endswith("said: WARNING: this CLI is old)"), said

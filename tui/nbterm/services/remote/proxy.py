@@ -59,13 +59,17 @@ class ProxyProcess:
             self._tail += chunk
             del self._tail[:-WORDS_LIMIT]
 
-    async def last_words(self) -> str:
-        """What the proxy said on standard error, its last lines as one line that cannot steer a
-        terminal ("" if nothing), once it has ended (or after :data:`EXIT_WAIT`)."""
+    async def last_words(self) -> tuple[bool, str]:
+        """Whether the proxy has ended, and what it said on standard error: its last lines as
+        one line that cannot steer a terminal ("" if nothing). Waits for its end up to
+        :data:`EXIT_WAIT`: a proxy that still runs did not fail, whatever it printed."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._reader), EXIT_WAIT)
+            await asyncio.wait_for(
+                asyncio.gather(asyncio.shield(self._reader), self.process.wait()), EXIT_WAIT
+            )
         lines = [line.strip() for line in remote_text(bytes(self._tail)).splitlines()]
-        return shown(" | ".join([line for line in lines if line][-3:]))
+        said = shown(" | ".join([line for line in lines if line][-3:]))
+        return self.process.returncode is not None, said
 
     def end(self) -> None:
         """End the proxy process (it normally ends by itself once its socket closes, which the

@@ -267,23 +267,32 @@ def _locked_key(target: SshTarget) -> str | None:
     return f"{key} is protected by a passphrase and {agent}: load it with `ssh-add {quoted}`"
 
 
-def _explain(target: SshTarget, exc: BaseException, proxy_said: str = "") -> SshError:
-    """``proxy_said``: the last words of the host's proxy command, which say why better than
-    the closed stream they leave behind ("Connection lost")."""
-    if isinstance(exc, SshError):
-        return exc
-    if proxy_said and not isinstance(exc, asyncssh.PermissionDenied):
-        program = (target.proxy_command or "").split(" ", 1)[0]
+async def _explain_proxied(
+    target: SshTarget, exc: BaseException, proxy: ProxyProcess | None
+) -> SshError:
+    """A failed connect through a proxy command: its own words say why better than the closed
+    stream it leaves behind ("Connection lost"); a proxy that still runs did not fail, and
+    what it printed is only added."""
+    if proxy is None or isinstance(exc, SshError):
+        return _explain(target, exc)
+    ended, said = await proxy.last_words()
+    if not said:
+        return _explain(target, exc)
+    program = (target.proxy_command or "").split(" ", 1)[0]
+    if ended and not isinstance(exc, asyncssh.PermissionDenied):
         return ConnectFailedError(
             target,
             f"{target.name} ({target.login}@{target.where}): its proxy command ({program}) "
-            f"failed: {proxy_said}",
+            f"ended: {said}",
         )
-    return _explained(target, exc)
+    explained = _explain(target, exc)
+    return type(explained)(target, f"{explained} (its proxy command {program} said: {said})")
 
 
-def _explained(target: SshTarget, exc: BaseException) -> SshError:
+def _explain(target: SshTarget, exc: BaseException) -> SshError:
     where = f"{target.name} ({target.login}@{target.where})"
+    if isinstance(exc, SshError):
+        return exc
     if isinstance(exc, asyncssh.PermissionDenied):
         locked = _locked_key(target)
         if locked is not None:
@@ -331,8 +340,7 @@ async def fetch_host_key(target: SshTarget, tunnel: Any = None) -> Any:
             target.connect_timeout,
         )
     except Exception as exc:
-        said = await proxy.last_words() if proxy is not None else ""
-        raise _explain(target, exc, said) from exc
+        raise await _explain_proxied(target, exc, proxy) from exc
     finally:
         if proxy is not None:
             proxy.close()
@@ -439,8 +447,7 @@ async def connect(
         except asyncssh.HostKeyNotVerifiable:
             raise await _changed_key(target, known, tunnel) from None
         except Exception as exc:
-            said = await proxy.last_words() if proxy is not None else ""
-            raise _explain(target, exc, said) from exc
+            raise await _explain_proxied(target, exc, proxy) from exc
     except BaseException as exc:
         for jump in jumps:
             jump.close()
