@@ -33,6 +33,7 @@ from nbterm.services.cloud import ssm as ssm_module
 from nbterm.services.cloud.aws import ec2_client, ssm_client
 from nbterm.services.cloud.ec2 import Ec2
 from nbterm.services.host.up import Face, open_host
+from nbterm.services.remote.forward import ForwardMode
 from nbterm.services.remote.host_keys import KnownHosts
 from tests.harness import ssm as fake_ssm
 from tests.harness.moto_ec2 import MotoEc2
@@ -55,7 +56,9 @@ def _no_address(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ec2_module, "_instance", bare)
 
 
+@pytest.mark.parametrize("forward", ["inline", "process"])
 async def test_an_instance_with_no_address_comes_up_and_syncs_through_ssm(
+    forward: ForwardMode,
     moto_ec2: MotoEc2,
     sshd: SshServer,
     write_config: Callable[[str], Path],
@@ -106,7 +109,8 @@ async def test_an_instance_with_no_address_comes_up_and_syncs_through_ssm(
             assert instance.address == ""  # nothing to reach but its id
             opened = await open_host(
                 config, paths, "gpu",
-                Face(ask=trust_all, on_event=recorder.any, note=notes.append, console_keys=False),
+                Face(ask=trust_all, on_event=recorder.any, note=notes.append, forward=forward,
+                     console_keys=False),
             )  # fmt: skip
             try:
                 stubber.assert_no_pending_responses()  # SSM's word, asked until online
@@ -139,3 +143,6 @@ async def test_an_instance_with_no_address_comes_up_and_syncs_through_ssm(
     parents = {str(call["parent"]) for call in calls}
     assert "ssh" in parents, parents  # OpenSSH's stack: rsync's transport
     assert parents - {"ssh"}, parents  # asyncssh's: the session's own connection
+    # the forwarder process (the cockpit's and headless up's tunnel) dials its own, too
+    forwarder = {p for p in parents if "nbterm.services.remote.forwarder" in p}
+    assert bool(forwarder) == (forward == "process"), parents

@@ -2,7 +2,7 @@
 nbterm gives it, as `aws ssm start-session` with the AWS-StartSSHSession document would take
 them, then does what that session does: joins its standard input and output to the instance's
 ``localhost:portNumber`` (here, the loopback sshd). It writes one JSON line per call (its
-arguments, and which program ran it: OpenSSH's ssh, or asyncssh's Python), so a test can say
+arguments, and which program ran it: OpenSSH's ssh, or a Python's command line), so a test can say
 that both SSH stacks went through it.
 
 Which instance is "connected" is the test's word: ``NBTERM_TEST_SSM_TARGET``; any other target
@@ -59,10 +59,15 @@ def _refuse(message: str, code: int = 254) -> None:
 
 
 def _parent() -> str:
+    """The program that ran it: ``ssh``, or the Python module or script (its command line)."""
     try:
-        return Path(f"/proc/{os.getppid()}/comm").read_text().strip()
+        argv = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return "?"
+    words = [os.fsdecode(word) for word in argv if word]
+    if words and Path(words[0]).name == "ssh":
+        return "ssh"
+    return " ".join(words)
 
 
 def main() -> None:
