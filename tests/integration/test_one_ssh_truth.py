@@ -45,7 +45,7 @@ def test_both_stacks_are_told_the_same(
     host = config.hosts["lab"]
     openssh = ssh_g(write_ssh_config(config, paths), "lab")
     target = target_for(host, config)
-    options = _options(target, KnownHosts(paths.known_hosts), None)
+    options = _options(target, KnownHosts(paths.known_hosts))
     asyncssh_side = asyncssh.SSHClientConnectionOptions(
         **{k: v for k, v in options.items() if k not in ("client_keys", "client_certs")}
     )

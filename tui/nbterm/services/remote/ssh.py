@@ -196,7 +196,7 @@ class HostKeyUnknownError(HostKeyError):
     pass
 
 
-def _options(target: SshTarget, known: KnownHosts, tunnel: Any) -> dict[str, Any]:
+def _options(target: SshTarget, known: KnownHosts) -> dict[str, Any]:
     options: dict[str, Any] = {
         "host": target.address,
         "port": target.port,
@@ -230,8 +230,6 @@ def _options(target: SshTarget, known: KnownHosts, tunnel: Any) -> dict[str, Any
         options["agent_path"] = str(target.identity_agent)
     if target.certificate_file is not None:
         options["client_certs"] = [str(target.certificate_file)]
-    if tunnel is not None:
-        options["tunnel"] = tunnel
     return options
 
 
@@ -330,13 +328,9 @@ async def fetch_host_key(target: SshTarget, tunnel: Any = None) -> Any:
     kwargs: dict[str, Any] = {"config": None, "kex_algs": KEX_ALGS}
     proxy = None
     try:
-        if tunnel is not None:
-            kwargs["tunnel"] = tunnel
-        elif target.proxy_command is not None:
-            proxy = await _start_proxy(target)
-            kwargs["sock"] = proxy.sock
+        way_in, proxy = await _way_in(target, tunnel)
         key = await asyncio.wait_for(
-            asyncssh.get_server_host_key(target.address, target.port, **kwargs),
+            asyncssh.get_server_host_key(target.address, target.port, **kwargs, **way_in),
             target.connect_timeout,
         )
     except Exception as exc:
@@ -438,12 +432,9 @@ async def connect(
             question = await _verify_new_key(target, known, verifier, tunnel)
             if on_new_key is not None:
                 on_new_key(question)
-        options = _options(target, known, tunnel)
-        if target.proxy_command is not None and tunnel is None:
-            proxy = await _start_proxy(target)
-            options["sock"] = proxy.sock
+        way_in, proxy = await _way_in(target, tunnel)
         try:
-            conn = await asyncssh.connect(**options)
+            conn = await asyncssh.connect(**_options(target, known), **way_in)
         except asyncssh.HostKeyNotVerifiable:
             raise await _changed_key(target, known, tunnel) from None
         except Exception as exc:
@@ -459,15 +450,21 @@ async def connect(
     return Link(conn, jumps, proxy)
 
 
-async def _start_proxy(target: SshTarget) -> ProxyProcess:
+async def _way_in(target: SshTarget, tunnel: Any) -> tuple[dict[str, Any], ProxyProcess | None]:
+    """How asyncssh reaches the server: through the jump host's connection (``tunnel``), over
+    the proxy command started here (its socket; the caller ends the proxy), or directly."""
+    if tunnel is not None:
+        return {"tunnel": tunnel}, None
     argv = target.proxy_argv()
-    assert argv is not None
+    if argv is None:
+        return {}, None
     try:
-        return await ProxyProcess.start(argv)
+        proxy = await ProxyProcess.start(argv)
     except OSError as exc:
         raise ConnectFailedError(
             target, f"{target.name}: its proxy command could not start: {exc.strerror or exc}"
         ) from exc
+    return {"sock": proxy.sock}, proxy
 
 
 async def run(

@@ -55,16 +55,15 @@ def is_mid_transfer_drop(code: int, stderr: str) -> bool:
 
 
 def exit_message(code: int, stderr: str = "") -> str:
-    if code == 255 and is_mid_transfer_drop(code, stderr):
-        return (
+    if is_mid_transfer_drop(code, stderr):
+        why = (
             "the SSH connection closed mid-transfer (nbterm's shared connection, its "
-            "ControlMaster, ended or the link dropped); a new one is opened on the next try"
+            "ControlMaster, ended or the link dropped)"
+            if code == 255  # ssh's own end
+            else "the connection closed mid-transfer (the shared SSH connection ended, the "
+            "link dropped, or the remote rsync was ended)"  # rsync's reader saw it first
         )
-    if is_mid_transfer_drop(code, stderr):  # rsync's reader saw it first: ssh said nothing
-        return (
-            "the connection closed mid-transfer (the shared SSH connection ended, the link "
-            "dropped, or the remote rsync was ended); a new one is opened on the next try"
-        )
+        return f"{why}; a new one is opened on the next try"
     return EXIT_MESSAGES.get(code, f"rsync failed with exit code {code}")
 
 
