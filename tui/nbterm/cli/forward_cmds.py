@@ -21,8 +21,10 @@ from nbterm.locations import Paths
 from nbterm.presenters import Printer
 from nbterm.services.journal import Journal
 from nbterm.services.remote.forward import ProcessForward
+from nbterm.services.remote.lane import LaneSpec
 from nbterm.services.remote.probe import ProbeError, probe_port
 from nbterm.services.remote.ssh import SshError
+from nbterm.services.remote.ssh_config import control_path_fits, write_ssh_config
 from nbterm.services.remote.tunnel import PortUnavailableError
 
 PROBE_EVERY = 5.0
@@ -55,9 +57,13 @@ async def _forward(
         )
     known = await ensure_trusted(where, paths)
     wanted = local_port or remote_port
+    lane = None
+    if control_path_fits(paths):  # its bytes through an OpenSSH master of its own
+        ssh_config = await asyncio.to_thread(write_ssh_config, config, paths, where.reach.addresses)
+        lane = LaneSpec(ssh_config, host.name, paths.control_dir)
     forward = ProcessForward(
         where.reach.target, known, wanted,
-        on_link=Printer(Journal(paths)), on_notice=lambda text: say(host, text),
+        on_link=Printer(Journal(paths)), on_notice=lambda text: say(host, text), lane=lane,
     )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

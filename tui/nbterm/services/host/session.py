@@ -190,10 +190,11 @@ class HostSession:
         """The instance was stopped under the session by someone else (said in ``reason``)."""
 
     async def up(self) -> UpResult:
+        # first: rsync reads it, and so does the tunnel's OpenSSH master (its lane)
+        ssh_config = write_ssh_config(self.config, self.paths, self.ec2)
         result = await self.remote.up()
         rules = self.config.sync_rules_for(self.name)
         if rules:
-            ssh_config = write_ssh_config(self.config, self.paths, self.ec2)
             for rule in rules:
                 engine = SyncEngine(
                     rule, self.paths, ssh_config, self.on_event, io_timeout=self.timings.io_timeout

@@ -26,6 +26,7 @@ from nbterm.services.remote.connection import HostConnection
 from nbterm.services.remote.events import ConnectionChanged
 from nbterm.services.remote.forwarder import target_to_json
 from nbterm.services.remote.host_keys import KnownHosts
+from nbterm.services.remote.lane import LaneSpec
 from nbterm.services.remote.ssh import ConnectFailedError, SshTarget
 from nbterm.services.remote.tunnel import Tunnel, listen_local
 from nbterm.services.tasks import cancel_and_wait
@@ -138,8 +139,15 @@ class ProcessForward:
         *,
         on_link: Callable[[ConnectionChanged], None],
         on_notice: Callable[[str], None],
+        lane: LaneSpec | None = None,
     ) -> None:
         self.target = target
+        self.lane = lane
+        """The host in nbterm's generated ssh config: the process's bytes then go through an
+        OpenSSH master of its own (:mod:`lane`) while it answers."""
+        self.lane_up = False
+        """The running process said its lane's master answers."""
+        self._lane_said = False
         self.known = known
         self.wanted_port = wanted_port
         self.on_link = on_link
@@ -176,6 +184,7 @@ class ProcessForward:
             self.local_port = int(self._sock.getsockname()[1])
         self._listening = asyncio.get_running_loop().create_future()
         self.served.clear()
+        self.lane_up = False
         if self._sockets is not None:
             self._sockets.close()
         self._sockets, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -205,6 +214,7 @@ class ProcessForward:
                     {"name": name, "listen_fd": fd, "remote_port": self.others[name][1]}
                     for name, fd in others.items()
                 ],
+                "lane": self.lane.to_json() if self.lane is not None else None,
             }
         )
         self._reader = asyncio.create_task(
@@ -298,6 +308,8 @@ class ProcessForward:
                     retry_in=message.get("retry_in"),
                 )
             )
+        elif kind == "lane":
+            self._heard_lane(bool(message.get("up")), str(message.get("message", "")))
         elif kind == "serving" and message.get("name") in self.others:
             self.served.add(str(message["name"]))
         elif kind == "removed" and (removed := self._removed.get(str(message.get("name")))):
@@ -308,6 +320,20 @@ class ProcessForward:
         elif kind == "failed" and not listening.done():
             listening.set_exception(
                 ConnectFailedError(self.target, str(message.get("message", "")))
+            )
+
+    def _heard_lane(self, up: bool, words: str) -> None:
+        """Said once when the lane stops serving (or never starts), once when it serves again:
+        not at each of its restarts. The tunnel serves either way, more slowly without it."""
+        was, self.lane_up = self.lane_up, up
+        if up and self._lane_said:
+            self._lane_said = False
+            self.on_notice("the tunnel's fast lane (an OpenSSH connection of its own) is back")
+        elif not up and (was or not self._lane_said):
+            self._lane_said = True
+            self.on_notice(
+                f"the tunnel's fast lane (an OpenSSH connection of its own) is down ({words}); "
+                "the tunnel goes through nbterm's own link meanwhile"
             )
 
     async def _read_stderr(self, stream: asyncio.StreamReader) -> None:

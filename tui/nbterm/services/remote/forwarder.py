@@ -10,7 +10,8 @@ parent has verified the key before it starts this) and one :class:`Tunnel`. It n
 It talks JSON lines:
 
 - stdin, first line: ``{"target": {...}, "known_hosts": PATH, "listen_fd": N, "remote_port": N,
-  "sockets_fd": N, "forwards": [{"name": ..., "listen_fd": N, "remote_port": N}]}``
+  "sockets_fd": N, "forwards": [{"name": ..., "listen_fd": N, "remote_port": N}],
+  "lane": {"ssh_config": PATH, "alias": ..., "control_dir": PATH} or null}``
   (``remote_port`` may be null: the process connects meanwhile and serves Jupyter's port once it
   is given; ``forwards`` are the host's other ports, served at once);
   later lines: ``{"remote_port": N}`` when Jupyter moved, ``{"target": {...}}`` when the host
@@ -21,7 +22,9 @@ It talks JSON lines:
   other port served, ``{"kind": "not serving", "name": ..., "message": ...}``,
   ``{"kind": "removed", "name": ...}`` once a removed port no longer listens,
   ``{"kind": "link", "state": ..., "message": ..., "attempt": N, "retry_in": S}`` for every
-  change of its SSH link, and ``{"kind": "failed", "message": ...}`` before it exits 1.
+  change of its SSH link, ``{"kind": "lane", "up": BOOL, "message": ...}`` for every change of
+  its fast lane (an OpenSSH master that moves the bytes, :mod:`lane`), and
+  ``{"kind": "failed", "message": ...}`` before it exits 1.
 
 The listening socket is the parent's, inherited (``listen_fd``): while this process restarts,
 a browser's new connections wait in the socket's backlog instead of being refused, and no other
@@ -41,6 +44,7 @@ from typing import Any
 from nbterm.services.remote.connection import HostConnection
 from nbterm.services.remote.events import ConnectionChanged, RemoteEvent
 from nbterm.services.remote.host_keys import KnownHosts
+from nbterm.services.remote.lane import Lane, LaneSpec
 from nbterm.services.remote.ssh import SshError, SshTarget
 from nbterm.services.remote.tunnel import Tunnel
 
@@ -134,11 +138,19 @@ async def serve() -> int:
     sockets = socket.socket(fileno=int(spec["sockets_fd"])) if spec.get("sockets_fd") else None
     jupyter: Tunnel | None = None
     others: dict[str, Tunnel] = {}
+    lane = (
+        Lane(
+            LaneSpec.from_json(spec["lane"]),
+            lambda up, words: _say({"kind": "lane", "up": up, "message": words}),
+        )
+        if spec.get("lane")
+        else None
+    )
 
     async def serve_other(name: str, sock: socket.socket, remote_port: int) -> None:
         if name in others:
             await others.pop(name).close()
-        others[name] = Tunnel(connection, remote_port, 0, sock=sock)
+        others[name] = Tunnel(connection, remote_port, 0, sock=sock, lane=lane)
         await others[name].open()
         _say({"kind": "serving", "name": name})
 
@@ -148,6 +160,8 @@ async def serve() -> int:
         except SshError as exc:
             _say({"kind": "failed", "message": str(exc)})
             return 1
+        if lane is not None:  # (after the link: the host's key is in nbterm's file by now)
+            lane.start()
         for other in spec.get("forwards", []):
             listening = socket.socket(fileno=int(other["listen_fd"]))
             await serve_other(str(other["name"]), listening, int(other["remote_port"]))
@@ -155,7 +169,7 @@ async def serve() -> int:
         while True:
             if jupyter is None and remote_port is not None:
                 listening = socket.socket(fileno=int(spec["listen_fd"]))
-                jupyter = Tunnel(connection, int(remote_port), 0, sock=listening)
+                jupyter = Tunnel(connection, int(remote_port), 0, sock=listening, lane=lane)
                 _say({"kind": "listening", "port": await jupyter.open()})
             line = await commands.readline()
             if not line:
@@ -167,6 +181,8 @@ async def serve() -> int:
                     jupyter.remote_port = int(remote_port)
             if "target" in command:  # the host moved: the next reconnect goes there
                 connection.target = target_from_json(command["target"])
+                if lane is not None:
+                    lane.recycle()  # (its master's link went to the old address)
             if "add" in command:
                 name = str(command["add"]["name"])
                 sock = _received_socket(sockets, name)
@@ -184,6 +200,8 @@ async def serve() -> int:
             await tunnel.close()
         if sockets is not None:
             sockets.close()
+        if lane is not None:
+            await lane.close()
         await connection.close()
 
 

@@ -35,8 +35,10 @@ from nbterm.services.remote.events import (
 )
 from nbterm.services.remote.forward import Forward, ForwardMode, InlineForward, ProcessForward
 from nbterm.services.remote.host_keys import KnownHosts, Verifier
+from nbterm.services.remote.lane import LaneSpec
 from nbterm.services.remote.probe import ProbeError, get_status, ping, probe_port
 from nbterm.services.remote.ssh import Link, SshTarget, target_for
+from nbterm.services.remote.ssh_config import control_path_fits
 from nbterm.services.remote.token import host_token
 from nbterm.services.remote.tunnel import PortUnavailableError
 from nbterm.services.tasks import cancel_and_wait
@@ -90,7 +92,10 @@ class Session:
         relocate: Relocator | None = None,
         on_gone: Callable[[str], None] | None = None,
         first_connect_wait: float = 0.0,
+        lane: LaneSpec | None = None,
     ) -> None:
+        """``lane``: where a forwarder process finds the host in nbterm's generated ssh config,
+        for its OpenSSH master (written before :meth:`up`; see :mod:`lane`)."""
         self.host = host
         self.paths = paths
         self.on_event = on_event
@@ -117,6 +122,7 @@ class Session:
                 host.jupyter.local_port,
                 on_link=self._on_forward_link,
                 on_notice=lambda message: self.on_event(Notice(self.name, message)),
+                lane=lane,
             )
             if forward == "process"
             else InlineForward(self.connection, host.jupyter.local_port)
@@ -171,6 +177,11 @@ class Session:
     ) -> Session:
         host = config.hosts[name]
         target = target or target_for(host, config)
+        lane = (
+            LaneSpec(paths.ssh_config, name, paths.control_dir)
+            if forward == "process" and control_path_fits(paths)
+            else None
+        )
         return cls(
             host,
             target,
@@ -182,6 +193,7 @@ class Session:
             relocate=relocate,
             on_gone=on_gone,
             first_connect_wait=first_connect_wait,
+            lane=lane,
         )
 
     @property

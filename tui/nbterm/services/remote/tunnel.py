@@ -19,7 +19,9 @@ from typing import Any, TypeVar, cast
 
 import asyncssh
 
+from nbterm.services.remote import mux
 from nbterm.services.remote.connection import HostConnection
+from nbterm.services.remote.lane import Lane
 
 LOCAL_HOST = "127.0.0.1"  # never another interface: Jupyter's token is the only lock on the door
 PORT_SEARCH = 100
@@ -211,6 +213,7 @@ class Tunnel:
         window: int = 2 * 1024 * 1024,
         max_pktsize: int = 32768,
         sock: socket.socket | None = None,
+        lane: Lane | None = None,
     ) -> None:
         self.connection = connection
         self.remote_port = remote_port
@@ -220,23 +223,106 @@ class Tunnel:
         self.max_pktsize = max_pktsize
         self.sock = sock
         """A listening socket made by :func:`listen_local` elsewhere (the forwarder's parent)."""
+        self.lane = lane
+        """While its master answers, each accepted connection is handed to it (see :mod:`lane`)."""
         self.local_port = 0
         self.active: set[_LocalSide] = set()
+        """Connections forwarded through the asyncssh link."""
+        self.handed: set[socket.socket] = set()
+        """The control connections of those handed to the lane's master, one each."""
         self._server: asyncio.Server | None = None
+        self._listening: socket.socket | None = None
+        self._routing: set[asyncio.Task[None]] = set()
 
     async def open(self) -> int:
         """Bind the wanted port, or the next free one (or serve ``sock``); return the port."""
         sock = self.sock if self.sock is not None else listen_local(self.wanted_port)
-        self._server = await asyncio.get_running_loop().create_server(
-            lambda: _LocalSide(self), sock=sock
-        )
+        if self.lane is None:
+            self._server = await asyncio.get_running_loop().create_server(
+                lambda: _LocalSide(self), sock=sock
+            )
+        else:
+            sock.setblocking(False)
+            self._listening = sock
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._accept)
         self.local_port = int(sock.getsockname()[1])
         return self.local_port
+
+    def _accept(self) -> None:
+        assert self._listening is not None
+        while True:
+            try:
+                conn, _address = self._listening.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # (EMFILE, ECONNABORTED: this one only; the next may do)
+                return
+            task = asyncio.get_running_loop().create_task(self._route(conn))
+            self._routing.add(task)
+            task.add_done_callback(self._routing.discard)
+
+    async def _route(self, conn: socket.socket) -> None:
+        """Hand ``conn`` to the lane's master, or forward it through the asyncssh link."""
+        try:
+            await self._route_one(conn)
+        except BaseException:  # (cancelled: the tunnel closes)
+            conn.close()
+            raise
+
+    async def _route_one(self, conn: socket.socket) -> None:
+        control_path = self.lane.control_path if self.lane is not None else None
+        if control_path is not None:
+            try:
+                ctl = await mux.hand_over(control_path, conn, LOCAL_HOST, self.remote_port)
+            except mux.MuxUnavailableError:
+                pass  # nothing was handed over: the link below serves it
+            except mux.MuxRefusedError:
+                conn.close()  # the remote refused, or the master ended with it: as a refusal
+                return
+            else:
+                conn.close()  # the master has its own copy now
+                self._watch(ctl)
+                return
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(lambda: _LocalSide(self), conn)
+        except OSError:
+            conn.close()
+
+    def _watch(self, ctl: socket.socket) -> None:
+        """The master closes ``ctl`` when the forwarded connection ends: then forget it."""
+        loop = asyncio.get_running_loop()
+        self.handed.add(ctl)
+
+        def readable() -> None:
+            try:
+                if ctl.recv(4096):
+                    return  # (a message a stdio forward does not expect: not an end)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                pass
+            self._forget(ctl)
+
+        loop.add_reader(ctl.fileno(), readable)
+
+    def _forget(self, ctl: socket.socket) -> None:
+        if ctl in self.handed:
+            self.handed.discard(ctl)
+            asyncio.get_running_loop().remove_reader(ctl.fileno())
+            ctl.close()
 
     async def close(self) -> None:
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        listening, self._listening = self._listening, None
+        if listening is not None:
+            asyncio.get_running_loop().remove_reader(listening.fileno())
+            listening.close()
+        for task in list(self._routing):
+            task.cancel()
+        for ctl in list(self.handed):
+            self._forget(ctl)  # the master ends that forwarded connection
         for side in list(self.active):
             if side.transport is not None:
                 side.transport.close()
