@@ -74,8 +74,8 @@ async def hand_over(control_path: str, conn: socket.socket, host: str, port: int
     remote; return the control connection, which lives as long as the forwarded one.
 
     :class:`MuxUnavailableError`: no master listens, or it ended before answering (nothing
-    was read from ``conn``: it may be served another way). :class:`MuxRefusedError`: the master may have had ``conn`` and did not
-    forward it; it must not be served another way (the master could still be reading it).
+    was read from ``conn``: it may be served another way). :class:`MuxRefusedError`: the
+    master answered and did not forward it (the remote refused): ``conn`` is to be closed.
     Either way the caller closes its own copy of ``conn`` once this returns.
     """
     loop = asyncio.get_running_loop()
