@@ -31,9 +31,9 @@ from nbterm.services.remote.lane import Lane, LaneSpec
 from nbterm.services.remote.session import Session
 from nbterm.services.remote.ssh_config import write_ssh_config
 from tests.harness.procs import free_port
-from tests.harness.remote import api_status, remote_config_text
+from tests.harness.remote import api_status, remote_config_text, trust_all
 from tests.harness.sshd import SshServer
-from tests.integration.test_remote import Recorder, trust_all
+from tests.integration.test_remote import Recorder
 
 pytestmark = pytest.mark.sshd
 
