@@ -33,6 +33,7 @@ from nbterm.services.remote.ssh_config import write_ssh_config
 from tests.harness.procs import free_port
 from tests.harness.remote import api_status, remote_config_text, trust_all
 from tests.harness.sshd import SshServer
+from tests.integration.test_forward_process import _alive
 from tests.integration.test_remote import Recorder
 
 pytestmark = pytest.mark.sshd
@@ -89,14 +90,6 @@ def _master_of(forwarder: int) -> int:
     masters = [pid for pid in _children(forwarder) if "ControlMaster=yes" in _cmdline(pid)]
     assert len(masters) == 1, masters
     return masters[0]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _holders(local_port: int, client_port: int) -> set[int]:
