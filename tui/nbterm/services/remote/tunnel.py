@@ -5,6 +5,10 @@ accepted connection over whichever SSH connection is current. The port is never 
 reconnect: a browser request made meanwhile waits (up to a bound) instead of being refused, and
 open tabs recover by themselves. Bytes are moved by protocol callbacks with flow control both
 ways, not by Python-level read/write loops.
+
+Given a :class:`Lane` (the forwarder process's), an accepted connection is first offered to the
+lane's OpenSSH master, which then moves its bytes itself (:mod:`mux`); only when no master
+answers does it go through the asyncssh link as above.
 """
 
 from __future__ import annotations
@@ -272,6 +276,10 @@ class Tunnel:
     async def _route_one(self, conn: socket.socket) -> None:
         control_path = self.lane.control_path if self.lane is not None else None
         if control_path is not None:
+            # as ssh -L's own accepted sockets (and asyncio's transports): small writes go out
+            # at once, not after the browser's delayed ACK
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
                 ctl = await mux.hand_over(control_path, conn, LOCAL_HOST, self.remote_port)
             except mux.MuxUnavailableError:
