@@ -218,6 +218,28 @@ async def test_the_master_never_outlives_its_forwarder_even_one_killed(
     assert list(paths.control_dir.glob("f*")) == []
 
 
+async def test_a_moved_host_gets_a_new_master(session: tuple[Session, Recorder]) -> None:
+    """The host moved (an instance started again elsewhere; the ssh config was rewritten): the
+    master on the old address is ended, and a new one reads the config again."""
+    sess, _recorder = session
+    result = await sess.up()
+    forward = sess.forward
+    assert isinstance(forward, ProcessForward) and forward.pid is not None
+    await _lane_up(forward)
+    old = _master_of(forward.pid)
+    forward.retarget(forward.target)
+    deadline = time.monotonic() + 20
+    while True:  # (a new master is started 1 s after the old one ended, never beside it)
+        new = [pid for pid in _children(forward.pid) if "ControlMaster=yes" in _cmdline(pid)]
+        if not _alive(old) and new and old not in new and forward.lane_up:
+            break
+        assert time.monotonic() < deadline, "the old master lives on, or no new one answers"
+        await asyncio.sleep(0.05)
+    assert _master_of(forward.pid) != old
+    status = await asyncio.to_thread(api_status, result.local_port, result.server.token)
+    assert "started" in status
+
+
 async def test_a_refused_remote_port_is_a_closed_connection_at_once(
     session: tuple[Session, Recorder],
 ) -> None:

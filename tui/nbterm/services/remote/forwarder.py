@@ -6,7 +6,9 @@ through the tunnel from 0.7 ms to 12 ms at p50 and 229 ms at p99). A thread with
 would still wait for the interpreter lock while the UI renders; a process waits for nothing.
 
 The process holds its own SSH connection (strict host keys from nbterm's file, no questions: the
-parent has verified the key before it starts this) and one :class:`Tunnel`. It never sees a token.
+parent has verified the key before it starts this) and one :class:`Tunnel`; given a ``lane``, an
+OpenSSH master of its own too, which then moves each forwarded connection's bytes (:mod:`lane`).
+It never sees a token.
 It talks JSON lines:
 
 - stdin, first line: ``{"target": {...}, "known_hosts": PATH, "listen_fd": N, "remote_port": N,
