@@ -342,3 +342,65 @@ def test_a_name_as_long_as_a_name_can_be_is_placed_replaced_and_backed_up(
     assert (local / name).read_text() == notebook("three")
     assert [p.name for p in (local / BACKUP_DIR).rglob("*.ipynb")] == [name]
     assert sorted(p.name for p in local.iterdir()) == sorted([BACKUP_DIR, name])  # no leftovers
+
+
+@pytest.mark.parametrize("edited_before", [False, True])
+def test_a_save_between_the_last_check_and_the_replacement_is_kept(
+    places: tuple[Path, Path, Manifest], monkeypatch: pytest.MonkeyPatch, edited_before: bool
+) -> None:
+    """An editor's atomic save (a rename onto the notebook) lands after nbterm's last check of
+    the local file and before its replacement: the race CI found (1 edit lost in 30 rounds of
+    tests/faults/test_races.py). Made certain here: the save happens inside the check."""
+    staging, local, manifest = places
+    stage(staging / "a.ipynb", notebook("one"))
+    promote(staging, local, manifest)
+    if edited_before:
+        (local / "a.ipynb").write_text(notebook("my earlier edit"))
+    stage(staging / "a.ipynb", notebook("two"))
+    real = promote_module._same_file
+    armed = [True]
+
+    def check_then_save(a: os.stat_result, b: os.stat_result) -> bool:
+        same = real(a, b)
+        if armed:
+            armed.clear()
+            saved = local / ".a.ipynb.editor-tmp"
+            saved.write_text(notebook("saved meanwhile"))
+            os.replace(saved, local / "a.ipynb")
+        return same
+
+    monkeypatch.setattr(promote_module, "_same_file", check_then_save)
+    result = promote(staging, local, manifest)
+    texts = [path.read_text() for path in local.rglob("*") if path.is_file()]
+    assert notebook("saved meanwhile") in texts  # in the folder or in a backup: not lost
+    kept = {why: Path(backup).read_text() for _rel, backup, why in result.conflicts}
+    assert kept["being written"] == notebook("saved meanwhile")
+    if edited_before:
+        assert kept["edited"] == notebook("my earlier edit")
+    assert len({backup for _rel, backup, _why in result.conflicts}) == len(result.conflicts)
+    assert (local / "a.ipynb").read_text() == notebook("two")
+    assert not [p for p in local.iterdir() if p.name.endswith((".nbterm-tmp", ".nbterm-old"))]
+
+
+def test_without_an_atomic_exchange_an_update_still_replaces(
+    places: tuple[Path, Path, Manifest], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filesystem that cannot exchange two names (EINVAL): a rename, as before."""
+    monkeypatch.setattr(promote_module, "exchange", lambda a, b: False)
+    staging, local, manifest = places
+    stage(staging / "a.ipynb", notebook("one"))
+    promote(staging, local, manifest)
+    stage(staging / "a.ipynb", notebook("two"))
+    assert placed(promote(staging, local, manifest)) == ["a.ipynb"]
+    assert (local / "a.ipynb").read_text() == notebook("two")
+    assert sorted(p.name for p in local.iterdir()) == ["a.ipynb"]
+
+
+def test_exchange_swaps_two_files(tmp_path: Path) -> None:
+    a, b = tmp_path / "a b", tmp_path / "é"
+    a.write_text("one")
+    b.write_text("two")
+    assert promote_module.exchange(a, b)  # (Linux and macOS both have it on their own disks)
+    assert (a.read_text(), b.read_text()) == ("two", "one")
+    with pytest.raises(FileNotFoundError):
+        promote_module.exchange(a, tmp_path / "none")

@@ -20,6 +20,7 @@ What it guarantees for the user's folder:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import hashlib
 import os
@@ -28,7 +29,7 @@ import stat as stat_module
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -416,7 +417,9 @@ class Promoter:
                     aside = None  # no hard links here: the stat check below is all there is
             if not _same_file(before, target.lstat()):
                 raise _Busy
-            os.replace(tmp, target)
+            swapped = exchange(tmp, target)
+            if not swapped:  # (no atomic exchange here: the check above is all there is)
+                os.replace(tmp, target)
         except BaseException:
             tmp.unlink(missing_ok=True)
             if aside is not None and backup is None:
@@ -426,6 +429,19 @@ class Promoter:
                     if os.path.samefile(backup, target):
                         backup.unlink()
             raise
+        if swapped:
+            # ``tmp`` now holds what was at ``target`` at the very moment of the swap: the file
+            # checked above, or one the user's editor saved since (a rename onto ``target``
+            # between the check and the swap, which a plain rename would have destroyed).
+            displaced = tmp.lstat()
+            if _same_file(before, displaced):
+                tmp.unlink()  # (``aside`` or ``backup`` holds that file, or it was nbterm's)
+            else:
+                newer = self.backups.path_for(rel)
+                if os.path.lexists(newer):  # (the older one's backup is there)
+                    newer = newer.with_name(f"{newer.stem} (saved meanwhile){newer.suffix}")
+                os.replace(tmp, newer)
+                self.result.conflicts.append((rel, str(newer), "being written"))
         if backup is not None:
             self.result.conflicts.append((rel, str(backup), reason or "edited"))
             return
@@ -440,6 +456,45 @@ class Promoter:
         backup = self.backups.path_for(rel)
         os.replace(aside, backup)
         self.result.conflicts.append((rel, str(backup), "being written"))
+
+
+_RENAME_EXCHANGE = 2
+"""renameat2's flag (Linux 3.15); macOS's renamex_np calls it RENAME_SWAP, with the same value."""
+_NO_EXCHANGE = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV}
+
+
+def _libc_rename() -> tuple[str, Callable[..., int]] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    for name in ("renameat2", "renamex_np"):
+        function = getattr(libc, name, None)
+        if function is not None:
+            return name, function
+    return None
+
+
+_LIBC_RENAME = _libc_rename()
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap the files at ``a`` and ``b`` in one atomic step; False (nothing done) where the
+    system or the filesystem cannot. An error of the paths themselves is raised."""
+    if _LIBC_RENAME is None:
+        return False
+    name, function = _LIBC_RENAME
+    old, new = os.fsencode(a), os.fsencode(b)
+    if name == "renameat2":
+        done = function(-100, old, -100, new, _RENAME_EXCHANGE)  # (AT_FDCWD: relative to cwd)
+    else:
+        done = function(old, new, _RENAME_EXCHANGE)
+    if done == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _NO_EXCHANGE:
+        return False
+    raise OSError(code, os.strerror(code), os.fspath(b))
 
 
 def _keep(target: Path, backup: Path, sha: str) -> Path:
