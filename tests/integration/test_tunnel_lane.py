@@ -24,6 +24,7 @@ import pytest
 
 from nbterm.config import LoadedConfig, load_config
 from nbterm.locations import Paths
+from nbterm.services.remote import lane as lane_module
 from nbterm.services.remote import mux
 from nbterm.services.remote.events import Notice
 from nbterm.services.remote.forward import ProcessForward
@@ -255,6 +256,34 @@ async def test_a_refused_remote_port_is_a_closed_connection_at_once(
         browser.settimeout(5)
         assert browser.recv(100) == b""
     assert time.monotonic() - started < 3
+
+
+async def test_a_master_that_does_not_connect_is_ended_and_said(
+    sshd: SshServer, config: LoadedConfig, paths: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link that hangs as it starts (sshd paused: TCP connects, no banner comes): the master
+    is given START_WAIT, then ended and said, not waited on for ever."""
+    write_ssh_config(config, paths)
+    monkeypatch.setattr(lane_module, "START_WAIT", 1.0)
+    heard: list[tuple[bool, str]] = []
+    lane = Lane(
+        LaneSpec(paths.ssh_config, "box", paths.control_dir),
+        lambda up, words: heard.append((up, words)),
+    )
+    sshd.pause()
+    try:
+        lane.start()
+        deadline = time.monotonic() + 10
+        while not heard:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        assert heard == [(False, "ssh did not connect within 1 s")]
+        assert lane.process is not None and lane.process.returncode is not None
+        assert not _alive(lane.process.pid)
+        assert lane.control_path is None
+    finally:
+        await lane.close()
+        sshd.resume()
 
 
 async def test_no_master_means_nothing_handed_over(tmp_path: Path) -> None:

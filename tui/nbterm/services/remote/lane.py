@@ -131,7 +131,9 @@ class Lane:
             if await self._answers(self.process):
                 self.control_path = self.path
                 self.on_change(True, "")
-            await self.process.wait()
+                await self.process.wait()
+            elif self.process.returncode is None:  # ended below
+                return f"ssh did not connect within {START_WAIT:g} s"
         finally:
             self.control_path = None
             await self._end(self.process)
@@ -141,8 +143,11 @@ class Lane:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
         said = tail.decode(errors="replace").strip().splitlines()
+        code = self.process.returncode
         return shown(" | ".join(line.strip() for line in said[-3:] if line.strip())) or (
-            f"ssh ended ({self.process.returncode})"
+            f"ssh was killed by signal {-code}"
+            if code is not None and code < 0
+            else f"ssh exited with status {code}"
         )
 
     async def _answers(self, process: asyncio.subprocess.Process) -> bool:

@@ -253,17 +253,26 @@ class Tunnel:
         return self.local_port
 
     def _accept(self) -> None:
-        assert self._listening is not None
+        listening = self._listening
+        if listening is None:
+            return
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                conn, _address = self._listening.accept()
+                conn, _address = listening.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:  # (EMFILE, ECONNABORTED: this one only; the next may do)
+            except OSError:  # (EMFILE: out of descriptors) a second's pause, as asyncio's own
+                loop.remove_reader(listening.fileno())  # server takes, not a busy loop
+                loop.call_later(1.0, self._resume_accepting, listening)
                 return
-            task = asyncio.get_running_loop().create_task(self._route(conn))
+            task = loop.create_task(self._route(conn))
             self._routing.add(task)
             task.add_done_callback(self._routing.discard)
+
+    def _resume_accepting(self, listening: socket.socket) -> None:
+        if self._listening is listening:  # (not closed meanwhile)
+            asyncio.get_running_loop().add_reader(listening.fileno(), self._accept)
 
     async def _route(self, conn: socket.socket) -> None:
         """Hand ``conn`` to the lane's master, or forward it through the asyncssh link."""
@@ -285,7 +294,7 @@ class Tunnel:
             except mux.MuxUnavailableError:
                 pass  # nothing was handed over: the link below serves it
             except mux.MuxRefusedError:
-                conn.close()  # the remote refused, or the master ended with it: as a refusal
+                conn.close()  # the remote refused the port: as ssh -L, a closed connection
                 return
             else:
                 conn.close()  # the master has its own copy now
