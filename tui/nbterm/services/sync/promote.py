@@ -417,7 +417,10 @@ class Promoter:
                     aside = None  # no hard links here: the stat check below is all there is
             if not _same_file(before, target.lstat()):
                 raise _Busy
-            swapped = exchange(tmp, target)
+            try:
+                swapped = exchange(tmp, target)
+            except FileNotFoundError:  # deleted locally this instant: the next cycle decides
+                raise _Busy from None
             if not swapped:  # (no atomic exchange here: the check above is all there is)
                 os.replace(tmp, target)
         except BaseException:
