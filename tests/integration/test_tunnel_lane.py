@@ -29,7 +29,7 @@ from nbterm.services.remote import mux
 from nbterm.services.remote.events import Notice
 from nbterm.services.remote.forward import ProcessForward
 from nbterm.services.remote.lane import Lane, LaneSpec
-from nbterm.services.remote.session import Session
+from nbterm.services.remote.session import Session, UpResult
 from nbterm.services.remote.ssh_config import write_ssh_config
 from tests.harness.procs import free_port
 from tests.harness.remote import api_status, remote_config_text, trust_all
@@ -132,15 +132,19 @@ def _ask(sock: socket.socket, request: bytes) -> bytes:
     return answer
 
 
-async def test_a_browsers_connection_is_held_by_the_lanes_master_not_by_python(
-    session: tuple[Session, Recorder], paths: Paths
-) -> None:
-    sess, _recorder = session
+async def _up_with_lane(sess: Session) -> tuple[UpResult, ProcessForward, int]:
+    """Bring the session up and wait for its lane: what ``up`` said, the forward, its master."""
     result = await sess.up()
     forward = sess.forward
     assert isinstance(forward, ProcessForward) and forward.pid is not None
     await _lane_up(forward)
-    master = _master_of(forward.pid)
+    return result, forward, _master_of(forward.pid)
+
+
+async def test_a_browsers_connection_is_held_by_the_lanes_master_not_by_python(
+    session: tuple[Session, Recorder], paths: Paths
+) -> None:
+    result, forward, master = await _up_with_lane(session[0])
     command = _cmdline(master)
     assert command[:3] == ["ssh", "-F", str(paths.ssh_config)]
     control = f'ControlPath="{paths.control_dir}/f{forward.pid}"'
@@ -222,21 +226,18 @@ async def test_the_master_never_outlives_its_forwarder_even_one_killed(
 async def test_a_moved_host_gets_a_new_master(session: tuple[Session, Recorder]) -> None:
     """The host moved (an instance started again elsewhere; the ssh config was rewritten): the
     master on the old address is ended, and a new one reads the config again."""
-    sess, _recorder = session
-    result = await sess.up()
-    forward = sess.forward
-    assert isinstance(forward, ProcessForward) and forward.pid is not None
-    await _lane_up(forward)
-    old = _master_of(forward.pid)
+    result, forward, old = await _up_with_lane(session[0])
+    forwarder = forward.pid
+    assert forwarder is not None
     forward.retarget(forward.target)
     deadline = time.monotonic() + 20
     while True:  # (a new master is started 1 s after the old one ended, never beside it)
-        new = [pid for pid in _children(forward.pid) if "ControlMaster=yes" in _cmdline(pid)]
+        new = [pid for pid in _children(forwarder) if "ControlMaster=yes" in _cmdline(pid)]
         if not _alive(old) and new and old not in new and forward.lane_up:
             break
         assert time.monotonic() < deadline, "the old master lives on, or no new one answers"
         await asyncio.sleep(0.05)
-    assert _master_of(forward.pid) != old
+    assert _master_of(forwarder) != old
     status = await asyncio.to_thread(api_status, result.local_port, result.server.token)
     assert "started" in status
 
