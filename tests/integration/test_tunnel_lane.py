@@ -31,7 +31,7 @@ from nbterm.services.remote.forward import ProcessForward
 from nbterm.services.remote.lane import Lane, LaneSpec
 from nbterm.services.remote.session import Session, UpResult
 from nbterm.services.remote.ssh_config import write_ssh_config
-from tests.harness.procs import free_port
+from tests.harness.procs import descendants, free_port
 from tests.harness.remote import api_status, remote_config_text, trust_all
 from tests.harness.sshd import SshServer
 from tests.integration.test_forward_process import _alive
@@ -67,19 +67,6 @@ async def _lane_up(forward: ProcessForward, timeout: float = 20) -> None:
         await asyncio.sleep(0.05)
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def _cmdline(pid: int) -> list[str]:
     try:
         return (Path("/proc") / str(pid) / "cmdline").read_bytes().decode().split("\0")
@@ -88,7 +75,7 @@ def _cmdline(pid: int) -> list[str]:
 
 
 def _master_of(forwarder: int) -> int:
-    masters = [pid for pid in _children(forwarder) if "ControlMaster=yes" in _cmdline(pid)]
+    masters = [pid for pid in descendants(forwarder) if "ControlMaster=yes" in _cmdline(pid)]
     assert len(masters) == 1, masters
     return masters[0]
 
@@ -232,7 +219,7 @@ async def test_a_moved_host_gets_a_new_master(session: tuple[Session, Recorder])
     forward.retarget(forward.target)
     deadline = time.monotonic() + 20
     while True:  # (a new master is started 1 s after the old one ended, never beside it)
-        new = [pid for pid in _children(forwarder) if "ControlMaster=yes" in _cmdline(pid)]
+        new = [pid for pid in descendants(forwarder) if "ControlMaster=yes" in _cmdline(pid)]
         if not _alive(old) and new and old not in new and forward.lane_up:
             break
         assert time.monotonic() < deadline, "the old master lives on, or no new one answers"

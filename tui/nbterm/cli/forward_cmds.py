@@ -24,7 +24,7 @@ from nbterm.services.remote.forward import ProcessForward
 from nbterm.services.remote.lane import LaneSpec
 from nbterm.services.remote.probe import ProbeError, probe_port
 from nbterm.services.remote.ssh import SshError
-from nbterm.services.remote.ssh_config import control_path_fits, write_ssh_config
+from nbterm.services.remote.ssh_config import write_ssh_config
 from nbterm.services.remote.tunnel import PortUnavailableError
 
 PROBE_EVERY = 5.0
@@ -57,10 +57,9 @@ async def _forward(
         )
     known = await ensure_trusted(where, paths)
     wanted = local_port or remote_port
-    lane = None
-    if control_path_fits(paths):  # its bytes through an OpenSSH master of its own
-        ssh_config = await asyncio.to_thread(write_ssh_config, config, paths, where.reach.addresses)
-        lane = LaneSpec(ssh_config, host.name, paths.control_dir)
+    lane = LaneSpec.of(paths, host.name)  # its bytes through an OpenSSH master of its own
+    if lane is not None:  # (which reads the host's current address there)
+        await asyncio.to_thread(write_ssh_config, config, paths, where.reach.addresses)
     forward = ProcessForward(
         where.reach.target, known, wanted,
         on_link=Printer(Journal(paths)), on_notice=lambda text: say(host, text), lane=lane,

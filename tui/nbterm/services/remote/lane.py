@@ -21,14 +21,14 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nbterm.safe_text import shown
+from nbterm.locations import Paths
 from nbterm.services.remote import mux
+from nbterm.services.remote.output import keep_tail, last_lines
+from nbterm.services.remote.ssh_config import control_path_fits
 
 START_WAIT = 30.0
 """How long a starting master may take to answer on its control socket."""
@@ -56,6 +56,14 @@ class LaneSpec:
         }
 
     @classmethod
+    def of(cls, paths: Paths, name: str) -> LaneSpec | None:
+        """Host ``name`` in nbterm's generated ssh config; None where a control socket's path
+        would be too long for OpenSSH (no connection is shared then: the link serves alone)."""
+        if not control_path_fits(paths):
+            return None
+        return cls(paths.ssh_config, name, paths.control_dir)
+
+    @classmethod
     def from_json(cls, data: dict[str, str]) -> LaneSpec:
         return cls(Path(data["ssh_config"]), str(data["alias"]), Path(data["control_dir"]))
 
@@ -80,7 +88,6 @@ class Lane:
         self.path = str(spec.control_dir / f"f{os.getpid()}")
         self.control_path: str | None = None
         self.process: asyncio.subprocess.Process | None = None
-        self.starts = 0
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -123,10 +130,9 @@ class Lane:
             )
         except OSError as exc:
             return f"ssh could not run: {exc}"
-        self.starts += 1
         assert self.process.stderr is not None
         tail = bytearray()
-        reader = asyncio.create_task(_keep_tail(self.process.stderr, tail))
+        reader = asyncio.create_task(keep_tail(self.process.stderr, tail, WORDS_LIMIT))
         try:
             if await self._answers(self.process):
                 self.control_path = self.path
@@ -142,9 +148,8 @@ class Lane:
             reader.cancel()
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
-        said = tail.decode(errors="replace").strip().splitlines()
         code = self.process.returncode
-        return shown(" | ".join(line.strip() for line in said[-3:] if line.strip())) or (
+        return last_lines(bytes(tail)) or (
             f"ssh was killed by signal {-code}"
             if code is not None and code < 0
             else f"ssh exited with status {code}"
@@ -154,7 +159,7 @@ class Lane:
         """Wait until the master answers on its socket (or ends, or takes too long)."""
         deadline = asyncio.get_running_loop().time() + START_WAIT
         while process.returncode is None and asyncio.get_running_loop().time() < deadline:
-            if await _hello(self.path):
+            if await mux.answers(self.path):
                 return True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(process.wait()), 0.05)
@@ -191,25 +196,3 @@ class Lane:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-
-
-async def _keep_tail(stream: asyncio.StreamReader, tail: bytearray) -> None:
-    while chunk := await stream.read(4096):
-        tail += chunk
-        del tail[:-WORDS_LIMIT]
-
-
-async def _hello(path: str) -> bool:
-    """Whether a master answers at ``path`` (a hello each way, then closed)."""
-    loop = asyncio.get_running_loop()
-    ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    ctl.setblocking(False)
-    try:
-        await asyncio.wait_for(loop.sock_connect(ctl, path), 1)
-        await loop.sock_sendall(ctl, struct.pack(">III", 8, mux.HELLO, mux.VERSION))
-        reply = await asyncio.wait_for(loop.sock_recv(ctl, 64), 1)
-        return reply[4:12] == struct.pack(">II", mux.HELLO, mux.VERSION)
-    except (OSError, TimeoutError):
-        return False
-    finally:
-        ctl.close()

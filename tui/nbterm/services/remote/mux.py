@@ -32,7 +32,7 @@ class MuxUnavailableError(Exception):
 
 
 class MuxRefusedError(Exception):
-    """The master had the socket and did not forward it (the remote refused, or it ended)."""
+    """The master answered and did not forward the socket (the remote refused the port)."""
 
 
 def _packet(*fields: int | bytes) -> bytes:
@@ -67,6 +67,22 @@ def _reason(body: bytes) -> str:
         return "no reason given"
     (size,) = struct.unpack(">I", body[8:12])
     return body[12 : 12 + min(size, 200)].decode(errors="replace")
+
+
+async def answers(control_path: str, timeout: float = 1.0) -> bool:
+    """Whether a master listens at ``control_path`` (a hello each way, then closed)."""
+    loop = asyncio.get_running_loop()
+    ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ctl.setblocking(False)
+    try:
+        await asyncio.wait_for(loop.sock_connect(ctl, control_path), timeout)
+        await loop.sock_sendall(ctl, _packet(HELLO, VERSION))
+        hello = await asyncio.wait_for(_read_message(loop, ctl), timeout)
+        return hello[:8] == struct.pack(">II", HELLO, VERSION)
+    except (OSError, ConnectionError, TimeoutError):
+        return False
+    finally:
+        ctl.close()
 
 
 async def hand_over(control_path: str, conn: socket.socket, host: str, port: int) -> socket.socket:

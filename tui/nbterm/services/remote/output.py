@@ -8,9 +8,12 @@ than a limit chosen for its purpose (a runtime file, a state file, a log tail), 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+
+from nbterm.safe_text import shown
 
 OUTPUT_LIMIT = 1 << 20
 """What one remote command may answer on stdout unless its caller says less (1 MiB: a listing of
@@ -27,6 +30,21 @@ def remote_text(data: bytes) -> str:
     """Remote bytes as text that keeps every byte: what is not UTF-8 becomes a lone surrogate,
     which ``safe_text.shown`` turns into ``\\xNN``."""
     return data.decode("utf-8", errors="surrogateescape")
+
+
+async def keep_tail(stream: asyncio.StreamReader, tail: bytearray, limit: int) -> None:
+    """Read a local process's stream (a proxy command's, ssh's stderr) to its end, keeping only
+    its last ``limit`` bytes in ``tail``."""
+    while chunk := await stream.read(_CHUNK):
+        tail += chunk
+        del tail[:-limit]
+
+
+def last_lines(data: bytes, count: int = 3) -> str:
+    """The last ``count`` non-empty lines of ``data`` as one line that cannot steer a terminal
+    ("" if none)."""
+    lines = [line.strip() for line in remote_text(data).splitlines()]
+    return shown(" | ".join([line for line in lines if line][-count:]))
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,7 @@ import os
 import signal
 import socket
 
-from nbterm.safe_text import shown
-from nbterm.services.remote.output import remote_text
+from nbterm.services.remote.output import keep_tail, last_lines
 
 WORDS_LIMIT = 4096
 """How much of the proxy's standard error is kept: its last bytes."""
@@ -34,7 +33,7 @@ class ProxyProcess:
         self.sock = sock
         self._tail = bytearray()
         assert process.stderr is not None
-        self._reader = asyncio.ensure_future(self._read(process.stderr))
+        self._reader = asyncio.ensure_future(keep_tail(process.stderr, self._tail, WORDS_LIMIT))
 
     @classmethod
     async def start(cls, argv: list[str]) -> ProxyProcess:
@@ -54,11 +53,6 @@ class ProxyProcess:
             theirs.close()
         return cls(process, ours)
 
-    async def _read(self, stream: asyncio.StreamReader) -> None:
-        while chunk := await stream.read(65536):
-            self._tail += chunk
-            del self._tail[:-WORDS_LIMIT]
-
     async def last_words(self) -> tuple[bool, str]:
         """Whether the proxy has ended, and what it said on standard error: its last lines as
         one line that cannot steer a terminal ("" if nothing). Waits for its end up to
@@ -67,9 +61,7 @@ class ProxyProcess:
             await asyncio.wait_for(
                 asyncio.gather(asyncio.shield(self._reader), self.process.wait()), EXIT_WAIT
             )
-        lines = [line.strip() for line in remote_text(bytes(self._tail)).splitlines()]
-        said = shown(" | ".join([line for line in lines if line][-3:]))
-        return self.process.returncode is not None, said
+        return self.process.returncode is not None, last_lines(bytes(self._tail))
 
     def end(self) -> None:
         """End the proxy process (it normally ends by itself once its socket closes, which the

@@ -38,7 +38,6 @@ from nbterm.services.remote.host_keys import KnownHosts, Verifier
 from nbterm.services.remote.lane import LaneSpec
 from nbterm.services.remote.probe import ProbeError, get_status, ping, probe_port
 from nbterm.services.remote.ssh import Link, SshTarget, target_for
-from nbterm.services.remote.ssh_config import control_path_fits
 from nbterm.services.remote.token import host_token
 from nbterm.services.remote.tunnel import PortUnavailableError
 from nbterm.services.tasks import cancel_and_wait
@@ -177,11 +176,7 @@ class Session:
     ) -> Session:
         host = config.hosts[name]
         target = target or target_for(host, config)
-        lane = (
-            LaneSpec(paths.ssh_config, name, paths.control_dir)
-            if forward == "process" and control_path_fits(paths)
-            else None
-        )
+        lane = LaneSpec.of(paths, name) if forward == "process" else None
         return cls(
             host,
             target,
